@@ -1,0 +1,97 @@
+"""Windows of T consecutive frames as a PyTorch Dataset, for training with worker processes.
+
+Every start position of every episode long enough is one sample, so an epoch sees each
+frame about T times; datasets from several directories (video and robot data) mix freely.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wam.data.layout import ACTION_KEY
+from wam.data.reader import Dataset
+from wam.errors import DatasetError
+
+
+def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Held-out episodes chosen by seed: (train, val) episode indices, val non-empty when possible."""
+    order = np.random.default_rng(seed).permutation(dataset.num_episodes)
+    n_val = int(round(val_fraction * dataset.num_episodes))
+    if val_fraction > 0 and dataset.num_episodes > 1:
+        n_val = max(1, n_val)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Samples (T frames of every camera, state, action + mask, task text) from one or more datasets."""
+
+    def __init__(
+        self,
+        datasets: Sequence[Dataset | str | Path] | Dataset | str | Path,
+        window: int,
+        episodes: Sequence[Sequence[int] | None] | None = None,
+        require_actions: bool = False,
+        stride: int = 1,
+    ):
+        if isinstance(datasets, (Dataset, str, Path)):
+            datasets = [datasets]
+        self.datasets = [d if isinstance(d, Dataset) else Dataset(d) for d in datasets]
+        if window < 1 or stride < 1:
+            raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+        self.window = window
+        action_dims = {d.action_dim for d in self.datasets if d.has_actions}
+        if len(action_dims) > 1:
+            raise DatasetError(f"datasets disagree on the action size: {sorted(action_dims)}")
+        self.action_dim = action_dims.pop() if action_dims else None
+        # Only what every dataset has can be batched together.
+        self.data_keys = sorted(set.intersection(*(set(d.data_keys) - {ACTION_KEY} for d in self.datasets)))
+        self.camera_keys = sorted(set.intersection(*(set(d.camera_keys) for d in self.datasets)))
+        index: list[tuple[int, int, int]] = []
+        for d, dataset in enumerate(self.datasets):
+            chosen = range(dataset.num_episodes) if episodes is None or episodes[d] is None else episodes[d]
+            for e in chosen:
+                meta = dataset.episodes[e]
+                if require_actions and not meta.has_actions:
+                    continue
+                index.extend((d, e, s) for s in range(0, meta.length - window + 1, stride))
+        if not index:
+            roots = ", ".join(str(d.root) for d in self.datasets)
+            raise DatasetError(f"{roots}: no episode has {window} frames{' with actions' if require_actions else ''}")
+        self._index = np.array(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        d, e, start = (int(x) for x in self._index[i])
+        dataset = self.datasets[d]
+        raw = dataset.window(e, start, self.window, cameras=self.camera_keys)
+        item: dict[str, Any] = {"task": raw["task"], "episode_index": e, "dataset_index": d, "start": start}
+        for key in self.camera_keys:
+            item[key] = torch.from_numpy(raw[key]).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
+        for key in self.data_keys:
+            item[key] = torch.from_numpy(np.asarray(raw[key], dtype=np.float32))
+        if self.action_dim is not None:
+            actions = raw.get(ACTION_KEY, np.zeros((self.window, self.action_dim), dtype=np.float32))
+            item[ACTION_KEY] = torch.from_numpy(np.asarray(actions, dtype=np.float32))  # (T, A), zeros where masked
+        item["action_mask"] = torch.from_numpy(raw["action_mask"])  # (T,) bool
+        return item
+
+
+def make_loader(dataset: WindowDataset, batch_size: int, shuffle: bool = True, workers: int = 0, seed: int = 0) -> DataLoader:
+    """A DataLoader with a seeded shuffle; worker processes each decode their own windows."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        generator=generator,
+        persistent_workers=workers > 0,
+        drop_last=shuffle,
+    )

@@ -1,0 +1,234 @@
+"""Scripted experts drive Meta-World and their episodes become a dataset.
+
+Labelled robot episodes and action-free video come from the same collector: with
+`actions=False` the actions are dropped (absent from the dataset, not zeroed). Episodes
+are rendered and encoded in parallel worker processes and committed by this process in a
+fixed order, so the dataset is the same whatever the number of workers; rerunning adds
+only the episodes that are missing.
+
+Frame t of a recorded episode holds the observation o_t, the action the expert takes
+there, the reward received on arriving at o_t (0 at t=0) and whether o_t satisfies the
+task. The episode ends at the first success (the success frame is recorded, with the
+expert's action there as its label) or at the step limit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wam.data.episode import Episode
+from wam.data.layout import ACTION_KEY, STATE_KEY, Feature
+from wam.data.video import VideoConfig
+from wam.data.writer import DatasetWriter, StagedEpisode, stage_episode
+from wam.envs.metaworld_env import ACTION_NAMES, CONTROL_FPS, STATE_NAMES
+from wam.envs.tasks import MT50, resolve_tasks
+
+IMAGE_KEY = "observation.images.main"
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    tasks: tuple[str, ...]
+    episodes: int  # per task
+    out: Path
+    actions: bool = True
+    workers: int = 1
+    size: int = 64
+    camera: str = "corner2"
+    noise: float = 0.0
+    seed: int = 0
+    max_steps: int = 500
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    task: str
+    number: int  # episode number within the task for this seed
+    seed: int  # placement and noise seed of this episode
+
+
+@dataclass
+class CollectResult:
+    added: int
+    skipped: int
+    frames: int
+    seconds: float
+    successes: int
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def dataset_features(size: int, actions: bool) -> dict[str, Feature]:
+    features = {
+        IMAGE_KEY: Feature("video", (size, size, 3), ("height", "width", "channels")),
+        STATE_KEY: Feature("float32", (len(STATE_NAMES),), STATE_NAMES),
+        "reward": Feature("float32", (1,)),
+        "success": Feature("bool", (1,)),
+    }
+    if actions:
+        features[ACTION_KEY] = Feature("float32", (len(ACTION_NAMES),), ACTION_NAMES)
+    return features
+
+
+def episode_seed(seed: int, task: str, number: int) -> int:
+    """Independent of the worker that runs the episode and of the other tasks in the run."""
+    return int(np.random.SeedSequence([seed, MT50.index(task), number]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
+    return [EpisodeJob(t, n, episode_seed(config.seed, t, n)) for t in config.tasks for n in range(config.episodes)]
+
+
+def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episode:
+    """Run the expert for one episode and return its frames (actions dropped for video-only runs)."""
+    obs, _ = env.reset(seed=job.seed)
+    expert.reset(seed=job.seed)
+    images, states, actions, rewards, successes = [obs["image"]], [obs["state"]], [], [0.0], [False]
+    while True:
+        action = expert.act(obs)
+        actions.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        images.append(obs["image"])
+        states.append(obs["state"])
+        rewards.append(reward)
+        successes.append(info["success"])
+        if terminated or truncated:
+            break
+    actions.append(expert.act(obs))
+    data = {
+        STATE_KEY: np.stack(states).astype(np.float32),
+        "reward": np.asarray(rewards, dtype=np.float32),
+        "success": np.asarray(successes, dtype=bool),
+    }
+    if config.actions:
+        data[ACTION_KEY] = np.stack(actions).astype(np.float32)
+    info = {
+        "env": f"metaworld/{job.task}",
+        "seed": job.seed,
+        "collect_seed": config.seed,
+        "episode_number": job.number,
+        "noise": float(config.noise),
+        "camera": config.camera,
+        "source": "scripted_expert",
+    }
+    return Episode(env.task_text, {IMAGE_KEY: np.stack(images)}, data, success=bool(successes[-1]), info=info)
+
+
+# -- worker side: one env and expert per task, kept for the life of the worker -----------------
+_WORKER: dict = {}
+
+
+def _worker_init(config: CollectConfig) -> None:
+    _WORKER.clear()
+    _WORKER["config"] = config
+
+
+def _run_job(job: EpisodeJob) -> StagedEpisode:
+    from wam.envs.experts import ScriptedExpert
+    from wam.envs.registry import make
+
+    config: CollectConfig = _WORKER["config"]
+    if job.task not in _WORKER:
+        env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera, max_episode_steps=config.max_steps)
+        _WORKER[job.task] = (env, ScriptedExpert(job.task, noise=config.noise))
+    env, expert = _WORKER[job.task]
+    episode = record_episode(env, expert, job, config)
+    return stage_episode(config.out, episode, dataset_features(config.size, config.actions), CONTROL_FPS, VideoConfig())
+
+
+def _close_worker_envs() -> None:
+    for key, value in list(_WORKER.items()):
+        if isinstance(value, tuple):
+            value[0].close()
+    _WORKER.clear()
+
+
+def _existing_keys(writer: DatasetWriter) -> set[tuple[str, int, int]]:
+    from wam.data.meta import read_episode_rows
+
+    keys = set()
+    for row in read_episode_rows(writer.root):
+        if row.get("info/env") is not None and row.get("info/episode_number") is not None:
+            keys.add((row["info/env"].removeprefix("metaworld/"), row.get("info/collect_seed"), row["info/episode_number"]))
+    return keys
+
+
+def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
+    """Collect `config.episodes` expert episodes per task into `config.out` (resumable)."""
+    config = CollectConfig(**{**config.__dict__, "tasks": tuple(resolve_tasks(",".join(config.tasks))), "out": Path(config.out)})
+    if config.episodes < 0 or config.workers < 1:
+        raise ValueError(f"episodes must be >= 0 and workers >= 1, got {config.episodes}, {config.workers}")
+    features = dataset_features(config.size, config.actions)
+    writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
+    try:
+        done = _existing_keys(writer)
+        jobs = [j for j in plan_jobs(config) if (j.task, config.seed, j.number) not in done]
+        skipped = config.episodes * len(config.tasks) - len(jobs)
+        result = CollectResult(0, skipped, 0, 0.0, 0)
+        start = time.perf_counter()
+        with _progress_bar(progress, len(jobs)) as (bar, task_id):
+            for staged in _staged_episodes(config, jobs):
+                writer.commit(staged)
+                result.added += 1
+                result.frames += staged.length
+                result.successes += int(bool(staged.success))
+                result.seconds = time.perf_counter() - start
+                bar.update(task_id, advance=1, frames=result.frames, fps=result.frames_per_second)
+        result.seconds = time.perf_counter() - start
+        return result
+    finally:
+        writer.close()
+
+
+def _staged_episodes(config: CollectConfig, jobs: list[EpisodeJob]):
+    if not jobs:
+        return
+    if config.workers == 1:
+        _worker_init(config)
+        try:
+            for job in jobs:
+                yield _run_job(job)
+        finally:
+            _close_worker_envs()
+        return
+    # spawn, not fork: EGL contexts and MuJoCo state must not be shared with a forked parent.
+    context = mp.get_context("spawn")
+    with context.Pool(config.workers, initializer=_worker_init, initargs=(config,)) as pool:
+        yield from pool.imap(_run_job, jobs, chunksize=1)
+
+
+class _NullBar:
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, total: int):
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        if not enabled:
+            yield _NullBar(), None
+            return
+        columns = (
+            TextColumn("[bold]collect"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("episodes  {task.fields[frames]} frames  {task.fields[fps]:.0f} frames/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns) as progress:
+            yield progress, progress.add_task("collect", total=total, frames=0, fps=0.0)
+
+    return bar()

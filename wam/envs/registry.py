@@ -1,0 +1,49 @@
+"""Every simulator behind one name: `make("metaworld/reach-v3", ...)`.
+
+The registry is a plain dict from a family prefix to a constructor; later stages add
+their own families (the dream dojo adds `dream/<run>`), and every tool that takes an env
+id (collection, evaluation, the Physical API) gets them for free.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium as gym
+
+EnvFactory = Callable[..., gym.Env]
+REGISTRY: dict[str, EnvFactory] = {}
+
+
+def register(family: str, factory: EnvFactory) -> None:
+    REGISTRY[family] = factory
+
+
+def make(env_id: str, **kwargs) -> gym.Env:
+    """Build an environment from `<family>/<name>`, e.g. `metaworld/drawer-open-v3`."""
+    family, sep, name = env_id.partition("/")
+    if not sep or not name:
+        raise ValueError(f"env id {env_id!r} must look like <family>/<name>, e.g. metaworld/reach-v3")
+    if family not in REGISTRY:
+        raise ValueError(f"unknown env family {family!r} in {env_id!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[family](name, **kwargs)
+
+
+def _make_metaworld(
+    name: str,
+    obs: str = "pixels",
+    size: int = 64,
+    camera: str = "corner2",
+    max_episode_steps: int = 500,
+    terminate_on_success: bool = True,
+    render_mode: str | None = "rgb_array",
+) -> gym.Env:
+    from wam.envs.metaworld_env import MetaWorldConfig, MetaWorldEnv
+    from wam.envs.tasks import resolve_tasks
+
+    (task,) = resolve_tasks(name)
+    config = MetaWorldConfig(task, obs, size, camera, max_episode_steps, terminate_on_success)
+    return MetaWorldEnv(config, render_mode=render_mode)
+
+
+register("metaworld", _make_metaworld)
