@@ -7,8 +7,13 @@ Gaussian action noise makes the data more diverse without hurting their success 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
+
+# Meta-World warns on every expert construction that its gains may exceed [-1, 1]; we clip.
+warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high", category=UserWarning)
 
 
 class ScriptedExpert:

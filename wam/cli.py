@@ -1,0 +1,131 @@
+"""The `wam` command line: one sub-command per stage, each a thin call into the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def collect(
+    tasks: str = typer.Option(..., help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3"),
+    episodes: int = typer.Option(..., help="episodes per task"),
+    out: Path = typer.Option(..., help="dataset directory (created or appended to)"),
+    no_actions: bool = typer.Option(False, "--no-actions", help="write action-free video: actions are dropped"),
+    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)"),
+    size: int = typer.Option(64, help="image height and width in pixels"),
+    camera: str = typer.Option("corner2", help="Meta-World camera name"),
+    noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
+    seed: int = typer.Option(0, help="seed: same seed, same episodes"),
+    max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
+) -> None:
+    """Run scripted experts on Meta-World tasks and record their episodes (resumable)."""
+    from wam.envs.collect import CollectConfig
+    from wam.envs.collect import collect as run_collect
+    from wam.envs.tasks import resolve_tasks
+    from wam.errors import WamError
+
+    try:
+        names = tuple(resolve_tasks(tasks))
+        config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps)
+        result = run_collect(config)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print(
+        f"added {result.added} episodes ({result.skipped} already there), {result.frames} frames in "
+        f"{result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s), {result.successes}/{result.added} successful"
+    )
+
+
+def _open(path: Path):
+    from wam.data import Dataset, DatasetError
+
+    try:
+        return Dataset(path)
+    except DatasetError as err:
+        _fail(str(err))
+
+
+@data_app.command("info")
+def data_info(path: Path, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Episodes, frames, fps, features, tasks, labelled episodes and size on disk."""
+    from wam.data.summary import dataset_summary
+
+    summary = dataset_summary(_open(path))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"dataset {path}", show_header=False)
+    for key in ("episodes", "frames", "fps", "duration_s", "episodes_with_actions", "episodes_without_actions", "success_rate", "size_mb"):
+        table.add_row(key, str(summary[key]))
+    for key, spec in summary["features"].items():
+        table.add_row(f"feature {key}", f"{spec['dtype']} {tuple(spec['shape'])}")
+    for task in summary["tasks"]:
+        table.add_row("task", f"{task['task']} ({task['episodes']} episodes)")
+    console.print(table)
+
+
+@data_app.command("check")
+def data_check(path: Path) -> None:
+    """Read every file; exit 1 listing each bad file with its reason, 0 when all is well."""
+    from wam.data.check import check_dataset
+
+    problems = check_dataset(path)
+    for problem in problems:
+        console.print(str(problem), highlight=False, soft_wrap=True)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        console.print(f"[red]{len(errors)} bad file(s)[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green] {path}" + (f" ({len(problems)} warning(s))" if problems else ""))
+
+
+@data_app.command("export")
+def data_export(
+    path: Path,
+    episode: int = typer.Option(..., help="episode index"),
+    out: Path = typer.Option(..., help="FILE.mp4 or FILE.gif"),
+    camera: Optional[str] = typer.Option(None, help="camera key (default: the first)"),
+    scale: int = typer.Option(4, help="upscale factor for viewing"),
+) -> None:
+    """Write one episode's video to an mp4 or GIF for looking at."""
+    from wam.data.export import export_episode
+    from wam.errors import DatasetError
+
+    try:
+        export_episode(_open(path), episode, out, camera, scale)
+    except DatasetError as err:
+        _fail(str(err))
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data and report"),
+    episodes: int = typer.Option(4, help="episodes per task"),
+    workers: int = typer.Option(2, help="collection worker processes"),
+) -> None:
+    """The main job on a small built-in default: collect robot episodes and video, then report."""
+    from wam.demo import DemoConfig, run_demo
+
+    report = run_demo(DemoConfig(out=out, episodes=episodes, workers=workers))
+    console.print(f"report: {report}")
+
+
+if __name__ == "__main__":
+    app()
