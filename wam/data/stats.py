@@ -29,8 +29,11 @@ def episode_stats(values: np.ndarray, is_image: bool = False) -> dict[str, np.nd
         "std": flat.std(axis=0),
         "count": np.array([values.shape[0]], dtype=np.int64),
     }
-    for name, q in QUANTILES.items():
-        stats[name] = np.quantile(flat, q, axis=0)
+    # Quantiles need a sort; for images every 16th pixel estimates them well at a fraction of the cost.
+    sample = flat[::16] if is_image else flat
+    quantiles = np.quantile(sample, list(QUANTILES.values()), axis=0)
+    for name, values in zip(QUANTILES, quantiles):
+        stats[name] = values
     if is_image:
         stats = {k: (v if k == "count" else v.reshape(-1, 1, 1)) for k, v in stats.items()}
     return stats

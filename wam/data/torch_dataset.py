@@ -75,11 +75,11 @@ class WindowDataset(torch.utils.data.Dataset):
         for key in self.camera_keys:
             item[key] = torch.from_numpy(raw[key]).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
         for key in self.data_keys:
-            item[key] = torch.from_numpy(np.asarray(raw[key], dtype=np.float32))
+            item[key] = torch.from_numpy(np.array(raw[key], dtype=np.float32))  # a copy: arrow buffers are read-only
         if self.action_dim is not None:
             actions = raw.get(ACTION_KEY, np.zeros((self.window, self.action_dim), dtype=np.float32))
-            item[ACTION_KEY] = torch.from_numpy(np.asarray(actions, dtype=np.float32))  # (T, A), zeros where masked
-        item["action_mask"] = torch.from_numpy(raw["action_mask"])  # (T,) bool
+            item[ACTION_KEY] = torch.from_numpy(np.array(actions, dtype=np.float32))  # (T, A), zeros where masked
+        item["action_mask"] = torch.from_numpy(np.array(raw["action_mask"]))  # (T,) bool
         return item
 
 

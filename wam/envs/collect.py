@@ -59,6 +59,7 @@ class CollectResult:
     frames: int
     seconds: float
     successes: int
+    first_commit_seconds: float = 0.0  # start-up: worker spawn, env construction, first episode
 
     @property
     def frames_per_second(self) -> float:
@@ -180,6 +181,8 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
                 result.frames += staged.length
                 result.successes += int(bool(staged.success))
                 result.seconds = time.perf_counter() - start
+                if result.added == 1:
+                    result.first_commit_seconds = result.seconds
                 bar.update(task_id, advance=1, frames=result.frames, fps=result.frames_per_second)
         result.seconds = time.perf_counter() - start
         return result
