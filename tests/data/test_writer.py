@@ -15,6 +15,7 @@ import pytest
 
 from wam.data import Dataset, DatasetError, DatasetWriter, Episode, Feature
 from wam.data.layout import data_path, video_path
+from wam.data.check import check_dataset
 
 
 def _info(root):
@@ -248,3 +249,17 @@ def test_odd_camera_size_refused_and_nothing_written(tmp_path, synth):
             writer.add_episode(episode)
         assert writer.num_episodes == 0
     assert not (tmp_path / "ds/data").exists() and not (tmp_path / "ds/videos").exists()
+
+
+def test_episode_index_rolls_over_into_several_meta_files(tmp_path, synth, monkeypatch):
+    """Appends rewrite only the last meta/episodes file; readers see every file's rows in order."""
+    from wam.data import layout
+
+    monkeypatch.setattr(layout, "EPISODES_PER_META_FILE", 3)
+    root = synth.write_dataset(tmp_path / "ds", [synth.make_episode(seed=s, length=5) for s in range(7)])
+    files = sorted((root / "meta/episodes").rglob("*.parquet"))
+    assert [f.name for f in files] == ["file-000.parquet", "file-001.parquet", "file-002.parquet"]
+    ds = Dataset(root)
+    assert [e.index for e in ds.episodes] == list(range(7))
+    assert ds.episodes[6].info["seed"] == 6
+    assert check_dataset(root) == []

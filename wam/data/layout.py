@@ -27,8 +27,9 @@ from wam.errors import DatasetError
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
-# Episodes per meta/episodes file: each append rewrites one such file, so it stays small.
-EPISODES_PER_META_FILE = 1000
+# Episodes per meta/episodes file: each append rewrites one such file, so it stays small
+# (appending costs the same at episode 10 and at episode 10,000).
+EPISODES_PER_META_FILE = 100
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"

@@ -141,7 +141,10 @@ class DatasetWriter:
         for row in self._rows:
             for task in row["tasks"]:
                 self._tasks.setdefault(task, len(self._tasks))
-        self._episode_stats = [self._row_stats(row) for row in self._rows]
+        # Running dataset stats: combining is associative, so each append costs the same.
+        self._stats: dict[str, dict[str, np.ndarray]] = {}
+        for row in self._rows:
+            self._merge_stats(self._row_stats(row))
         self._repair()
 
     # -- opening -----------------------------------------------------------------------------
@@ -236,17 +239,16 @@ class DatasetWriter:
 
         row = self._episode_row(index, start, task_index, staged)
         self._rows.append(row)
-        self._episode_stats.append(staged.stats)
         try:
             self._write_episode_rows(index)
         except BaseException:
             self._rows.pop()
-            self._episode_stats.pop()
             if new_task:
                 write_tasks(self.root, list(self._tasks))
             raise
         if new_task:
             self._tasks[staged.task] = task_index
+        self._merge_stats(staged.stats)
         self._write_derived_meta()
         return index
 
@@ -299,12 +301,11 @@ class DatasetWriter:
             self.fps, self.features, self.num_episodes, self.num_frames, len(self._tasks), self.robot_type, self._video_info
         )
         layout.atomic_write_json(self.root / layout.INFO_PATH, info)
-        keys = {k for stats in self._episode_stats for k in stats}
-        aggregated = {}
-        for key in sorted(keys):
-            per_episode = [s[key] for s in self._episode_stats if key in s]
-            aggregated[key] = aggregate_stats(per_episode)
-        layout.atomic_write_json(self.root / layout.STATS_PATH, stats_to_json(aggregated))
+        layout.atomic_write_json(self.root / layout.STATS_PATH, stats_to_json(dict(sorted(self._stats.items()))))
+
+    def _merge_stats(self, episode: dict[str, dict[str, np.ndarray]]) -> None:
+        for key, stats in episode.items():
+            self._stats[key] = aggregate_stats([self._stats[key], stats]) if key in self._stats else stats
 
     def close(self) -> None:
         if not self._lock.closed:
