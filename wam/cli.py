@@ -14,10 +14,11 @@ app = typer.Typer(help="World Action Models for robot learning.", no_args_is_hel
 data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
+errors = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -31,7 +32,7 @@ def collect(
     size: int = typer.Option(64, help="image height and width in pixels"),
     camera: str = typer.Option("corner2", help="Meta-World camera name"),
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
-    seed: int = typer.Option(0, help="seed: same seed, same episodes"),
+    seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, seed and number"),
     max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
 ) -> None:
     """Run scripted experts on Meta-World tasks and record their episodes (resumable)."""

@@ -132,6 +132,9 @@ class DatasetWriter:
         else:
             if features is None or fps is None:
                 raise DatasetError(f"{self.root}: new dataset needs features and fps")
+            for key, feature in features.items():
+                if feature.is_video and (len(feature.shape) != 3 or feature.shape[2] != 3 or feature.shape[0] % 2 or feature.shape[1] % 2):
+                    raise DatasetError(f"{self.root}: camera {key!r} must be (H, W, 3) with even H and W, got {feature.shape}")
             self.fps, self.features, self.robot_type, self.video = int(fps), dict(features), robot_type, video
             self._video_info = {
                 k: feature_info(video, f.shape[0], f.shape[1], self.fps) for k, f in features.items() if f.is_video
@@ -181,7 +184,9 @@ class DatasetWriter:
             for path in list((self.root / "data").rglob("*.parquet")) + list((self.root / "videos").rglob("*.mp4")):
                 if _file_number(path) >= n:
                     path.unlink(missing_ok=True)
-        self._write_derived_meta()
+        if self._rows or (self.root / layout.INFO_PATH).exists():
+            # A new dataset gets its metadata with its first episode: a failed first episode leaves no dataset behind.
+            self._write_derived_meta()
 
     def _is_own_layout(self) -> bool:
         return all(row.get("data/file_index") == layout.chunk_and_file(row["episode_index"])[1] for row in self._rows)

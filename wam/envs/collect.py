@@ -166,6 +166,12 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     config = CollectConfig(**{**config.__dict__, "tasks": tuple(resolve_tasks(",".join(config.tasks))), "out": Path(config.out)})
     if config.episodes < 0 or config.workers < 1:
         raise ValueError(f"episodes must be >= 0 and workers >= 1, got {config.episodes}, {config.workers}")
+    if config.size % 2 or not 8 <= config.size <= 1024:
+        raise ValueError(f"size must be an even number of pixels in 8..1024 (H.264 needs even sizes), got {config.size}")
+    if config.noise < 0:
+        raise ValueError(f"noise must be >= 0, got {config.noise}")
+    if not 1 <= config.max_steps <= 500:
+        raise ValueError(f"max_steps must be in 1..500 (Meta-World's episode limit), got {config.max_steps}")
     features = dataset_features(config.size, config.actions)
     writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
     try:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import atexit
+import weakref
+
 import gymnasium as gym
 import numpy as np
 
@@ -41,6 +44,24 @@ class MetaWorldConfig:
     terminate_on_success: bool = True
 
 
+_OPEN_ENVS: "weakref.WeakSet[MetaWorldEnv]" = weakref.WeakSet()
+_EXIT_HOOK_REGISTERED = False
+
+
+def _close_open_envs() -> None:
+    # GL contexts freed after EGL has shut down print errors at exit; close them while it is up.
+    for env in list(_OPEN_ENVS):
+        env.close()
+
+
+def _register_exit_hook() -> None:
+    # Registered after MuJoCo's EGL module registers its own shutdown hook, so ours runs first.
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:
+        atexit.register(_close_open_envs)
+        _EXIT_HOOK_REGISTERED = True
+
+
 class MetaWorldEnv(gym.Env):
     """One Meta-World task; every reset draws a new object and goal placement from the seed."""
 
@@ -69,6 +90,7 @@ class MetaWorldEnv(gym.Env):
             raise ValueError(f"unknown camera {config.camera!r} for {config.task}; cameras: {cameras}")
         disable_costly_effects(model)
         self._renderer: mujoco.Renderer | None = None
+        _OPEN_ENVS.add(self)
         self._steps = 0
         self._rng_seeded = False
 
@@ -84,6 +106,7 @@ class MetaWorldEnv(gym.Env):
     def render(self) -> np.ndarray:
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self._sim.model, self.config.size, self.config.size)
+            _register_exit_hook()
         self._renderer.update_scene(self._sim.data, camera=self.config.camera)
         return upright(self._renderer.render(), self.config.camera)
 
@@ -125,3 +148,4 @@ class MetaWorldEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
         self._sim.close()
+        _OPEN_ENVS.discard(self)

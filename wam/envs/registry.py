@@ -41,7 +41,10 @@ def _make_metaworld(
     from wam.envs.metaworld_env import MetaWorldConfig, MetaWorldEnv
     from wam.envs.tasks import resolve_tasks
 
-    (task,) = resolve_tasks(name)
+    tasks = resolve_tasks(name)
+    if len(tasks) != 1:
+        raise ValueError(f"env id metaworld/{name} names {len(tasks)} tasks; make() builds one, e.g. metaworld/{tasks[0]}")
+    task = tasks[0]
     config = MetaWorldConfig(task, obs, size, camera, max_episode_steps, terminate_on_success)
     return MetaWorldEnv(config, render_mode=render_mode)
 

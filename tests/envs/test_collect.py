@@ -1,0 +1,235 @@
+"""Guards wam.envs.collect: datasets independent of the worker count, resumable runs,
+action-free and mixed datasets, per-episode metadata, and data that replays in the simulator.
+
+Collections are shared per module (each costs seconds); tests that change one copy it first.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wam.data import Dataset, DatasetError
+from wam.data.check import check_dataset
+from wam.envs import make, task_text
+from wam.envs.collect import IMAGE_KEY, CollectConfig, collect, episode_seed
+
+TASKS = ("reach-v3", "button-press-topdown-v3")
+
+
+def _collect(out: Path, **kwargs):
+    config = CollectConfig(**{"tasks": TASKS, "episodes": 2, "out": out, **kwargs})
+    return collect(config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Datasets of the same two tasks: serial, parallel, resumed 2 -> 3, and fresh 3 episodes."""
+    root = tmp_path_factory.mktemp("collect")
+    serial_result = _collect(root / "serial", workers=1)
+    parallel_result = _collect(root / "parallel", workers=2)
+    shutil.copytree(root / "serial", root / "resumed")
+    resume_result = _collect(root / "resumed", episodes=3)
+    fresh_result = _collect(root / "fresh", episodes=3, workers=2)
+    return {
+        "root": root,
+        "results": {"serial": serial_result, "parallel": parallel_result, "resume": resume_result, "fresh": fresh_result},
+        **{name: root / name for name in ("serial", "parallel", "resumed", "fresh")},
+    }
+
+
+@pytest.fixture(scope="module")
+def action_free(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("collect") / "video"
+    result = _collect(out, tasks=("reach-v3",), episodes=1, actions=False, seed=1)
+    assert result.added == 1
+    return out
+
+
+def _key(episode) -> tuple[str, int]:
+    return episode.info["env"], episode.info["episode_number"]
+
+
+def _assert_same_episode(a: Dataset, i: int, b: Dataset, j: int) -> None:
+    ea, eb = a.episodes[i], b.episodes[j]
+    assert (ea.task, ea.length, ea.success, ea.has_actions) == (eb.task, eb.length, eb.success, eb.has_actions)
+    assert ea.info == eb.info
+    la, lb = a.low_dim(i), b.low_dim(j)
+    assert la.keys() == lb.keys()
+    for key in la:
+        if key == "task_index":
+            continue  # depends on the order tasks first appeared in the dataset
+        np.testing.assert_array_equal(la[key], lb[key], err_msg=f"{key} of episode {i} vs {j}")
+    np.testing.assert_array_equal(a.frames(i), b.frames(j), err_msg=f"frames of episode {i} vs {j}")
+
+
+# -- the worker count does not change the dataset ------------------------------------------------
+def test_results_count_what_was_written(runs):
+    serial = runs["results"]["serial"]
+    assert (serial.added, serial.skipped, serial.successes) == (4, 0, 4)
+    dataset = Dataset(runs["serial"])
+    assert serial.frames == dataset.num_frames > 4
+    assert serial.seconds > 0 and serial.frames_per_second > 0
+
+
+def test_one_and_two_workers_give_identical_datasets(runs):
+    serial, parallel = Dataset(runs["serial"]), Dataset(runs["parallel"])
+    assert runs["results"]["parallel"].frames == runs["results"]["serial"].frames
+    assert [_key(e) for e in serial.episodes] == [_key(e) for e in parallel.episodes] == [
+        (f"metaworld/{t}", n) for t in TASKS for n in range(2)
+    ]
+    assert serial.tasks == parallel.tasks == [task_text(t) for t in TASKS]
+    for i in range(serial.num_episodes):
+        _assert_same_episode(serial, i, parallel, i)
+        np.testing.assert_array_equal(serial.low_dim(i)["task_index"], parallel.low_dim(i)["task_index"])
+
+
+# -- resumable -----------------------------------------------------------------------------------
+def test_resume_adds_only_the_missing_episodes(runs):
+    result = runs["results"]["resume"]
+    assert (result.added, result.skipped) == (len(TASKS), 2 * len(TASKS))
+    resumed = Dataset(runs["resumed"])
+    per_task = {t: [e.info["episode_number"] for e in resumed.episodes if e.info["env"] == f"metaworld/{t}"] for t in TASKS}
+    assert per_task == {t: [0, 1, 2] for t in TASKS}
+
+
+def test_resumed_dataset_equals_a_fresh_one(runs):
+    resumed, fresh = Dataset(runs["resumed"]), Dataset(runs["fresh"])
+    assert resumed.num_episodes == fresh.num_episodes == 3 * len(TASKS)
+    assert resumed.num_frames == fresh.num_frames
+    where = {_key(e): e.index for e in fresh.episodes}
+    assert set(where) == {_key(e) for e in resumed.episodes}
+    for episode in resumed.episodes:
+        _assert_same_episode(resumed, episode.index, fresh, where[_key(episode)])
+    assert check_dataset(runs["resumed"]) == []
+
+
+def test_rerunning_a_complete_collection_adds_nothing(runs, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(runs["serial"], out)
+    before = Dataset(out).num_frames
+    result = _collect(out, workers=2)
+    assert (result.added, result.skipped, result.frames) == (0, 4, 0)
+    assert Dataset(out).num_frames == before
+
+
+# -- metadata and frame contents -----------------------------------------------------------------
+def test_episode_metadata(runs):
+    dataset = Dataset(runs["serial"])
+    for episode in dataset.episodes:
+        task = episode.info["env"].removeprefix("metaworld/")
+        number = episode.info["episode_number"]
+        assert episode.task == task_text(task)
+        assert episode.has_actions is True and isinstance(episode.success, bool)
+        assert episode.info["seed"] == episode_seed(0, task, number)
+        assert episode.info["collect_seed"] == 0 and episode.info["noise"] == 0.0
+        low = dataset.low_dim(episode.index)
+        frames = dataset.frames(episode.index)
+        assert frames.shape == (episode.length, 64, 64, 3) and frames.dtype == np.uint8
+        assert len(low["observation.state"]) == len(low["action"]) == len(low["success"]) == episode.length
+        np.testing.assert_array_equal(low["frame_index"], np.arange(episode.length))
+        assert low["reward"][0] == 0.0
+        assert np.all(np.abs(low["action"]) <= 1.0)
+    # Placement seeds differ between episodes and tasks.
+    assert len({e.info["seed"] for e in dataset.episodes}) == dataset.num_episodes
+
+
+def test_success_flag_is_set_on_the_last_frame_only(runs):
+    dataset = Dataset(runs["serial"])
+    assert all(e.success for e in dataset.episodes), "the experts solve these tasks"
+    for episode in dataset.episodes:
+        success = dataset.low_dim(episode.index)["success"]
+        assert success[-1] and not success[:-1].any(), f"episode {episode.index}: {np.flatnonzero(success)}"
+
+
+def test_recorded_actions_replay_to_the_recorded_states(runs):
+    """Frame t holds o_t and the action taken there: replaying the actions reproduces the states."""
+    dataset = Dataset(runs["serial"])
+    episode = dataset.episodes[2]
+    low = dataset.low_dim(episode.index)
+    env = make(episode.info["env"], obs="pixels")
+    try:
+        obs, _ = env.reset(seed=episode.info["seed"])
+        first_frame = dataset.frames(episode.index, count=1)[0]
+        assert np.abs(first_frame.astype(int) - obs["image"]).mean() < 3, "video frame 0 is not the reset frame"
+        states = [obs["state"]]
+        for action in low["action"][:-1]:
+            obs, _, terminated, truncated, info = env.step(action)
+            states.append(obs["state"])
+    finally:
+        env.close()
+    np.testing.assert_array_equal(np.stack(states), low["observation.state"])
+    assert terminated and info["success"]
+
+
+def test_check_finds_nothing_wrong(runs, action_free):
+    for path in (runs["serial"], runs["parallel"], runs["fresh"], action_free):
+        assert check_dataset(path) == [], path
+
+
+def test_short_step_limit_truncates_unsuccessful_episodes(tmp_path):
+    result = _collect(tmp_path / "short", tasks=("door-open-v3",), episodes=1, max_steps=10)
+    assert (result.added, result.successes, result.frames) == (1, 0, 11)
+    dataset = Dataset(tmp_path / "short")
+    assert dataset.episodes[0].success is False and dataset.episodes[0].length == 11
+    assert not dataset.low_dim(0)["success"].any()
+
+
+# -- action-free and mixed datasets --------------------------------------------------------------
+def test_action_free_dataset_has_no_action_feature(action_free):
+    info = json.loads((action_free / "meta/info.json").read_text())
+    assert "action" not in info["features"]
+    dataset = Dataset(action_free)
+    assert not dataset.has_actions and dataset.action_dim is None
+    assert [e.has_actions for e in dataset.episodes] == [False]
+    assert "action" not in dataset.low_dim(0)
+    window = dataset.window(0, 0, 2)
+    assert "action" not in window and not window["action_mask"].any()
+
+
+def test_action_free_episodes_append_to_a_labelled_dataset(runs, tmp_path):
+    out = tmp_path / "mixed"
+    shutil.copytree(runs["serial"], out)
+    result = _collect(out, tasks=("reach-v3",), episodes=1, actions=False, seed=1)
+    assert result.added == 1
+    dataset = Dataset(out)
+    assert dataset.has_actions
+    assert [e.has_actions for e in dataset.episodes] == [True] * 4 + [False]
+    assert "action" not in dataset.low_dim(4)
+    window = dataset.window(4, 0, 3)
+    assert not window["action_mask"].any() and np.all(window["action"] == 0)
+    assert dataset.window(0, 0, 3)["action_mask"].all()
+    assert check_dataset(out) == []
+
+
+def test_labelled_episodes_are_refused_by_an_action_free_dataset(action_free, tmp_path):
+    out = tmp_path / "video"
+    shutil.copytree(action_free, out)
+    with pytest.raises(DatasetError, match="action"):
+        _collect(out, tasks=("reach-v3",), episodes=1, actions=True)
+    assert Dataset(out).num_episodes == 1
+
+
+# -- arguments -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [({"tasks": ("reach-v3", "fly-v3")}, "fly-v3"), ({"workers": 0}, "workers"), ({"episodes": -1}, "episodes")],
+)
+def test_bad_arguments_raise_value_error(tmp_path, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        _collect(tmp_path / "bad", **kwargs)
+
+
+def test_zero_episodes_adds_nothing(tmp_path):
+    result = _collect(tmp_path / "empty", episodes=0)
+    assert (result.added, result.skipped, result.frames) == (0, 0, 0)
+
+
+def test_info_json_describes_the_collection(runs):
+    info = json.loads((runs["serial"] / "meta/info.json").read_text())
+    assert info["features"][IMAGE_KEY]["shape"] == [64, 64, 3]
+    assert info["total_episodes"] == 4 and info["fps"] == 80
