@@ -25,6 +25,8 @@ configure_headless_rendering()
 import metaworld  # noqa: E402  (after the rendering set-up, which must precede MuJoCo's GL import)
 import mujoco  # noqa: E402
 
+from wam.envs.mesh_lod import simplify_visual_meshes  # noqa: E402
+
 STATE_NAMES = ("ee_x", "ee_y", "ee_z", "gripper")
 ACTION_NAMES = ("dx", "dy", "dz", "grip")
 SIM_STATE_DIM = 39
@@ -42,6 +44,8 @@ class MetaWorldConfig:
     camera: str = "corner2"
     max_episode_steps: int = 500
     terminate_on_success: bool = True
+    # Most triangles per mesh when drawing (wam.envs.mesh_lod); None draws the full meshes.
+    mesh_detail: int | None = 1500
 
 
 _OPEN_ENVS: "weakref.WeakSet[MetaWorldEnv]" = weakref.WeakSet()
@@ -89,6 +93,9 @@ class MetaWorldEnv(gym.Env):
             cameras = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
             raise ValueError(f"unknown camera {config.camera!r} for {config.task}; cameras: {cameras}")
         disable_costly_effects(model)
+        self.mesh_lod_stats = None
+        if config.mesh_detail is not None:
+            self.mesh_lod_stats = simplify_visual_meshes(model, config.mesh_detail)
         self._renderer: mujoco.Renderer | None = None
         _OPEN_ENVS.add(self)
         self._steps = 0

@@ -37,6 +37,7 @@ def _make_metaworld(
     max_episode_steps: int = 500,
     terminate_on_success: bool = True,
     render_mode: str | None = "rgb_array",
+    mesh_detail: int | None = 1500,
 ) -> gym.Env:
     from wam.envs.metaworld_env import MetaWorldConfig, MetaWorldEnv
     from wam.envs.tasks import resolve_tasks
@@ -45,7 +46,7 @@ def _make_metaworld(
     if len(tasks) != 1:
         raise ValueError(f"env id metaworld/{name} names {len(tasks)} tasks; make() builds one, e.g. metaworld/{tasks[0]}")
     task = tasks[0]
-    config = MetaWorldConfig(task, obs, size, camera, max_episode_steps, terminate_on_success)
+    config = MetaWorldConfig(task, obs, size, camera, max_episode_steps, terminate_on_success, mesh_detail=mesh_detail)
     return MetaWorldEnv(config, render_mode=render_mode)
 
 

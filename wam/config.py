@@ -1,0 +1,106 @@
+"""Typed configs and named presets: `tiny` (seconds, for tests), `cpu` (about 30 minutes on
+2 cores), `gpu` (a model that fills an H100 for about an hour).
+
+The CLI maps flags onto these dataclasses and calls one library function; everything the
+CLI does, Python can do with the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from wam.models.text import TextConfig
+from wam.models.tokenizer import TokenizerConfig
+from wam.models.world_model import WorldModelConfig
+from wam.train.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    world: WorldModelConfig = field(default_factory=WorldModelConfig)
+    tokenizer_train: TrainConfig = field(default_factory=TrainConfig)
+    world_train: TrainConfig = field(default_factory=TrainConfig)
+    window: int = 9  # frames per training window: window - 1 next-frame predictions
+    stride: int = 2  # control steps between model frames (80 Hz Meta-World -> 40 Hz)
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window - 1 > self.world.context:
+            raise ValueError(f"window {self.window} needs context >= {self.window - 1}, preset has {self.world.context}")
+        if self.tokenizer.latent_size != self.world.latent_size or self.tokenizer.latent_channels != self.world.latent_channels:
+            raise ValueError("tokenizer latents and world model latents disagree in size or channels")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_steps(self, steps: int | None) -> "PretrainConfig":
+        """Scale both stages to `steps` world-model steps (tokenizer steps in proportion)."""
+        if steps is None:
+            return self
+        ratio = self.tokenizer_train.steps / self.world_train.steps
+        return replace(
+            self,
+            tokenizer_train=replace(self.tokenizer_train, steps=max(1, round(steps * ratio)),
+                                    warmup_steps=min(self.tokenizer_train.warmup_steps, max(1, steps // 10))),
+            world_train=replace(self.world_train, steps=steps, warmup_steps=min(self.world_train.warmup_steps, max(1, steps // 10))),
+        )
+
+
+def _tiny() -> PretrainConfig:
+    return PretrainConfig(
+        tokenizer=TokenizerConfig(64, (16, 16, 16), 8),
+        world=WorldModelConfig(latent_channels=8, latent_size=8, patch=2, d_model=64, n_layers=2, n_heads=4, context=4,
+                               latent_action_hidden=64, text=TextConfig(buckets=256, dim=32)),
+        tokenizer_train=TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup_steps=5, log_every=5, checkpoint_every=15),
+        world_train=TrainConfig(steps=30, batch_size=4, lr=2e-3, warmup_steps=5, log_every=5, checkpoint_every=15),
+        window=5,
+        stride=1,
+    )
+
+
+def _cpu() -> PretrainConfig:
+    # Sized from notes/measured-facts.md: ~160 frames/s for this tokenizer and ~370 frames/s for
+    # this world model on 2 cores, so about 8 + 20 minutes of training plus encoding.
+    return PretrainConfig(
+        tokenizer=TokenizerConfig(64, (32, 64, 128), 16),
+        world=WorldModelConfig(d_model=256, n_layers=6, n_heads=8, context=8),
+        tokenizer_train=TrainConfig(steps=1200, batch_size=64, lr=1e-3, warmup_steps=50, log_every=20, checkpoint_every=200),
+        world_train=TrainConfig(steps=3000, batch_size=16, lr=6e-4, warmup_steps=100, log_every=20, eval_every=500,
+                                checkpoint_every=250),
+        window=9,
+        stride=2,
+    )
+
+
+def _gpu() -> PretrainConfig:
+    return PretrainConfig(
+        tokenizer=TokenizerConfig(64, (64, 128, 256), 16),
+        world=WorldModelConfig(d_model=768, n_layers=12, n_heads=12, context=16, latent_action_hidden=512),
+        tokenizer_train=TrainConfig(steps=20000, batch_size=256, lr=1e-3, warmup_steps=500, log_every=50, checkpoint_every=2000),
+        world_train=TrainConfig(steps=40000, batch_size=128, lr=3e-4, warmup_steps=1000, log_every=50, eval_every=2000,
+                                checkpoint_every=2000),
+        window=17,
+        stride=2,
+    )
+
+
+PRETRAIN_PRESETS = {"tiny": _tiny, "cpu": _cpu, "gpu": _gpu}
+
+
+def pretrain_preset(name: str) -> PretrainConfig:
+    try:
+        return PRETRAIN_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRETRAIN_PRESETS)}") from None
+
+
+def pretrain_config_from_dict(data: dict) -> PretrainConfig:
+    return PretrainConfig(
+        tokenizer=TokenizerConfig(**{**data["tokenizer"], "channels": tuple(data["tokenizer"]["channels"])}),
+        world=WorldModelConfig.from_dict(data["world"]),
+        tokenizer_train=TrainConfig(**{**data["tokenizer_train"], "betas": tuple(data["tokenizer_train"]["betas"])}),
+        world_train=TrainConfig(**{**data["world_train"], "betas": tuple(data["world_train"]["betas"])}),
+        window=data["window"], stride=data["stride"], val_fraction=data["val_fraction"], seed=data["seed"],
+    )

@@ -1,0 +1,91 @@
+"""Frame tokenizer: a convolutional autoencoder from 64x64 frames to an 8x8 latent grid.
+
+The world model predicts in this latent space, not in pixels: an 8x8x16 grid is 48 times
+smaller than the frame, and a frozen tokenizer lets pretraining encode every frame once
+and train the dynamics on cached latents. Latents are bounded by tanh so their scale
+cannot drift, which keeps the world model's regression targets well conditioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    image_size: int = 64
+    channels: tuple[int, ...] = (32, 64, 128)  # one stride-2 stage each: 64 -> 32 -> 16 -> 8
+    latent_channels: int = 16
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // 2 ** len(self.channels)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class FrameTokenizer(nn.Module):
+    """encode: uint8 or [-1, 1] frames (B, 3, H, W) -> latents (B, C, h, w) in [-1, 1]; decode: the way back."""
+
+    def __init__(self, config: TokenizerConfig = TokenizerConfig()):
+        super().__init__()
+        if config.image_size % 2 ** len(config.channels):
+            raise ValueError(f"image_size {config.image_size} is not divisible by 2^{len(config.channels)}")
+        self.config = config
+        layers: list[nn.Module] = [nn.Conv2d(3, config.channels[0], 3, padding=1)]
+        c_in = config.channels[0]
+        for c_out in config.channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ResBlock(c_out)]
+            c_in = c_out
+        layers += [nn.GroupNorm(8, c_in), nn.SiLU(), nn.Conv2d(c_in, config.latent_channels, 1)]
+        self.encoder = nn.Sequential(*layers)
+
+        layers = [nn.Conv2d(config.latent_channels, config.channels[-1], 3, padding=1)]
+        c_in = config.channels[-1]
+        for c_out in reversed(config.channels):
+            layers += [ResBlock(c_in), nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
+            c_in = c_out
+        layers += [nn.GroupNorm(8, c_in), nn.SiLU(), nn.Conv2d(c_in, 3, 3, padding=1)]
+        self.decoder = nn.Sequential(*layers)
+
+    @staticmethod
+    def to_unit(frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [0, 255] -> float [-1, 1]; float input is assumed to be in [-1, 1] already."""
+        return frames.float() / 127.5 - 1.0 if frames.dtype == torch.uint8 else frames
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.encoder(self.to_unit(frames)))  # (B, C, h, w)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latents)  # (B, 3, H, W) in about [-1, 1]
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        frames = self.to_unit(batch["frames"])  # (B, 3, H, W)
+        reconstruction = self.decode(self.encode(frames))
+        loss = F.mse_loss(reconstruction, frames)
+        return loss, {"psnr": psnr(reconstruction, frames)}
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of frames in [-1, 1] (the peak-to-peak range is 2)."""
+    mse = F.mse_loss(prediction.detach().float().clamp(-1, 1), target.float()).item()
+    return 10.0 * torch.log10(torch.tensor(4.0 / max(mse, 1e-10))).item()
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float frames -> uint8 [0, 255]."""
+    return ((frames.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)

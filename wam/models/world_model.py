@@ -1,0 +1,187 @@
+"""The world model: a causal transformer that predicts the next latent frame and state.
+
+Read top to bottom: config, attention block, the model. A frame enters as the patches of
+its latent grid (8x8x16 latents in 2x2 patches: 16 tokens) plus one conditioning token
+that sums the task text, the proprioceptive state (when the episode has one) and the
+action taken at that frame. Attention is frame-causal: a token sees every token of its
+own frame and of earlier frames, never later ones, so one pass over T frames trains T
+next-frame predictions at once. Patch outputs predict the change of their patch at the
+next frame (zero-initialised, so an untrained model copies the last frame); the
+conditioning token's output predicts the change of the state.
+
+The action input is either a latent action, inferred from consecutive frames by
+`LatentActionEncoder` (action-free video), or a real robot action mapped into the same
+space (the WAM adds that encoder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from wam.models.latent_action import LatentActionConfig, LatentActionEncoder
+from wam.models.text import TextConfig, TextEncoder
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    latent_channels: int = 16
+    latent_size: int = 8
+    patch: int = 2
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 8
+    context: int = 8  # frames the model sees at once
+    state_dim: int = 4
+    action_dim: int = 8  # size of the (latent) action input
+    latent_action_hidden: int = 256
+    kl_weight: float = 1e-3
+    state_weight: float = 1.0
+    dropout: float = 0.0
+    text: TextConfig = field(default_factory=TextConfig)
+
+    @property
+    def patches_per_frame(self) -> int:
+        return (self.latent_size // self.patch) ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WorldModelConfig":
+        data = dict(data)
+        data["text"] = TextConfig(**data.get("text", {}))
+        return cls(**data)
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(self.norm1(x)), "b l (three h e) -> three b h l e", three=3, h=self.heads)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(rearrange(attended, "b h l e -> b l (h e)"))
+        return x + self.mlp(self.norm2(x))
+
+
+def frame_causal_mask(frames: int, tokens_per_frame: int, device: torch.device) -> torch.Tensor:
+    """(L, L) bool, True where attention is allowed: same or earlier frame."""
+    frame_of = torch.arange(frames * tokens_per_frame, device=device) // tokens_per_frame
+    return frame_of[:, None] >= frame_of[None, :]
+
+
+class WorldModel(nn.Module):
+    kind = "world_model"
+
+    def __init__(self, config: WorldModelConfig = WorldModelConfig()):
+        super().__init__()
+        if config.latent_size % config.patch:
+            raise ValueError(f"latent_size {config.latent_size} is not divisible by patch {config.patch}")
+        self.config = config
+        d, patch_dim = config.d_model, config.latent_channels * config.patch**2
+        n = config.patches_per_frame
+        self.patch_in = nn.Linear(patch_dim, d)
+        self.position = nn.Parameter(torch.randn(n + 1, d) * 0.02)  # n patches + the conditioning token
+        self.time = nn.Parameter(torch.randn(config.context, d) * 0.02)
+        self.text = TextEncoder(config.text, d)
+        self.state_in = nn.Linear(config.state_dim, d)
+        self.action_in = nn.Linear(config.action_dim, d)
+        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.next_latent = nn.Linear(d, patch_dim)
+        self.next_state = nn.Linear(d, config.state_dim)
+        for head in (self.next_latent, self.next_state):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.latent_actions = LatentActionEncoder(
+            LatentActionConfig(config.latent_channels, config.latent_size, config.action_dim, config.latent_action_hidden, config.kl_weight)
+        )
+
+    # -- the dynamics --------------------------------------------------------------------------
+    def predict(
+        self,
+        latents: torch.Tensor,  # (B, T, C, h, w)
+        actions: torch.Tensor,  # (B, T, A): the action taken at each frame
+        text_ids: torch.Tensor,  # (B, L)
+        state: torch.Tensor | None = None,  # (B, T, S)
+        state_mask: torch.Tensor | None = None,  # (B, T) bool: which frames have a state
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next latent frame and next state after each of the T frames: (B, T, C, h, w), (B, T, S)."""
+        cfg = self.config
+        b, t = latents.shape[:2]
+        if t > cfg.context:
+            raise ValueError(f"{t} frames exceed the model's context of {cfg.context}")
+        patches = rearrange(latents, "b t c (y p) (x q) -> b t (y x) (c p q)", p=cfg.patch, q=cfg.patch)
+        condition = self.text(text_ids)[:, None, :] + self.action_in(actions)  # (B, T, d)
+        if state is not None:
+            gate = torch.ones(b, t, 1, device=latents.device) if state_mask is None else state_mask[..., None].float()
+            condition = condition + self.state_in(state) * gate
+        tokens = torch.cat([self.patch_in(patches), condition[:, :, None, :]], dim=2)  # (B, T, n+1, d)
+        tokens = tokens + self.position + self.time[:t, None, :]
+        x = rearrange(tokens, "b t n d -> b (t n) d")
+        mask = frame_causal_mask(t, cfg.patches_per_frame + 1, x.device)
+        for block in self.blocks:
+            x = block(x, mask)
+        x = rearrange(self.norm(x), "b (t n) d -> b t n d", t=t)
+        delta = rearrange(
+            self.next_latent(x[:, :, :-1]), "b t (y x) (c p q) -> b t c (y p) (x q)",
+            y=cfg.latent_size // cfg.patch, p=cfg.patch, q=cfg.patch,
+        )
+        next_state = self.next_state(x[:, :, -1])
+        if state is not None:
+            next_state = next_state + state
+        return (latents + delta).clamp(-1.0, 1.0), next_state
+
+    # -- pretraining on video -----------------------------------------------------------------
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Next-frame loss on windows of latents, conditioned on latent actions inferred from them."""
+        latents = batch["latents"]  # (B, W, C, h, w)
+        actions, kl = self.latent_actions.infer(latents, sample=self.training)  # (B, W-1, A)
+        state, state_mask = batch.get("state"), batch.get("state_mask")
+        predicted, predicted_state = self.predict(
+            latents[:, :-1], actions, batch["text_ids"],
+            None if state is None else state[:, :-1], None if state_mask is None else state_mask[:, :-1],
+        )
+        latent_loss = F.mse_loss(predicted, latents[:, 1:])
+        loss = latent_loss + self.config.kl_weight * kl
+        metrics = {"latent_mse": latent_loss.item(), "kl": kl.item()}
+        if state is not None:
+            valid = (state_mask[:, 1:] & state_mask[:, :-1]).float() if state_mask is not None else torch.ones_like(state[:, 1:, 0])
+            per_frame = (predicted_state - state[:, 1:]).pow(2).mean(-1)
+            state_loss = (per_frame * valid).sum() / valid.sum().clamp(min=1.0)
+            loss = loss + self.config.state_weight * state_loss
+            metrics["state_mse"] = state_loss.item()
+        return loss, metrics
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        context: torch.Tensor,  # (B, k, C, h, w) real latent frames
+        actions: torch.Tensor,  # (B, k - 1 + H, A): actions at every context frame and each dreamed step
+        text_ids: torch.Tensor,
+        context_state: torch.Tensor | None = None,  # (B, k, S)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Dream H frames autoregressively, the model's window sliding over the last `context` frames."""
+        frames, states = context, context_state
+        k = context.shape[1]
+        horizon = actions.shape[1] - (k - 1)
+        for step in range(horizon):
+            window = slice(max(0, frames.shape[1] - self.config.context), frames.shape[1])
+            action_window = actions[:, window.start : frames.shape[1]]
+            state_window = None if states is None else states[:, window]
+            next_latents, next_state = self.predict(frames[:, window], action_window, text_ids, state_window)
+            frames = torch.cat([frames, next_latents[:, -1:]], dim=1)
+            if states is not None:
+                states = torch.cat([states, next_state[:, -1:]], dim=1)
+        dreamed_states = None if states is None else states[:, k:]
+        return frames[:, k:], dreamed_states

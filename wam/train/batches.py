@@ -1,0 +1,84 @@
+"""Batches drawn from the frame cache, each one a pure function of (seed, step).
+
+That is what makes resume exact without saving any sampler state: the batch at step
+1,234 is the same whether the run got there in one go or was killed at step 1,000.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wam.models.text import TextConfig, tokenize
+from wam.train.frame_cache import CachedEpisode, FrameCache
+
+
+def _rng(seed: int, step: int) -> np.random.Generator:
+    return np.random.default_rng([seed, step])
+
+
+class FrameBatches:
+    """Single frames for the tokenizer: {"frames": (B, 3, H, W) uint8}."""
+
+    def __init__(self, cache: FrameCache, episodes: Sequence[CachedEpisode], batch_size: int, seed: int):
+        self.cache, self.batch_size, self.seed = cache, batch_size, seed
+        self.rows = np.concatenate([np.arange(e.start, e.start + e.length) for e in episodes])
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        rows = np.sort(_rng(self.seed, step).choice(self.rows, self.batch_size, replace=len(self.rows) < self.batch_size))
+        frames = torch.from_numpy(np.ascontiguousarray(self.cache.frames[rows]))
+        return {"frames": frames.permute(0, 3, 1, 2).contiguous()}
+
+
+class WindowBatches:
+    """Windows of `window` latent frames, `stride` control steps apart, with state, actions and text."""
+
+    def __init__(
+        self,
+        cache: FrameCache,
+        latents: np.ndarray,  # (N, C, h, w)
+        episodes: Sequence[CachedEpisode],
+        window: int,
+        stride: int,
+        batch_size: int,
+        seed: int,
+        text: TextConfig,
+        require_actions: bool = False,
+    ):
+        self.cache, self.latents = cache, latents
+        self.window, self.stride, self.batch_size, self.seed, self.text = window, stride, batch_size, seed, text
+        span = (window - 1) * stride + 1
+        self.episodes = [e for e in episodes if e.length >= span and (e.has_actions or not require_actions)]
+        if not self.episodes:
+            raise ValueError(f"no episode is long enough for {window} frames at stride {stride} ({span} steps)")
+        self.starts = np.array([e.length - span + 1 for e in self.episodes])
+        self.weights = self.starts / self.starts.sum()
+
+    def window_at(self, episodes: Sequence[CachedEpisode], starts: Sequence[int]) -> dict[str, torch.Tensor]:
+        offsets = np.arange(self.window) * self.stride
+        rows = np.stack([e.start + s + offsets for e, s in zip(episodes, starts)])  # (B, W)
+        latents = torch.from_numpy(np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32))
+        latents = latents.view(len(episodes), self.window, *latents.shape[1:])
+        has_state = torch.tensor([e.has_state for e in episodes])[:, None].expand(-1, self.window)
+        has_actions = torch.tensor([e.has_actions for e in episodes])[:, None].expand(-1, self.window)
+        return {
+            "latents": latents,  # (B, W, C, h, w)
+            "state": torch.from_numpy(self.cache.state[rows]),  # (B, W, S)
+            "state_mask": has_state.contiguous(),  # (B, W)
+            "action": torch.from_numpy(self.action_chunks(rows)),  # (B, W, stride, A): the actions between frames
+            "action_mask": has_actions.contiguous(),
+            "text_ids": tokenize([e.task for e in episodes], self.text),  # (B, L)
+        }
+
+    def action_chunks(self, rows: np.ndarray) -> np.ndarray:
+        """The `stride` control actions from each frame to the next (past the end: repeat the last)."""
+        steps = rows[..., None] + np.arange(self.stride)  # (B, W, stride)
+        return self.cache.action[np.minimum(steps, len(self.cache.action) - 1)]
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        rng = _rng(self.seed, step)
+        chosen = rng.choice(len(self.episodes), self.batch_size, p=self.weights)
+        starts = [int(rng.integers(self.starts[i])) for i in chosen]
+        return self.window_at([self.episodes[i] for i in chosen], starts)

@@ -1,0 +1,410 @@
+"""The one training loop every stage runs: pretraining, finetuning, and RL later.
+
+A stage supplies its model (whose `forward(batch)` returns `(loss, metrics)`), a batch
+source and a config; the loop owns the optimiser, the learning-rate schedule, mixed
+precision, logging (TensorBoard, `metrics.jsonl`, a progress bar), evaluation, checkpoints
+and resume. Resume is exact: the batch of step N is a function of (seed, N) alone, the
+learning rate a function of N alone, and the checkpoint carries weights, optimiser and RNG
+states, so a run interrupted and resumed logs the same losses as one that never stopped.
+
+A run directory holds:
+
+    checkpoint/     the latest checkpoint (see wam/train/checkpoint.py)
+    best/           the checkpoint with the lowest `val_loss` so far, if evaluation gives one
+    metrics.jsonl   one JSON line per logged step, never a step twice
+    tb/             TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, default_collate
+
+from wam.errors import WamError
+from wam.train import checkpoint as ckpt
+from wam.train.schedule import lr_factor, make_optimizer, set_lr
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+METRICS_FILE = "metrics.jsonl"
+TB_DIR = "tb"
+
+
+class TrainError(WamError):
+    """Training cannot start or cannot go on: a non-finite loss, a run directory already in use."""
+
+
+@dataclass
+class TrainConfig:
+    """How to optimise; what to optimise is the stage's business."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.05  # on matrices only: see schedule.no_decay
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    log_every: int = 10
+    eval_every: int = 0  # 0: never
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda if available, else cpu
+    bf16: bool | None = None  # bfloat16 autocast; None: on cuda only
+    num_workers: int = 0  # batch-loading processes (make_source)
+    betas: tuple[float, float] = (0.9, 0.95)
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("checkpoint_every", 1),
+                          ("warmup_steps", 0), ("eval_every", 0), ("num_workers", 0)):
+            if int(getattr(self, name)) < low:
+                raise ValueError(f"TrainConfig.{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(f"TrainConfig.weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+
+
+@dataclass
+class TrainResult:
+    step: int  # the last step trained (the checkpoint's step)
+    loss: float | None  # mean loss of the last logged window
+    seconds: float  # wall time of this call
+    steps_per_s: float  # steps this call ran, per second
+    run_dir: Path
+
+
+# ---------------------------------------------------------------------------------------
+# Batches: a pure function of (seed, step), which is what makes resume exact
+
+
+class BatchSource(Protocol):
+    def batch(self, step: int) -> dict[str, Any]:
+        """The batch of global step `step` (1-based), the same every time it is asked for."""
+        ...
+
+
+def step_indices(num_samples: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Dataset indices of step `step`: drawn with replacement from a generator seeded by (seed, step)."""
+    digest = hashlib.blake2b(f"{seed}:{step}".encode(), digest_size=8).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+    return torch.randint(num_samples, (batch_size,), generator=generator).tolist()
+
+
+class RandomWindowSource:
+    """Random samples (windows) of a map-style dataset, loaded in this process."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int, collate: Callable = default_collate):
+        if len(dataset) == 0:
+            raise ValueError("RandomWindowSource: the dataset is empty")
+        self.dataset, self.batch_size, self.seed, self.collate = dataset, batch_size, seed, collate
+
+    def batch(self, step: int) -> dict[str, Any]:
+        indices = step_indices(len(self.dataset), self.batch_size, self.seed, step)
+        return self.collate([self.dataset[i] for i in indices])
+
+
+class _StepSampler(Sampler[list[int]]):
+    """Yields the index lists of steps start_step, start_step + 1, ... without end."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, start_step: int):
+        self.num_samples, self.batch_size, self.seed, self.start_step = num_samples, batch_size, seed, start_step
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield step_indices(self.num_samples, self.batch_size, self.seed, step)
+            step += 1
+
+
+class LoaderSource:
+    """The batches of `RandomWindowSource`, loaded ahead by DataLoader worker processes.
+
+    Iterating yields the batches of steps start_step, start_step + 1, ...; `batch(step)`
+    takes the next one when asked in order and restarts the workers at `step` otherwise.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int, num_workers: int,
+                 start_step: int = 1, collate: Callable = default_collate):
+        if len(dataset) == 0:
+            raise ValueError("LoaderSource: the dataset is empty")
+        self.dataset, self.batch_size, self.seed, self.collate = dataset, batch_size, seed, collate
+        self.num_workers, self.start_step = num_workers, start_step
+        self._iterator: Iterator | None = None
+        self._next_step = start_step
+
+    def _loader(self, start_step: int) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_sampler=_StepSampler(len(self.dataset), self.batch_size, self.seed, start_step),
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            # Its own generator: DataLoader otherwise draws worker seeds from the global RNG,
+            # which would make training depend on when the workers were started.
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._loader(self.start_step))
+
+    def batch(self, step: int) -> dict[str, Any]:
+        if self._iterator is None or step != self._next_step:
+            self.close()
+            self._iterator = iter(self._loader(step))
+        self._next_step = step + 1
+        return next(self._iterator)
+
+    def close(self) -> None:
+        self._iterator = None  # the DataLoader iterator shuts its workers down when dropped
+
+
+def make_source(dataset: torch.utils.data.Dataset, config: TrainConfig, collate: Callable = default_collate) -> BatchSource:
+    """The batch source a config asks for: in-process, or with `config.num_workers` workers."""
+    if config.num_workers > 0:
+        return LoaderSource(dataset, config.batch_size, config.seed, config.num_workers, collate=collate)
+    return RandomWindowSource(dataset, config.batch_size, config.seed, collate)
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    model: nn.Module,
+    batches: BatchSource,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    model_config: dict[str, Any],
+    kind: str,
+    resume: bool = False,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` for `config.steps` steps in `run_dir`, or continue the run there (`resume`).
+
+    `model_config` and `kind` go into every checkpoint so a later stage can rebuild the
+    model and refuse the wrong kind. `evaluate(model)`, called every `eval_every` steps in
+    eval mode without gradients, returns metrics; a `val_loss` among them selects `best/`.
+    """
+    from rich.console import Console
+
+    run_dir = Path(run_dir)
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    console = Console(stderr=True)
+    device = resolve_device(config.device)
+    bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
+    existing = ckpt.resolve(checkpoint_dir)
+    if existing is not None and not resume:
+        raise TrainError(
+            f"{run_dir} already holds a training run (checkpoint in {existing}); "
+            "pass --resume (resume=True) to continue it, or choose another run directory"
+        )
+
+    model.to(device)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, config.betas)
+    _seed_everything(config.seed)
+    start, best_val = 1, math.inf
+    if resume and existing is not None:
+        loaded = ckpt.load_checkpoint(checkpoint_dir, model, optimizer, map_location=device, expected_kind=kind)
+        ckpt.restore_rng(loaded)
+        start = loaded.step + 1
+        best_val = float(loaded.extra.get("best_val_loss", math.inf))
+        console.print(f"resuming {run_dir} after step {loaded.step}")
+    elif resume:
+        console.print(f"{checkpoint_dir}: no checkpoint yet, starting from step 1")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = run_dir / METRICS_FILE
+    last_loss = _truncate_metrics(metrics_path, start - 1)
+
+    def save(step: int) -> None:
+        extra = {"best_val_loss": best_val, "train_config": dataclasses.asdict(config)}
+        ckpt.save_checkpoint(checkpoint_dir, model, model_config, step, optimizer, extra=extra, kind=kind)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=start)  # hides events a killed run logged past `start`
+    params = [p for p in model.parameters() if p.requires_grad]
+    bar = _progress_bar(console, enabled=progress)
+    task = bar.add_task(kind, total=config.steps, completed=start - 1, loss="-", rate="-")
+    t_start = window_t0 = time.perf_counter()
+    window: dict[str, Any] = {}
+    window_steps = 0
+    saved_step = last_step = start - 1
+    model.train()
+    try:
+        with bar, open(metrics_path, "a") as metrics_file:
+            for step in range(start, config.steps + 1):
+                lr = config.lr * lr_factor(step, config.steps, config.warmup_steps, config.min_lr_ratio)
+                set_lr(optimizer, lr)
+                batch = _to_device(batches.batch(step), device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss, metrics = model(batch)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
+                loss_value, grad_value = torch.stack([loss.detach().float(), grad_norm.float().to(loss.device)]).tolist()
+                if not (math.isfinite(loss_value) and math.isfinite(grad_value)):
+                    what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+                    value = loss_value if what == "loss" else grad_value
+                    if step == start:
+                        raise TrainError(
+                            f"{run_dir}: the first batch (step {step}) gives a non-finite {what} ({value}) before any "
+                            f"training{_nonfinite_inputs(batch)}; check the data and the model's initialisation"
+                        )
+                    if saved_step < step - 1:
+                        save(step - 1)
+                    raise TrainError(
+                        f"{run_dir}: step {step} gave a non-finite {what} ({value}){_nonfinite_inputs(batch)}; "
+                        f"stopped. The last good step ({step - 1}) is checkpointed in {checkpoint_dir}; "
+                        "lower the learning rate or check the data, then resume"
+                    )
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+                last_step = step
+                window_steps += 1
+                _accumulate(window, {"loss": loss_value, "grad_norm": grad_value, **metrics})
+                bar.update(task, advance=1)
+                record: dict[str, Any] = {}
+                if step % config.log_every == 0 or step == config.steps:
+                    now = time.perf_counter()
+                    train_metrics = {k: float(v) / window_steps for k, v in window.items()}
+                    rate = window_steps / max(now - window_t0, 1e-9)
+                    train_metrics.update(lr=lr, steps_per_s=rate)
+                    record.update(train_metrics)
+                    for key, value in train_metrics.items():
+                        tb.add_scalar(f"train/{key}", value, step)
+                    last_loss = train_metrics["loss"]
+                    bar.update(task, loss=f"{last_loss:.4g}", rate=f"{rate:.1f}")
+                    window, window_steps, window_t0 = {}, 0, now
+                if evaluate is not None and config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+                    results = _evaluate(model, evaluate, device, bf16)
+                    for key, value in results.items():
+                        record[f"eval/{key}"] = value
+                        tb.add_scalar(f"eval/{key}", value, step)
+                    if "val_loss" in results and results["val_loss"] < best_val:
+                        best_val = results["val_loss"]
+                        ckpt.save_checkpoint(run_dir / BEST_DIR, model, model_config, step,
+                                             extra={"val_loss": best_val}, rng_state=False, kind=kind)
+                if record:
+                    metrics_file.write(json.dumps({"step": step, **record}) + "\n")
+                    metrics_file.flush()
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    os.fsync(metrics_file.fileno())  # the log is as durable as the checkpoint
+                    save(step)
+                    tb.flush()
+                    saved_step = step
+    finally:
+        tb.close()
+    seconds = time.perf_counter() - t_start
+    ran = last_step - (start - 1)
+    return TrainResult(step=last_step, loss=last_loss, seconds=seconds, steps_per_s=ran / max(seconds, 1e-9), run_dir=run_dir)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Tensors (also inside dicts, lists and tuples) moved to `device`; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
+def _accumulate(window: dict[str, Any], values: dict[str, Any]) -> None:
+    """Running sums; tensor metrics stay on the device until logged, so no sync per step."""
+    for key, value in values.items():
+        value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+        window[key] = window.get(key, 0.0) + value
+
+
+def _nonfinite_inputs(batch: dict[str, Any]) -> str:
+    bad = [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    return f" (non-finite values in batch['{bad[0]}']{' and others' if len(bad) > 1 else ''})" if bad else ""
+
+
+@contextlib.contextmanager
+def _rng_preserved(device: torch.device) -> Iterator[None]:
+    """Evaluation must not move the training RNGs, or when it runs would change training."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]], device: torch.device, bf16: bool) -> dict[str, float]:
+    model.eval()
+    try:
+        with _rng_preserved(device), torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return {k: float(v) for k, v in evaluate(model).items()}
+    finally:
+        model.train()
+
+
+def _truncate_metrics(path: Path, last_step: int) -> float | None:
+    """Drop lines past `last_step` (and any cut short by a kill); returns the last kept loss."""
+    if not path.exists():
+        return None
+    kept, last_loss = [], None
+    lines = path.read_text().splitlines()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= last_step:
+            kept.append(line)
+            last_loss = record.get("loss", last_loss)
+    if kept != lines:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return last_loss
+
+
+def _progress_bar(console, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+    )

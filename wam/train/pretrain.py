@@ -1,0 +1,182 @@
+"""Stage one of the recipe: learn the next physical state from video, no action labels.
+
+`pretrain` runs two trainings through the shared loop, each resumable on its own:
+1. the frame tokenizer, on single frames;
+2. the world model (with its latent-action encoder and text encoder), on windows of
+   latents that the frozen tokenizer computed once for every frame.
+A run directory holds `pretrain.json` (the config), `split.json` (held-out episodes, by
+seed), `cache/` (decoded frames and latents), `tokenizer/` and `world_model/` (checkpoints,
+TensorBoard logs, metrics.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wam.config import PretrainConfig, pretrain_config_from_dict
+from wam.errors import CheckpointError
+from wam.models.tokenizer import FrameTokenizer, psnr
+from wam.models.world_model import WorldModel
+from wam.train.batches import FrameBatches, WindowBatches
+from wam.train.checkpoint import load_checkpoint, resolve
+from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
+from wam.train.loop import TrainResult, resolve_device, train
+from wam.train.progress import progress_bar
+
+CONFIG_FILE = "pretrain.json"
+SPLIT_FILE = "split.json"
+
+
+def split_cached_episodes(cache: FrameCache, val_fraction: float, seed: int) -> tuple[list[CachedEpisode], list[CachedEpisode]]:
+    """Held-out episodes chosen by seed, per dataset, so every dataset is represented in both."""
+    train_eps, val_eps = [], []
+    for dataset in dict.fromkeys(e.dataset for e in cache.episodes):
+        episodes = [e for e in cache.episodes if e.dataset == dataset]
+        order = np.random.default_rng([seed, len(episodes)]).permutation(len(episodes))
+        n_val = max(1, int(round(val_fraction * len(episodes)))) if len(episodes) > 1 and val_fraction > 0 else 0
+        val_ids = set(order[:n_val].tolist())
+        for i, episode in enumerate(episodes):
+            (val_eps if i in val_ids else train_eps).append(episode)
+    return train_eps, val_eps
+
+
+def stage_finished(run_dir: Path, steps: int) -> bool:
+    found = resolve(run_dir / "checkpoint")
+    if found is None:
+        return False
+    return int(json.loads((found / "config.json").read_text()).get("step", -1)) >= steps
+
+
+@torch.no_grad()
+def encode_latents(tokenizer: FrameTokenizer, cache: FrameCache, path: Path, device: torch.device, progress: bool = True) -> np.ndarray:
+    """Latents of every cached frame (float16, memory-mapped), written to a temporary name then renamed."""
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    tokenizer = tokenizer.to(device).eval()
+    n = len(cache.frames)
+    c, size = tokenizer.config.latent_channels, tokenizer.config.latent_size
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    latents = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, c, size, size))
+    with progress_bar("encode latents", n, "frames", enabled=progress) as advance:
+        for start in range(0, n, 256):
+            frames = torch.from_numpy(np.array(cache.frames[start : start + 256])).permute(0, 3, 1, 2).to(device)
+            latents[start : start + len(frames)] = tokenizer.encode(frames).float().cpu().numpy().astype(np.float16)
+            advance(len(frames))
+    latents.flush()
+    del latents
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def load_tokenizer(run: Path) -> FrameTokenizer:
+    from wam.models.tokenizer import TokenizerConfig
+
+    directory = resolve(Path(run) / "tokenizer" / "checkpoint")
+    if directory is None:
+        raise CheckpointError(f"{Path(run) / 'tokenizer'}: no tokenizer checkpoint (was `wam pretrain` run here?)")
+    config = json.loads((directory / "config.json").read_text())["config"]
+    tokenizer = FrameTokenizer(TokenizerConfig(**{**config, "channels": tuple(config["channels"])}))
+    load_checkpoint(directory, tokenizer, expected_kind="tokenizer")
+    return tokenizer.eval()
+
+
+def load_world_model(run: Path, which: str = "checkpoint") -> WorldModel:
+    from wam.models.world_model import WorldModelConfig
+
+    directory = resolve(Path(run) / "world_model" / which)
+    if directory is None:
+        raise CheckpointError(f"{Path(run) / 'world_model'}: no world model checkpoint (was `wam pretrain` run here?)")
+    config = json.loads((directory / "config.json").read_text())["config"]
+    model = WorldModel(WorldModelConfig.from_dict(config))
+    load_checkpoint(directory, model, expected_kind="world_model")
+    return model.eval()
+
+
+def load_pretrain_config(run: Path) -> PretrainConfig:
+    path = Path(run) / CONFIG_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing (not a pretraining run directory)")
+    return pretrain_config_from_dict(json.loads(path.read_text()))
+
+
+def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train tokenizer then world model on the frames of `data`; returns a summary (also in out/summary.json)."""
+    out = Path(out)
+    config_path = out / CONFIG_FILE
+    if config_path.exists():
+        if not resume:
+            raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
+        config = pretrain_config_from_dict(json.loads(config_path.read_text()))  # the run's own config wins
+    out.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config.to_dict(), indent=2))
+    world_cfg = config.world
+
+    cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, 4, progress)
+    train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
+    (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
+    device = resolve_device(config.tokenizer_train.device)
+    results: dict[str, TrainResult | None] = {}
+
+    # 1. tokenizer ----------------------------------------------------------------------------
+    tokenizer = FrameTokenizer(config.tokenizer)
+    val_frames = FrameBatches(cache, val_eps or train_eps, 256, seed=config.seed + 1).batch(0)["frames"]
+
+    def evaluate_tokenizer(model: FrameTokenizer) -> dict[str, float]:
+        frames = FrameTokenizer.to_unit(val_frames.to(next(model.parameters()).device))
+        reconstruction = model.decode(model.encode(frames))
+        return {"val_loss": torch.nn.functional.mse_loss(reconstruction, frames).item(), "val_psnr": psnr(reconstruction, frames)}
+
+    tokenizer_dir = out / "tokenizer"
+    if not stage_finished(tokenizer_dir, config.tokenizer_train.steps):
+        results["tokenizer"] = train(
+            tokenizer, FrameBatches(cache, train_eps, config.tokenizer_train.batch_size, config.seed),
+            config.tokenizer_train, tokenizer_dir, model_config=asdict(config.tokenizer), kind="tokenizer",
+            resume=resume and resolve(tokenizer_dir / "checkpoint") is not None, evaluate=evaluate_tokenizer, progress=progress,
+        )
+    tokenizer = load_tokenizer(out)
+    tokenizer_step = json.loads((resolve(tokenizer_dir / "checkpoint") / "config.json").read_text())["step"]
+    tokenizer_metrics = evaluate_tokenizer(tokenizer.to(device))
+
+    # 2. world model on cached latents ----------------------------------------------------------
+    latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
+    make = lambda episodes, seed, batch: WindowBatches(  # noqa: E731
+        cache, latents, episodes, config.window, config.stride, batch, seed, world_cfg.text)
+    train_batches = make(train_eps, config.seed, config.world_train.batch_size)
+    val_source = make(val_eps or train_eps, config.seed + 1, 32)
+    val_batches = [val_source.batch(i) for i in range(4)]
+
+    def evaluate_world(model: WorldModel) -> dict[str, float]:
+        device_ = next(model.parameters()).device
+        totals: dict[str, float] = {}
+        for batch in val_batches:
+            _, metrics = model({k: v.to(device_) for k, v in batch.items()})
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value / len(val_batches)
+        return {"val_loss": totals["latent_mse"], **{f"val_{k}": v for k, v in totals.items()}}
+
+    world_dir = out / "world_model"
+    world = WorldModel(world_cfg)
+    if not stage_finished(world_dir, config.world_train.steps):
+        results["world_model"] = train(
+            world, train_batches, config.world_train, world_dir, model_config=world_cfg.to_dict(), kind="world_model",
+            resume=resume and resolve(world_dir / "checkpoint") is not None, evaluate=evaluate_world, progress=progress,
+        )
+    world = load_world_model(out).to(device)
+    summary = {
+        "run": str(out),
+        "data": [str(p) for p in data],
+        "frames": int(len(cache.frames)),
+        "episodes": {"train": len(train_eps), "val": len(val_eps)},
+        "tokenizer": {"step": tokenizer_step, **tokenizer_metrics},
+        "world_model": {"params": sum(p.numel() for p in world.parameters()), **evaluate_world(world)},
+        "seconds": {k: round(v.seconds, 1) for k, v in results.items() if v is not None},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
