@@ -115,6 +115,71 @@ def data_export(
     console.print(f"wrote {out}")
 
 
+@app.command(context_settings={"allow_extra_args": True})
+def pretrain(
+    ctx: typer.Context,
+    data: list[Path] = typer.Option(..., help="dataset directories (video, robot or both): --data A B or --data A --data B"),
+    out: Path = typer.Option(..., help="run directory"),
+    preset: str = typer.Option("cpu", help="tiny (seconds), cpu (~30 min on 2 cores) or gpu"),
+    steps: Optional[int] = typer.Option(None, help="world-model steps (the tokenizer's scale with them)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    seed: Optional[int] = typer.Option(None, help="seed for data order, held-out split and initialisation"),
+) -> None:
+    """Stage one: train the frame tokenizer, then the world model with latent actions, on video."""
+    from dataclasses import replace
+
+    from wam.config import pretrain_preset
+    from wam.errors import WamError
+    from wam.train.pretrain import pretrain as run_pretrain
+
+    extra = [Path(a) for a in ctx.args if not a.startswith("-")]
+    unknown = [a for a in ctx.args if a.startswith("-")]
+    if unknown:
+        _fail(f"unknown option(s): {' '.join(unknown)}")
+    try:
+        config = pretrain_preset(preset).with_steps(steps)
+        if seed is not None:
+            config = replace(config, seed=seed, tokenizer_train=replace(config.tokenizer_train, seed=seed),
+                             world_train=replace(config.world_train, seed=seed))
+        if resume and steps is not None and (out / "pretrain.json").exists():
+            saved = json.loads((out / "pretrain.json").read_text())["world_train"]["steps"]
+            if saved != steps:
+                _fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
+                      "(its learning-rate schedule depends on the total), so drop --steps or start a new --out")
+        summary = run_pretrain(list(data) + extra, out, config, resume=resume)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print_json(json.dumps(summary))
+
+
+@app.command("eval-world")
+def eval_world(
+    run: Path = typer.Argument(..., help="pretraining run directory"),
+    data: list[Path] = typer.Option(..., help="dataset directories to evaluate on (held-out episodes when it is the run's own data)"),
+    out: Optional[Path] = typer.Option(None, help="where results and videos go (default RUN/eval_world)"),
+    samples: int = typer.Option(48, help="rollout windows to evaluate"),
+    context: int = typer.Option(4, help="real frames given before dreaming"),
+    videos: int = typer.Option(4, help="side-by-side videos to write"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Next-frame and 8/16-step rollout quality beside copy-last-frame and zeroed/shuffled actions."""
+    from wam.errors import WamError
+    from wam.train.eval_world import EvalWorldConfig, evaluate_world
+
+    try:
+        results = evaluate_world(run, list(data), out or run / "eval_world", EvalWorldConfig(context, (1, 8, 16), samples, videos, seed))
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    table = Table(title=f"world model {run}: PSNR dB at step h (SSIM)")
+    table.add_column("method")
+    for h in results["horizons"]:
+        table.add_column(f"h={h}")
+    for method, scores in results["methods"].items():
+        table.add_row(method, *[f"{scores[f'h{h}']['psnr_at']:.2f} ({scores[f'h{h}']['ssim_at']:.3f})" for h in results["horizons"]])
+    console.print(table)
+    console.print(f"tokenizer ceiling {results['tokenizer_ceiling_psnr']:.2f} dB; {results['summary']}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data and report"),

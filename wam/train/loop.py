@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, default_collate
 
@@ -59,7 +61,8 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
-    log_every: int = 10
+    log_every: int = 10  # logs the mean over the steps since the last log; a checkpoint_every that is
+    # a multiple of it keeps a resumed run's log identical to an uninterrupted one
     eval_every: int = 0  # 0: never
     checkpoint_every: int = 500
     seed: int = 0
@@ -209,8 +212,6 @@ def train(
     model and refuse the wrong kind. `evaluate(model)`, called every `eval_every` steps in
     eval mode without gradients, returns metrics; a `val_loss` among them selects `best/`.
     """
-    from rich.console import Console
-
     run_dir = Path(run_dir)
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     console = Console(stderr=True)
@@ -266,20 +267,9 @@ def train(
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
                 loss_value, grad_value = torch.stack([loss.detach().float(), grad_norm.float().to(loss.device)]).tolist()
                 if not (math.isfinite(loss_value) and math.isfinite(grad_value)):
-                    what = "loss" if not math.isfinite(loss_value) else "gradient norm"
-                    value = loss_value if what == "loss" else grad_value
-                    if step == start:
-                        raise TrainError(
-                            f"{run_dir}: the first batch (step {step}) gives a non-finite {what} ({value}) before any "
-                            f"training{_nonfinite_inputs(batch)}; check the data and the model's initialisation"
-                        )
-                    if saved_step < step - 1:
-                        save(step - 1)
-                    raise TrainError(
-                        f"{run_dir}: step {step} gave a non-finite {what} ({value}){_nonfinite_inputs(batch)}; "
-                        f"stopped. The last good step ({step - 1}) is checkpointed in {checkpoint_dir}; "
-                        "lower the learning rate or check the data, then resume"
-                    )
+                    if step > start and saved_step < step - 1:
+                        save(step - 1)  # weights and optimiser are still those of the last good step
+                    raise _nonfinite_error(run_dir, step, step == start, loss_value, grad_value, batch)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
 
@@ -347,9 +337,15 @@ def _accumulate(window: dict[str, Any], values: dict[str, Any]) -> None:
         window[key] = window.get(key, 0.0) + value
 
 
-def _nonfinite_inputs(batch: dict[str, Any]) -> str:
+def _nonfinite_error(run_dir: Path, step: int, first: bool, loss: float, grad_norm: float, batch: dict) -> TrainError:
+    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
     bad = [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
-    return f" (non-finite values in batch['{bad[0]}']{' and others' if len(bad) > 1 else ''})" if bad else ""
+    inputs = f" (non-finite values in batch['{bad[0]}']{' and others' if len(bad) > 1 else ''})" if bad else ""
+    if first:
+        return TrainError(f"{run_dir}: the first batch (step {step}) gives a non-finite {what} ({value}){inputs} "
+                          "before any training; check the data and the model's initialisation")
+    return TrainError(f"{run_dir}: step {step} gave a non-finite {what} ({value}){inputs}; stopped. The last good step "
+                      f"({step - 1}) is checkpointed in {run_dir / CHECKPOINT_DIR}; lower the learning rate or check the data, then resume")
 
 
 @contextlib.contextmanager
@@ -395,16 +391,7 @@ def _truncate_metrics(path: Path, last_step: int) -> float | None:
     return last_loss
 
 
-def _progress_bar(console, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-    )
+def _progress_bar(console: Console, enabled: bool) -> Progress:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("{task.fields[rate]} steps/s"), TimeRemainingColumn())
+    return Progress(*columns, console=console, disable=not enabled)
