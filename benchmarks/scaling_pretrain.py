@@ -1,0 +1,155 @@
+"""Scaling law of pretraining: world-model validation loss against the amount of video.
+
+    python benchmarks/scaling_pretrain.py --run RUN [--sizes 10,20,45,90,180,360] [--steps 600]
+
+A fixed world model is trained from scratch on nested subsets of the run's training
+episodes (the smallest inside the next) for the same number of steps, and evaluated on
+the run's held-out episodes. Latents come from the run's frozen tokenizer, so every point
+measures loss in the same space. Fits loss = a - b * log10(frames) and reports R^2; the
+largest size also gives a loss-versus-compute curve (validation loss every few steps).
+Each finished cell is written to the JSON at once and skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.models.world_model import WorldModel, WorldModelConfig
+from wam.train.batches import WindowBatches
+from wam.train.frame_cache import load_frame_cache
+from wam.train.loop import TrainConfig, train
+from wam.train.pretrain import load_pretrain_config, split_cached_episodes
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def model_config(text) -> WorldModelConfig:
+    return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=text)
+
+
+def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int) -> dict:
+    config = load_pretrain_config(run)
+    cache = load_frame_cache(run / "cache")
+    latents_path = max((run / "cache").glob("latents-*.npy"), key=lambda p: int(p.stem.split("-")[1]))
+    latents = np.load(latents_path, mmap_mode="r")
+    train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
+    order = np.random.default_rng(seed).permutation(len(train_eps))
+    subset = [train_eps[i] for i in sorted(order[:size])]  # nested: the first `size` of one permutation
+    world_cfg = model_config(config.world.text)
+    batches = WindowBatches(cache, latents, subset, config.window, config.stride, 16, seed, world_cfg.text)
+    val = WindowBatches(cache, latents, val_eps, config.window, config.stride, 64, 12345, world_cfg.text)
+    val_batches = [val.batch(i) for i in range(4)]
+
+    def evaluate(model: WorldModel) -> dict[str, float]:
+        losses = [model(b)[1]["latent_mse"] for b in val_batches]
+        return {"val_loss": float(np.mean(losses))}
+
+    train_cfg = TrainConfig(steps=steps, batch_size=16, lr=6e-4, warmup_steps=min(100, steps // 10), log_every=25,
+                            eval_every=eval_every, checkpoint_every=steps, seed=seed)
+    out = Path(tempfile.mkdtemp(prefix=f"wam-scaling-{size}-"))
+    try:
+        torch.manual_seed(seed)
+        model = WorldModel(world_cfg)
+        result = train(model, batches, train_cfg, out, model_config=world_cfg.to_dict(), kind="world_model", evaluate=evaluate, progress=False)
+        curve = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        curve = [{"step": c["step"], "val_loss": c["val_loss"]} for c in curve if "val_loss" in c]
+        final = evaluate(model.eval())["val_loss"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    frames = sum(e.length for e in subset)
+    return {
+        "episodes": size, "frames": frames, "val_loss": final, "steps": steps, "batch_size": 16,
+        "window": config.window, "frames_seen": steps * 16 * config.window, "seconds": round(result.seconds, 1),
+        "params": sum(p.numel() for p in model.parameters()), "curve": curve,
+    }
+
+
+def fit(points: list[dict]) -> dict:
+    x = np.log10([p["frames"] for p in points])
+    y = np.array([p["val_loss"] for p in points])
+    slope, intercept = np.polyfit(x, y, 1)
+    predicted = intercept + slope * x
+    r2 = 1 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    return {"a": float(intercept), "b": float(-slope), "r2": float(r2), "decades": float(x.max() - x.min())}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sorted(results["cells"].values(), key=lambda p: p["frames"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    frames = np.array([p["frames"] for p in points])
+    left.semilogx(frames, [p["val_loss"] for p in points], "o", label="measured")
+    if "fit" in results:
+        f = results["fit"]
+        xs = np.logspace(np.log10(frames.min()), np.log10(frames.max()), 50)
+        left.semilogx(xs, f["a"] - f["b"] * np.log10(xs), "-", label=f"{f['a']:.4f} - {f['b']:.4f} log10(D), R²={f['r2']:.3f}")
+    left.set_xlabel("pretraining video frames (D)")
+    left.set_ylabel("validation latent MSE")
+    left.set_title("loss vs data")
+    left.legend(fontsize=8)
+    largest = points[-1]
+    if largest["curve"]:
+        compute = [c["step"] * largest["batch_size"] * largest["window"] for c in largest["curve"]]
+        right.loglog(compute, [c["val_loss"] for c in largest["curve"]], "o-")
+    right.set_xlabel("training frames processed (compute)")
+    right.set_ylabel("validation latent MSE")
+    right.set_title(f"loss vs compute at D={largest['frames']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a pretraining run (its cache, tokenizer and split)")
+    parser.add_argument("--sizes", default="10,20,45,90,180,360")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results.update({
+        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps}",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()},
+        "model": "world model d128, 4 layers, 4 heads (fixed across points)", "sizes_planned": sizes,
+    })
+    results.setdefault("cells", {})
+    for size in sizes:
+        key = f"{size}"
+        if key in results["cells"]:
+            print(f"size {size}: done already, skipped")
+            continue
+        start = time.time()
+        cell = run_cell(args.run, size, args.steps, args.seed, eval_every=max(args.steps // 12, 1) if size == max(sizes) else 0)
+        results["cells"][key] = cell
+        results["complete"] = all(f"{s}" in results["cells"] for s in sizes)
+        if len(results["cells"]) >= 2:
+            results["fit"] = fit(list(results["cells"].values()))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"size {size} episodes ({cell['frames']} frames): val loss {cell['val_loss']:.5f} in {time.time() - start:.0f} s")
+    if "fit" in results:
+        print(f"fit: loss = {results['fit']['a']:.5f} - {results['fit']['b']:.5f} log10(frames), R^2 = {results['fit']['r2']:.4f} "
+              f"over {results['fit']['decades']:.2f} decades")
+    plot(results, args.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

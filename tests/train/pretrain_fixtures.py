@@ -1,0 +1,162 @@
+"""Synthetic datasets and a shared tiny pretraining run for the pretraining tests.
+
+Frames are 64x64 (the `tiny` preset's image size): a static dark gradient with a bright
+square whose position integrates the action, which is a random velocity drawn per episode
+(reflected at the walls). Motion is therefore visible, smooth and depends on the action,
+so a tiny world model learns something in a few dozen steps and latent actions have
+control to carry. Everything is deterministic in the seeds.
+
+Imported by tests/train/test_pretrain.py, test_eval_world.py, test_frame_cache.py and
+tests/test_cli_pretrain.py. The tiny run is built once per test session (cached here, at
+module level, so the test files share it without a conftest).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wam.data import DatasetWriter, Episode, Feature
+from wam.data import layout
+
+CAMERA = "observation.images.main"
+STATE = "observation.state"
+ACTION = "action"
+FPS = 10
+SIZE = 64
+SQUARE = 14
+MAX_SPEED = 3.0
+
+
+def features(size: int = SIZE, labelled: bool = True) -> dict[str, Feature]:
+    out = {CAMERA: Feature("video", (size, size, 3)), STATE: Feature("float32", (4,), ("x", "y", "vx", "vy"))}
+    if labelled:
+        out[ACTION] = Feature("float32", (4,))
+    return out
+
+
+def _background(size: int) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    return np.stack([20 + 40 * x / size, 20 + 30 * y / size, 60 + 0 * x], -1)
+
+
+def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE) -> Episode:
+    """A bright square moving with a per-episode random velocity (the action), bouncing off the walls."""
+    rng = np.random.default_rng(seed)
+    square = max(2, SQUARE * size // SIZE)
+    high = size - square
+    position = rng.uniform(0, high, size=2)
+    speed = rng.uniform(1.5, MAX_SPEED, size=2) * rng.choice([-1.0, 1.0], size=2)
+    background = _background(size)
+    frames = np.empty((length, size, size, 3), np.uint8)
+    states = np.empty((length, 4), np.float32)
+    actions = np.empty((length, 4), np.float32)
+    for t in range(length):
+        image = background.copy()
+        x, y = np.round(position).astype(int)
+        image[y : y + square, x : x + square] = (250, 230, 60)
+        frames[t] = image.astype(np.uint8)
+        # the action at frame t moves the square to its position at t + 1 (reflected at a wall)
+        nxt = position + speed
+        for axis in range(2):
+            if not 0 <= nxt[axis] <= high:
+                speed[axis] = -speed[axis]
+        states[t] = (position[0] / size, position[1] / size, speed[0] / MAX_SPEED, speed[1] / MAX_SPEED)
+        actions[t] = (speed[0] / MAX_SPEED, speed[1] / MAX_SPEED, 0.0, 0.0)
+        position = np.clip(position + speed, 0, high)
+    data = {STATE: states}
+    if labelled:
+        data[ACTION] = actions
+    return Episode(task=task, images={CAMERA: frames}, data=data, success=True, info={"seed": seed})
+
+
+def write_dataset(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE,
+                  task: str = "move the square") -> Path:
+    root = Path(root)
+    with DatasetWriter(root, features=features(size, labelled), fps=FPS) as writer:
+        for seed in seeds:
+            writer.add_episode(make_episode(seed, length, task, labelled, size))
+    return root
+
+
+def add_episodes(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE) -> Path:
+    with DatasetWriter(root) as writer:
+        for seed in seeds:
+            writer.add_episode(make_episode(seed, length, labelled=labelled, size=size))
+    return root
+
+
+def write_empty_dataset(root: Path, size: int = SIZE) -> Path:
+    """A valid dataset directory (meta/info.json) that holds no episode."""
+    root = Path(root)
+    root.mkdir(parents=True)
+    info = layout.build_info(FPS, features(size), 0, 0, 0, "unknown", {})
+    layout.atomic_write_json(root / layout.INFO_PATH, info)
+    return root
+
+
+def poison_state(root: Path, episode: int = 0, frame: int = 3) -> Path:
+    """Put a NaN into `observation.state` of one frame, behind the writer's back (the writer refuses NaN)."""
+    from wam.data import Dataset
+
+    path = Dataset(root).data_file(episode)
+    table = pq.read_table(path)
+    column = table[STATE]
+    values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(table.num_rows, -1).copy()
+    values[frame, 1] = np.nan
+    array = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), type=column.type.value_type), values.shape[1])
+    table = table.set_column(table.column_names.index(STATE), STATE, array)
+    pq.write_table(table, path)
+    return path
+
+
+def tiny_config(world_steps: int = 30, seed: int = 0, **world_train):
+    """The `tiny` preset on CPU (no progress bars), optionally with other world-model steps and loop settings."""
+    from wam.config import pretrain_preset
+
+    config = pretrain_preset("tiny")
+    config = replace(config, seed=seed,
+                     tokenizer_train=replace(config.tokenizer_train, device="cpu", seed=seed),
+                     world_train=replace(config.world_train, device="cpu", seed=seed, **world_train))
+    if world_steps != config.world_train.steps:
+        config = config.with_steps(world_steps)
+    return config
+
+
+# -- one tiny pretraining run shared by the session -------------------------------------------------
+
+_CACHE: dict[str, object] = {}
+
+
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Eight 24-frame labelled episodes (shared, read-only: copy before changing it)."""
+    if "dataset" not in _CACHE:
+        _CACHE["dataset"] = write_dataset(tmp_path_factory.mktemp("tiny_data") / "moving", range(8))
+    return _CACHE["dataset"]
+
+
+def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
+    """(run directory, summary) of the tiny preset (eval every 10 world steps) on `tiny_dataset`."""
+    if "run" not in _CACHE:
+        import torch
+
+        from wam.train.pretrain import pretrain
+
+        torch.manual_seed(0)
+        data = tiny_dataset(tmp_path_factory)
+        run = tmp_path_factory.mktemp("tiny_run") / "run"
+        config = tiny_config(eval_every=10)
+        config = replace(config, tokenizer_train=replace(config.tokenizer_train, eval_every=10))
+        summary = pretrain([data], run, config, progress=False)
+        _CACHE["run"] = (run, summary)
+    return _CACHE["run"]
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".writer.lock"))
+    return dst
