@@ -5,4 +5,10 @@ World Action Model, improve and evaluate policies in the learned world, and serv
 of robots through one Physical API that records every episode for training.
 """
 
+import os as _os
+
+# Two cores are often shared (a collector beside a training run): OpenMP threads that spin
+# while waiting then slow torch down several times over; passive waiting costs little alone.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

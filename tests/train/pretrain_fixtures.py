@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+import torch
 
 from wam.data import DatasetWriter, Episode, Feature
 from wam.data import layout
@@ -33,8 +35,10 @@ SQUARE = 14
 MAX_SPEED = 3.0
 
 
-def features(size: int = SIZE, labelled: bool = True) -> dict[str, Feature]:
-    out = {CAMERA: Feature("video", (size, size, 3)), STATE: Feature("float32", (4,), ("x", "y", "vx", "vy"))}
+def features(size: int = SIZE, labelled: bool = True, state: bool = True) -> dict[str, Feature]:
+    out = {CAMERA: Feature("video", (size, size, 3))}
+    if state:
+        out[STATE] = Feature("float32", (4,), ("x", "y", "vx", "vy"))
     if labelled:
         out[ACTION] = Feature("float32", (4,))
     return out
@@ -45,7 +49,8 @@ def _background(size: int) -> np.ndarray:
     return np.stack([20 + 40 * x / size, 20 + 30 * y / size, 60 + 0 * x], -1)
 
 
-def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE) -> Episode:
+def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE,
+                 state: bool = True) -> Episode:
     """A bright square moving with a per-episode random velocity (the action), bouncing off the walls."""
     rng = np.random.default_rng(seed)
     square = max(2, SQUARE * size // SIZE)
@@ -69,18 +74,18 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
         states[t] = (position[0] / size, position[1] / size, speed[0] / MAX_SPEED, speed[1] / MAX_SPEED)
         actions[t] = (speed[0] / MAX_SPEED, speed[1] / MAX_SPEED, 0.0, 0.0)
         position = np.clip(position + speed, 0, high)
-    data = {STATE: states}
+    data = {STATE: states} if state else {}
     if labelled:
         data[ACTION] = actions
     return Episode(task=task, images={CAMERA: frames}, data=data, success=True, info={"seed": seed})
 
 
 def write_dataset(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE,
-                  task: str = "move the square") -> Path:
+                  task: str = "move the square", state: bool = True) -> Path:
     root = Path(root)
-    with DatasetWriter(root, features=features(size, labelled), fps=FPS) as writer:
+    with DatasetWriter(root, features=features(size, labelled, state), fps=FPS) as writer:
         for seed in seeds:
-            writer.add_episode(make_episode(seed, length, task, labelled, size))
+            writer.add_episode(make_episode(seed, length, task, labelled, size, state))
     return root
 
 
@@ -128,6 +133,15 @@ def tiny_config(world_steps: int = 30, seed: int = 0, **world_train):
     return config
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run several times faster on one thread than on two cores shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # -- one tiny pretraining run shared by the session -------------------------------------------------
 
 _CACHE: dict[str, object] = {}
@@ -141,17 +155,14 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
-    """(run directory, summary) of the tiny preset (eval every 10 world steps) on `tiny_dataset`."""
+    """(run directory, summary) of the tiny preset on `tiny_dataset` (on CPU, world model evaluated at steps 15 and 30)."""
     if "run" not in _CACHE:
-        import torch
-
         from wam.train.pretrain import pretrain
 
         torch.manual_seed(0)
         data = tiny_dataset(tmp_path_factory)
         run = tmp_path_factory.mktemp("tiny_run") / "run"
-        config = tiny_config(eval_every=10)
-        config = replace(config, tokenizer_train=replace(config.tokenizer_train, eval_every=10))
+        config = tiny_config(eval_every=15)
         summary = pretrain([data], run, config, progress=False)
         _CACHE["run"] = (run, summary)
     return _CACHE["run"]
