@@ -33,6 +33,7 @@ FPS = 10
 SIZE = 64
 SQUARE = 14
 MAX_SPEED = 3.0
+CHANGE = 0.5  # probability that the action changes at a step
 
 
 def features(size: int = SIZE, labelled: bool = True, state: bool = True) -> dict[str, Feature]:
@@ -50,30 +51,36 @@ def _background(size: int) -> np.ndarray:
 
 
 def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE,
-                 state: bool = True) -> Episode:
-    """A bright square moving with a per-episode random velocity (the action), bouncing off the walls."""
+                 state: bool = True, change: float = CHANGE, speed_range: tuple[float, float] = (1.5, MAX_SPEED)) -> Episode:
+    """A bright square moved by the action, a random velocity (reflected at the walls) that is drawn anew with
+    probability `change` at each step: the past frames cannot tell where the square goes next, the action can."""
     rng = np.random.default_rng(seed)
     square = max(2, SQUARE * size // SIZE)
     high = size - square
     position = rng.uniform(0, high, size=2)
-    speed = rng.uniform(1.5, MAX_SPEED, size=2) * rng.choice([-1.0, 1.0], size=2)
+    speed = rng.uniform(*speed_range, size=2) * rng.choice([-1.0, 1.0], size=2)
     background = _background(size)
     frames = np.empty((length, size, size, 3), np.uint8)
     states = np.empty((length, 4), np.float32)
     actions = np.empty((length, 4), np.float32)
+    moved = np.zeros(2)
     for t in range(length):
         image = background.copy()
         x, y = np.round(position).astype(int)
         image[y : y + square, x : x + square] = (250, 230, 60)
         frames[t] = image.astype(np.uint8)
         # the action at frame t moves the square to its position at t + 1 (reflected at a wall)
+        if t and rng.random() < change:
+            speed = rng.uniform(*speed_range, size=2) * rng.choice([-1.0, 1.0], size=2)
         nxt = position + speed
         for axis in range(2):
             if not 0 <= nxt[axis] <= high:
                 speed[axis] = -speed[axis]
-        states[t] = (position[0] / size, position[1] / size, speed[0] / MAX_SPEED, speed[1] / MAX_SPEED)
+        # the state is what a robot senses: where it is and how it last moved, not the action to come
+        states[t] = (position[0] / size, position[1] / size, moved[0] / MAX_SPEED, moved[1] / MAX_SPEED)
         actions[t] = (speed[0] / MAX_SPEED, speed[1] / MAX_SPEED, 0.0, 0.0)
-        position = np.clip(position + speed, 0, high)
+        moved = np.clip(position + speed, 0, high) - position
+        position = position + moved
     data = {STATE: states} if state else {}
     if labelled:
         data[ACTION] = actions
@@ -81,11 +88,12 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
 
 
 def write_dataset(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE,
-                  task: str = "move the square", state: bool = True) -> Path:
+                  task: str = "move the square", state: bool = True, change: float = CHANGE,
+                  speed_range: tuple[float, float] = (1.5, MAX_SPEED)) -> Path:
     root = Path(root)
     with DatasetWriter(root, features=features(size, labelled, state), fps=FPS) as writer:
         for seed in seeds:
-            writer.add_episode(make_episode(seed, length, task, labelled, size, state))
+            writer.add_episode(make_episode(seed, length, task, labelled, size, state, change, speed_range))
     return root
 
 

@@ -1,0 +1,121 @@
+"""Training throughput of each preset: frames/s and step time, tokenizer and world model.
+
+    python benchmarks/train_throughput.py [--steps 5] [--presets tiny,cpu,gpu]
+
+Synthetic batches of the preset's shapes (throughput does not depend on pixel content),
+AdamW steps through the same model code the trainer runs, timed after warm-up steps, all
+presets in one run. On a GPU it also reports model FLOPs utilisation against the bf16
+matmul rate measured in the same run. Writes benchmarks/results/train_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from wam.config import pretrain_preset
+from wam.models.text import tokenize
+from wam.models.tokenizer import FrameTokenizer
+from wam.models.world_model import WorldModel
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _time_steps(model: torch.nn.Module, batch: dict, steps: int, device: torch.device, bf16: bool) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = model(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def matmul_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ a
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ a
+    torch.cuda.synchronize()
+    return 2 * 8192**3 * 20 / (time.perf_counter() - start) / 1e12
+
+
+def measure(preset: str, steps: int, device: torch.device) -> dict:
+    config = pretrain_preset(preset)
+    bf16 = device.type == "cuda"
+    out = {"preset": preset}
+    tokenizer = FrameTokenizer(config.tokenizer).to(device)
+    b = config.tokenizer_train.batch_size
+    frames = torch.randint(0, 255, (b, 3, config.tokenizer.image_size, config.tokenizer.image_size), dtype=torch.uint8, device=device)
+    seconds = _time_steps(tokenizer, {"frames": frames}, steps, device, bf16)
+    out["tokenizer"] = {"params": sum(p.numel() for p in tokenizer.parameters()), "batch": b,
+                        "step_s": round(seconds, 4), "frames_per_s": round(b / seconds, 1)}
+    world = WorldModel(config.world).to(device)
+    w, b, cfg = config.window, config.world_train.batch_size, config.world
+    batch = {
+        "latents": torch.rand(b, w, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device) * 2 - 1,
+        "state": torch.randn(b, w, cfg.state_dim, device=device),
+        "state_mask": torch.ones(b, w, dtype=torch.bool, device=device),
+        "text_ids": tokenize(["open the drawer"] * b, cfg.text).to(device),
+    }
+    seconds = _time_steps(world, batch, steps, device, bf16)
+    params = sum(p.numel() for p in world.parameters())
+    tokens = b * (w - 1) * (cfg.patches_per_frame + 1)
+    out["world_model"] = {"params": params, "batch": b, "window": w, "tokens_per_step": tokens,
+                          "step_s": round(seconds, 4), "frames_per_s": round(b * w / seconds, 1)}
+    # 6 * params * tokens: the usual estimate of training FLOPs (attention over <= 136 tokens is small beside it)
+    out["world_model"]["model_tflops"] = round(6 * params * tokens / seconds / 1e12, 4)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--presets", default="tiny,cpu,gpu")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    out = args.out or RESULTS / ("train_throughput.json" if device.type == "cpu" else "train_throughput_gpu.json")
+    peak = matmul_tflops(device)
+    rows = []
+    for preset in args.presets.split(","):
+        row = measure(preset, args.steps, device)
+        if peak:
+            row["world_model"]["mfu"] = round(row["world_model"]["model_tflops"] / peak, 4)
+        rows.append(row)
+        print(f"{preset:5s} tokenizer {row['tokenizer']['frames_per_s']:8.1f} frames/s ({row['tokenizer']['step_s']:.3f} s/step)   "
+              f"world model {row['world_model']['frames_per_s']:8.1f} frames/s ({row['world_model']['step_s']:.3f} s/step)")
+    results = {"benchmark": "train_throughput", "command": "python benchmarks/train_throughput.py", "device": name,
+               "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "bf16": device.type == "cuda",
+               "bf16_matmul_tflops": peak, "steps_timed": args.steps, "presets": rows, "complete": True}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
