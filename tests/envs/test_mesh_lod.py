@@ -80,21 +80,36 @@ def test_only_triangle_lists_change(env_pair):
         assert faces.min() >= 0 and faces.max() < model.mesh_vertnum[mesh_id]
 
 
-def test_physics_is_bit_identical(env_pair):
-    full, lod = env_pair
-    expert = ScriptedExpert(TASK)
-    obs_full, _ = full.reset(seed=11)
-    obs_lod, _ = lod.reset(seed=11)
-    np.testing.assert_array_equal(full._sim.data.qpos, lod._sim.data.qpos)
-    for _ in range(50):
-        action = expert.act(obs_full)
-        obs_full, reward_full, *_ = full.step(action)
-        obs_lod, reward_lod, *_ = lod.step(action)
+def test_physics_is_bit_identical():
+    # door-close: the expert's hand mesh (a colliding geom, simplified for drawing) hits the door
+    # from step ~37 on, so mesh collisions are exercised.
+    task, steps = "door-close-v3", 60
+    full = make(f"metaworld/{task}", mesh_detail=None, terminate_on_success=False)
+    lod = make(f"metaworld/{task}", terminate_on_success=False)
+    try:
+        model = lod._sim.model
+        hand = _mesh_id(model, "eGripperBase")
+        assert model.mesh_facenum[hand] < full._sim.model.mesh_facenum[hand]
+        hand_geoms = set(np.flatnonzero((model.geom_dataid == hand) & (model.geom_type == mujoco.mjtGeom.mjGEOM_MESH)).tolist())
+        expert = ScriptedExpert(task)
+        obs_full, _ = full.reset(seed=11)
+        obs_lod, _ = lod.reset(seed=11)
         np.testing.assert_array_equal(full._sim.data.qpos, lod._sim.data.qpos)
-        np.testing.assert_array_equal(full._sim.data.qvel, lod._sim.data.qvel)
-        np.testing.assert_array_equal(obs_full["sim_state"], obs_lod["sim_state"])
-        assert reward_full == reward_lod
-    assert full._sim.data.ncon == lod._sim.data.ncon
+        hand_contacts = 0
+        for _ in range(steps):
+            action = expert.act(obs_full)
+            obs_full, reward_full, *_ = full.step(action)
+            obs_lod, reward_lod, *_ = lod.step(action)
+            np.testing.assert_array_equal(full._sim.data.qpos, lod._sim.data.qpos)
+            np.testing.assert_array_equal(full._sim.data.qvel, lod._sim.data.qvel)
+            np.testing.assert_array_equal(obs_full["sim_state"], obs_lod["sim_state"])
+            assert reward_full == reward_lod
+            contacts = lod._sim.data.contact
+            hand_contacts += sum(int(g1 in hand_geoms or g2 in hand_geoms) for g1, g2 in zip(contacts.geom1, contacts.geom2))
+        assert hand_contacts > 0, "the trajectory never touched the simplified hand mesh"
+    finally:
+        full.close()
+        lod.close()
 
 
 def test_frames_stay_close_to_full_detail(env_pair):
@@ -157,3 +172,21 @@ def test_visual_only_mode_keeps_colliding_meshes():
         assert "l0" in stats["meshes"]
     finally:
         env.close()
+
+
+def test_models_with_rangefinders_are_left_alone():
+    # Rangefinders ray-cast every geom's triangles, visual ones too: simplifying would change them.
+    sphere = np.array([[np.cos(a) * np.sin(b), np.sin(a) * np.sin(b), np.cos(b)] for a in np.linspace(0, 6, 12) for b in np.linspace(0.2, 3, 10)])
+    xml = f"""<mujoco><asset><mesh name="blob" vertex="{' '.join(map(str, sphere.ravel()))}"/></asset>
+      <worldbody><site name="eye" pos="0 0 3"/><geom type="mesh" mesh="blob" contype="0" conaffinity="0"/></worldbody>
+      <sensor><rangefinder site="eye"/></sensor></mujoco>"""
+    model = mujoco.MjModel.from_xml_string(xml)
+    faces = model.mesh_face.copy()
+    assert model.mesh_facenum[0] > 16
+    with pytest.warns(UserWarning, match="rangefinder"):
+        stats = simplify_visual_meshes(model, max_faces=16)
+    assert stats["meshes"] == {} and "*" in stats["skipped"]
+    np.testing.assert_array_equal(model.mesh_face, faces)
+    # Without the sensor the same mesh is simplified.
+    plain = mujoco.MjModel.from_xml_string(xml.replace('<sensor><rangefinder site="eye"/></sensor>', ""))
+    assert simplify_visual_meshes(plain, max_faces=16)["meshes"]["blob"][1] <= 16

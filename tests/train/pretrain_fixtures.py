@@ -1,8 +1,8 @@
 """Synthetic datasets and a shared tiny pretraining run for the pretraining tests.
 
-Frames are 64x64 (the `tiny` preset's image size): a static dark gradient with a bright
-square whose position integrates the action, which is a random velocity drawn per episode
-(reflected at the walls). Motion is therefore visible, smooth and depends on the action,
+Frames are 64x64 (the `tiny` preset's image size): a dark gradient that slowly brightens,
+with a bright square whose position integrates the action, a random velocity drawn per
+episode (reflected at the walls). Motion is therefore visible, smooth and depends on the action,
 so a tiny world model learns something in a few dozen steps and latent actions have
 control to carry. Everything is deterministic in the seeds.
 
@@ -32,8 +32,9 @@ ACTION = "action"
 FPS = 10
 SIZE = 64
 SQUARE = 14
-MAX_SPEED = 3.0
-CHANGE = 0.5  # probability that the action changes at a step
+SPEED = (3.0, 6.0)  # pixels per frame, each axis
+CHANGE = 0.0  # probability that the action changes at a step
+DRIFT = 2.0  # grey levels per frame
 
 
 def features(size: int = SIZE, labelled: bool = True, state: bool = True) -> dict[str, Feature]:
@@ -51,9 +52,9 @@ def _background(size: int) -> np.ndarray:
 
 
 def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE,
-                 state: bool = True, change: float = CHANGE, speed_range: tuple[float, float] = (1.5, MAX_SPEED)) -> Episode:
-    """A bright square moved by the action, a random velocity (reflected at the walls) that is drawn anew with
-    probability `change` at each step: the past frames cannot tell where the square goes next, the action can."""
+                 state: bool = True, change: float = CHANGE, speed_range: tuple[float, float] = SPEED) -> Episode:
+    """A bright square moved by the action: a random velocity (reflected at the walls), drawn per episode and drawn
+    anew with probability `change` at each step (then the past frames cannot tell where the square goes next)."""
     rng = np.random.default_rng(seed)
     square = max(2, SQUARE * size // SIZE)
     high = size - square
@@ -64,8 +65,9 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
     states = np.empty((length, 4), np.float32)
     actions = np.empty((length, 4), np.float32)
     moved = np.zeros(2)
+    top = speed_range[1]
     for t in range(length):
-        image = background.copy()
+        image = background + DRIFT * t  # the light slowly brightens: frames never repeat
         x, y = np.round(position).astype(int)
         image[y : y + square, x : x + square] = (250, 230, 60)
         frames[t] = image.astype(np.uint8)
@@ -77,8 +79,8 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
             if not 0 <= nxt[axis] <= high:
                 speed[axis] = -speed[axis]
         # the state is what a robot senses: where it is and how it last moved, not the action to come
-        states[t] = (position[0] / size, position[1] / size, moved[0] / MAX_SPEED, moved[1] / MAX_SPEED)
-        actions[t] = (speed[0] / MAX_SPEED, speed[1] / MAX_SPEED, 0.0, 0.0)
+        states[t] = (position[0] / size, position[1] / size, moved[0] / top, moved[1] / top)
+        actions[t] = (speed[0] / top, speed[1] / top, 0.0, 0.0)
         moved = np.clip(position + speed, 0, high) - position
         position = position + moved
     data = {STATE: states} if state else {}
@@ -89,7 +91,7 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
 
 def write_dataset(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE,
                   task: str = "move the square", state: bool = True, change: float = CHANGE,
-                  speed_range: tuple[float, float] = (1.5, MAX_SPEED)) -> Path:
+                  speed_range: tuple[float, float] = SPEED) -> Path:
     root = Path(root)
     with DatasetWriter(root, features=features(size, labelled, state), fps=FPS) as writer:
         for seed in seeds:

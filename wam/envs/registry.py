@@ -37,7 +37,7 @@ def _make_metaworld(
     max_episode_steps: int = 500,
     terminate_on_success: bool = True,
     render_mode: str | None = "rgb_array",
-    mesh_detail: int | None = 1500,
+    mesh_detail: int | None = 2000,
 ) -> gym.Env:
     from wam.envs.metaworld_env import MetaWorldConfig, MetaWorldEnv
     from wam.envs.tasks import resolve_tasks
