@@ -2,9 +2,10 @@
 
 Frames are 64x64 (the `tiny` preset's image size): a dark gradient that slowly brightens,
 with a bright square whose position integrates the action, a random velocity drawn per
-episode (reflected at the walls). Motion is therefore visible, smooth and depends on the action,
-so a tiny world model learns something in a few dozen steps and latent actions have
-control to carry. Everything is deterministic in the seeds.
+episode (reflected at the walls) and, with `change` > 0, drawn anew at random steps. Motion
+is visible and smooth, so a tiny world model learns something in a few dozen steps; with
+`change=1.0` only the action (or a latent action) tells where the square goes next.
+Everything is deterministic in the seeds.
 
 Imported by tests/train/test_pretrain.py, test_eval_world.py, test_frame_cache.py and
 tests/test_cli_pretrain.py. The tiny run is built once per test session (cached here, at
@@ -76,8 +77,8 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
             speed = rng.uniform(*speed_range, size=2) * rng.choice([-1.0, 1.0], size=2)
         nxt = position + speed
         for axis in range(2):
-            if not 0 <= nxt[axis] <= high:
-                speed[axis] = -speed[axis]
+            if not 0 <= nxt[axis] <= high:  # bounce, at a new speed: the square never retraces its path
+                speed[axis] = -np.sign(speed[axis]) * rng.uniform(*speed_range)
         # the state is what a robot senses: where it is and how it last moved, not the action to come
         states[t] = (position[0] / size, position[1] / size, moved[0] / top, moved[1] / top)
         actions[t] = (speed[0] / top, speed[1] / top, 0.0, 0.0)

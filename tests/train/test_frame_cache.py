@@ -99,5 +99,6 @@ def test_unreadable_cache_names_the_directory(datasets, tmp_path):
     root = tmp_path / "cache"
     build([datasets[1]], root)
     (root / "state.npy").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="unreadable frame cache"):
+    with pytest.raises(DatasetError, match="unreadable frame cache") as caught:
         load_frame_cache(root)
+    assert str(root) in str(caught.value)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import wam.train.pretrain as pretrain_module
 from pretrain_fixtures import (  # noqa: F401  (one_thread is an autouse fixture)
-    SIZE, copy_dataset, one_thread, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
+    SIZE, one_thread, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
 )
 from wam.config import pretrain_config_from_dict, pretrain_preset
 from wam.errors import CheckpointError, DatasetError
@@ -112,7 +112,8 @@ def test_world_model_validation_loss_falls_below_its_initial_value(run):
     assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30]
     evals = [r["eval/val_loss"] for r in log if "eval/val_loss" in r]
     assert len(evals) == 2 and evals[-1] < initial
-    assert log[-1]["latent_mse"] < log[0]["latent_mse"]  # the total loss also holds the (noisier) state loss
+    # the total loss also holds the (noisier) state loss; the latent part falls
+    assert np.mean([r["latent_mse"] for r in log[-3:]]) < log[0]["latent_mse"]
 
 
 def test_checkpoints_load_back_to_the_trained_models(run):
