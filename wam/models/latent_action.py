@@ -22,7 +22,7 @@ class LatentActionConfig:
     latent_size: int = 8
     action_dim: int = 8  # the bottleneck
     hidden: int = 256
-    kl_weight: float = 1e-3
+    kl_weight: float = 1e-5
 
 
 class LatentActionEncoder(nn.Module):

@@ -7,9 +7,12 @@ import torch.nn.functional as F
 
 
 def psnr_per_frame(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) uint8 or [0, 255] floats -> (N,) PSNR in dB."""
+    """(N, 3, H, W) uint8 or [0, 255] floats -> (N,) PSNR in dB, capped at 60 dB.
+
+    The cap keeps one exact repeat (an infinite PSNR) from dominating a mean of dB values.
+    """
     mse = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(255.0**2 / mse.clamp(min=1e-10))
+    return 10.0 * torch.log10(255.0**2 / mse.clamp(min=255.0**2 * 1e-6))
 
 
 def _gaussian_window(size: int = 7, sigma: float = 1.5) -> torch.Tensor:

@@ -39,7 +39,9 @@ class WorldModelConfig:
     state_dim: int = 4
     action_dim: int = 8  # size of the (latent) action input
     latent_action_hidden: int = 256
-    kl_weight: float = 1e-3
+    # Latent MSE is ~1e-3 per element; a KL weight of 1e-3 made the latent action cheaper to
+    # ignore than to use (KL ~1e-4 nats: collapse). At 1e-5 it carries control.
+    kl_weight: float = 1e-5
     state_weight: float = 1.0
     dropout: float = 0.0
     text: TextConfig = field(default_factory=TextConfig)

@@ -59,6 +59,7 @@ class WindowBatches:
     def window_at(self, episodes: Sequence[CachedEpisode], starts: Sequence[int]) -> dict[str, torch.Tensor]:
         offsets = np.arange(self.window) * self.stride
         rows = np.stack([e.start + s + offsets for e, s in zip(episodes, starts)])  # (B, W)
+        ends = np.array([e.start + e.length - 1 for e in episodes])[:, None, None]  # last row of each episode
         latents = torch.from_numpy(np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32))
         latents = latents.view(len(episodes), self.window, *latents.shape[1:])
         has_state = torch.tensor([e.has_state for e in episodes])[:, None].expand(-1, self.window)
@@ -67,15 +68,15 @@ class WindowBatches:
             "latents": latents,  # (B, W, C, h, w)
             "state": torch.from_numpy(self.cache.state[rows]),  # (B, W, S)
             "state_mask": has_state.contiguous(),  # (B, W)
-            "action": torch.from_numpy(self.action_chunks(rows)),  # (B, W, stride, A): the actions between frames
+            "action": torch.from_numpy(self.action_chunks(rows, ends)),  # (B, W, stride, A): the actions between frames
             "action_mask": has_actions.contiguous(),
             "text_ids": tokenize([e.task for e in episodes], self.text),  # (B, L)
         }
 
-    def action_chunks(self, rows: np.ndarray) -> np.ndarray:
-        """The `stride` control actions from each frame to the next (past the end: repeat the last)."""
+    def action_chunks(self, rows: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The `stride` control actions from each frame to the next (past the episode's end: repeat its last)."""
         steps = rows[..., None] + np.arange(self.stride)  # (B, W, stride)
-        return self.cache.action[np.minimum(steps, len(self.cache.action) - 1)]
+        return self.cache.action[np.minimum(steps, ends)]
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         rng = _rng(self.seed, step)

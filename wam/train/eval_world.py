@@ -10,6 +10,7 @@ Quality is PSNR and SSIM of decoded frames against the real frames, and latent M
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from wam.models.metrics import psnr_per_frame, ssim_per_frame
 from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.train.batches import WindowBatches
+from wam.train.checkpoint import resolve
 from wam.train.frame_cache import build_frame_cache
 from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes
 
@@ -44,7 +46,10 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
     pretrain_cfg = load_pretrain_config(run)
     tokenizer, world = load_tokenizer(run), load_world_model(run)
     cache = build_frame_cache(data, out / "cache", pretrain_cfg.tokenizer.image_size, world.config.state_dim, 4, progress)
-    latents = encode_latents(tokenizer, cache, out / "cache" / "latents.npy", torch.device("cpu"), progress)
+    # Named after the tokenizer's weights: an --out shared by two runs never mixes their latents.
+    weights = resolve(run / "tokenizer" / "checkpoint") / "model.safetensors"
+    tag = hashlib.sha1(weights.read_bytes()).hexdigest()[:12]
+    latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tag}.npy", torch.device("cpu"), progress)
     episodes = cache.episodes
     own_data = {str(Path(p).resolve()) for p in json.loads((run / "summary.json").read_text())["data"]} if (run / "summary.json").exists() else set()
     if config.held_out_only and own_data and {e.dataset for e in episodes} <= own_data:

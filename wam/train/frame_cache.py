@@ -93,7 +93,7 @@ def build_frame_cache(
                     state[row : row + n] = low[STATE_KEY]
                 if ACTION_KEY in low:
                     action[row : row + n] = low[ACTION_KEY]
-                episodes.append(CachedEpisode(str(dataset.root), meta.index, row, n, meta.task, has_state, ACTION_KEY in low))
+                episodes.append(CachedEpisode(str(dataset.root.resolve()), meta.index, row, n, meta.task, has_state, ACTION_KEY in low))
                 row += n
                 advance(n)
     frames.flush()

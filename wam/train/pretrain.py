@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from wam.config import PretrainConfig, pretrain_config_from_dict
-from wam.errors import CheckpointError
+from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
@@ -114,17 +114,22 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         if not resume:
             raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
         config = pretrain_config_from_dict(json.loads(config_path.read_text()))  # the run's own config wins
-    out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config.to_dict(), indent=2))
     world_cfg = config.world
-
     cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, 4, progress)
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
+    span = (config.window - 1) * config.stride + 1
+    if not any(e.length >= span for e in train_eps):
+        raise DatasetError(
+            f"{', '.join(sorted({e.dataset for e in cache.episodes}))}: no training episode has the {span} frames a "
+            f"window of {config.window} frames at stride {config.stride} needs (longest: {max(e.length for e in cache.episodes)})"
+        )
+    config_path.write_text(json.dumps(config.to_dict(), indent=2))  # the data passed its checks: the run exists now
     (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
     device = resolve_device(config.tokenizer_train.device)
     results: dict[str, TrainResult | None] = {}
 
     # 1. tokenizer ----------------------------------------------------------------------------
+    torch.manual_seed(config.seed)  # initialisation follows the seed too
     tokenizer = FrameTokenizer(config.tokenizer)
     val_frames = FrameBatches(cache, val_eps or train_eps, 256, seed=config.seed + 1).batch(0)["frames"]
 
@@ -162,6 +167,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         return {"val_loss": totals["latent_mse"], **{f"val_{k}": v for k, v in totals.items()}}
 
     world_dir = out / "world_model"
+    torch.manual_seed(config.seed + 1)
     world = WorldModel(world_cfg)
     if not stage_finished(world_dir, config.world_train.steps):
         results["world_model"] = train(
