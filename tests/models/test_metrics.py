@@ -24,7 +24,7 @@ def test_identical_frames():
     psnr = psnr_per_frame(x, x)
     ssim = ssim_per_frame(x, x)
     assert psnr.shape == ssim.shape == (3,)
-    assert (psnr > 90).all()
+    torch.testing.assert_close(psnr, torch.full((3,), 60.0))  # capped: an exact repeat must not dominate a mean
     torch.testing.assert_close(ssim, torch.ones(3), atol=1e-5, rtol=0)
 
 

@@ -138,12 +138,12 @@ def test_forward_loss_and_metrics(tiny):
     mask = torch.tensor([[True] * 5, [False] * 5])
     loss, metrics = model({"latents": z, "text_ids": text, "state": state, "state_mask": mask})
     assert loss.ndim == 0 and torch.isfinite(loss) and loss.requires_grad
-    assert set(metrics) == {"latent_mse", "kl", "state_mse"}
+    assert set(metrics) == {"latent_mse", "action_std", "state_mse"}
     loss.backward()
     assert model.next_latent.weight.grad is not None and model.latent_actions.head[-1].weight.grad is not None
     # video without state: no state loss
     loss, metrics = model({"latents": z, "text_ids": text})
-    assert set(metrics) == {"latent_mse", "kl"}
+    assert set(metrics) == {"latent_mse", "action_std"}
 
 
 def test_patch_must_divide_latent_size():

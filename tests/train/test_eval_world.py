@@ -168,7 +168,7 @@ def test_latent_actions_carry_control(tmp_path):
     tell where it goes next, the latent action inferred from the true future can. After training, dreaming
     with the true latent actions must beat dreaming with latent actions shuffled across windows.
 
-    The tiny preset as it is (its kl_weight included), with the world model trained longer than its 30 steps.
+    The tiny preset as it is (its latent-action bottleneck included), with the world model trained longer than its 30 steps.
     """
     from pretrain_fixtures import write_dataset
 
@@ -180,8 +180,8 @@ def test_latent_actions_carry_control(tmp_path):
     results = evaluate_world(tmp_path / "run", [data], tmp_path / "eval", EvalWorldConfig(context=2, horizons=(1, 4), samples=32, videos=0),
                              progress=False)
     mse = {method: {h: scores[h]["latent_mse_at"] for h in ("h1", "h4")} for method, scores in results["methods"].items()}
-    kl = summary["world_model"]["val_kl"]
-    assert kl > 0.5, f"latent actions collapsed onto the prior (val_kl {kl:.4f} nats); latent MSE by method: {mse}"
+    spread = summary["world_model"]["val_action_std"]
+    assert spread > 0.05, f"latent actions collapsed (spread {spread:.4f}); latent MSE by method: {mse}"
     assert mse["model"]["h1"] < 0.9 * mse["shuffled_actions"]["h1"], mse
     assert mse["model"]["h4"] < mse["shuffled_actions"]["h4"], mse
     assert mse["model"]["h4"] < mse["zeroed_actions"]["h4"], mse

@@ -3,9 +3,12 @@
 An inverse-dynamics encoder looks at two consecutive latent frames and infers a small
 continuous vector, the latent action, that the world model is then conditioned on to
 predict the second frame. The bottleneck is what makes this an action and not a copy of
-the future: few dimensions, Gaussian noise on them during training, and a KL pull toward
-a unit Gaussian, so only the part of the change that the past cannot predict (what the
-agent did) is worth encoding. Later a real robot action is mapped into the same space.
+the future: 8 dimensions squashed into [-1, 1] by tanh, with Gaussian noise (std 0.1)
+added during training, so each dimension carries a few bits at most: room for what the
+agent did, not for the next frame. A KL-regularised Gaussian was tried first and
+collapsed: with noise of std 1 at the start, the world model learned to ignore the input
+before the encoder learned to say anything. Later a real robot action is mapped into the
+same space.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ class LatentActionConfig:
     latent_size: int = 8
     action_dim: int = 8  # the bottleneck
     hidden: int = 256
-    kl_weight: float = 1e-5
+    noise: float = 0.1  # std of the training noise on the tanh-bounded action
 
 
 class LatentActionEncoder(nn.Module):
-    """(z_t, z_{t+1}) -> latent action distribution; its mean is the action at inference."""
+    """(z_t, z_{t+1}) -> latent action in [-1, 1]^action_dim."""
 
     def __init__(self, config: LatentActionConfig):
         super().__init__()
@@ -38,20 +41,18 @@ class LatentActionEncoder(nn.Module):
             nn.Flatten(),
         )
         flat = 64 * ((config.latent_size + 1) // 2) ** 2
-        self.head = nn.Sequential(nn.Linear(flat, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 2 * config.action_dim))
+        self.head = nn.Sequential(nn.Linear(flat, config.hidden), nn.SiLU(), nn.Linear(config.hidden, config.action_dim))
 
-    def forward(self, current: torch.Tensor, following: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """current, following: (N, C, h, w) -> mean, log_std: (N, action_dim)."""
-        x = torch.cat([current, following - current], dim=1)
-        mean, log_std = self.head(self.features(x)).chunk(2, dim=-1)
-        return mean, log_std.clamp(-6.0, 2.0)
+    def forward(self, current: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
+        """current, following: (N, C, h, w) -> pre-activation (N, action_dim); the action is its tanh."""
+        return self.head(self.features(torch.cat([current, following - current], dim=1)))
 
     def infer(self, latents: torch.Tensor, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent actions of every transition in (B, T, C, h, w): (B, T-1, action_dim), and the KL term."""
+        """Latent actions of every transition in (B, T, C, h, w): (B, T-1, action_dim), and an L2
+        penalty on the pre-activations that keeps tanh out of saturation."""
         b, t = latents.shape[:2]
-        current = latents[:, :-1].flatten(0, 1)
-        following = latents[:, 1:].flatten(0, 1)
-        mean, log_std = self(current, following)
-        action = mean + torch.randn_like(mean) * log_std.exp() if sample else mean
-        kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 2 * log_std - 1).sum(-1).mean()
-        return action.view(b, t - 1, -1), kl
+        pre = self(latents[:, :-1].flatten(0, 1), latents[:, 1:].flatten(0, 1))
+        action = torch.tanh(pre)
+        if sample:
+            action = action + torch.randn_like(action) * self.config.noise
+        return action.view(b, t - 1, -1), pre.pow(2).mean()

@@ -39,9 +39,8 @@ class WorldModelConfig:
     state_dim: int = 4
     action_dim: int = 8  # size of the (latent) action input
     latent_action_hidden: int = 256
-    # Latent MSE is ~1e-3 per element; a KL weight of 1e-3 made the latent action cheaper to
-    # ignore than to use (KL ~1e-4 nats: collapse). At 1e-5 it carries control.
-    kl_weight: float = 1e-5
+    latent_action_noise: float = 0.1
+    latent_action_l2: float = 1e-4
     state_weight: float = 1.0
     dropout: float = 0.0
     text: TextConfig = field(default_factory=TextConfig)
@@ -106,7 +105,8 @@ class WorldModel(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.latent_actions = LatentActionEncoder(
-            LatentActionConfig(config.latent_channels, config.latent_size, config.action_dim, config.latent_action_hidden, config.kl_weight)
+            LatentActionConfig(config.latent_channels, config.latent_size, config.action_dim, config.latent_action_hidden,
+                               config.latent_action_noise)
         )
 
     # -- the dynamics --------------------------------------------------------------------------
@@ -148,15 +148,16 @@ class WorldModel(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Next-frame loss on windows of latents, conditioned on latent actions inferred from them."""
         latents = batch["latents"]  # (B, W, C, h, w)
-        actions, kl = self.latent_actions.infer(latents, sample=self.training)  # (B, W-1, A)
+        actions, penalty = self.latent_actions.infer(latents, sample=self.training)  # (B, W-1, A)
         state, state_mask = batch.get("state"), batch.get("state_mask")
         predicted, predicted_state = self.predict(
             latents[:, :-1], actions, batch["text_ids"],
             None if state is None else state[:, :-1], None if state_mask is None else state_mask[:, :-1],
         )
         latent_loss = F.mse_loss(predicted, latents[:, 1:])
-        loss = latent_loss + self.config.kl_weight * kl
-        metrics = {"latent_mse": latent_loss.item(), "kl": kl.item()}
+        loss = latent_loss + self.config.latent_action_l2 * penalty
+        # Spread of latent actions across the batch: near 0 means they carry nothing (collapse).
+        metrics = {"latent_mse": latent_loss.item(), "action_std": actions.detach().flatten(0, 1).std(0).mean().item()}
         if state is not None:
             valid = (state_mask[:, 1:] & state_mask[:, :-1]).float() if state_mask is not None else torch.ones_like(state[:, 1:, 0])
             per_frame = (predicted_state - state[:, 1:]).pow(2).mean(-1)
