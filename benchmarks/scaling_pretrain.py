@@ -63,7 +63,7 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int) -> di
         model = WorldModel(world_cfg)
         result = train(model, batches, train_cfg, out, model_config=world_cfg.to_dict(), kind="world_model", evaluate=evaluate, progress=False)
         curve = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        curve = [{"step": c["step"], "val_loss": c["val_loss"]} for c in curve if "val_loss" in c]
+        curve = [{"step": c["step"], "val_loss": c["eval/val_loss"]} for c in curve if "eval/val_loss" in c]
         final = evaluate(model.eval())["val_loss"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -73,6 +73,16 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int) -> di
         "window": config.window, "frames_seen": steps * 16 * config.window, "seconds": round(result.seconds, 1),
         "params": sum(p.numel() for p in model.parameters()), "curve": curve,
     }
+
+
+def mean_by_size(cells: dict) -> list[dict]:
+    """One point per data size: the mean validation loss over the seeds run so far."""
+    sizes: dict[int, list[dict]] = {}
+    for cell in cells.values():
+        sizes.setdefault(cell["episodes"], []).append(cell)
+    return [{"episodes": n, "frames": group[0]["frames"], "val_loss": float(np.mean([c["val_loss"] for c in group])),
+             "val_loss_std": float(np.std([c["val_loss"] for c in group])), "seeds": len(group)}
+            for n, group in sorted(sizes.items())]
 
 
 def fit(points: list[dict]) -> dict:
@@ -90,10 +100,12 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = sorted(results["cells"].values(), key=lambda p: p["frames"])
+    points = mean_by_size(results["cells"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     frames = np.array([p["frames"] for p in points])
-    left.semilogx(frames, [p["val_loss"] for p in points], "o", label="measured")
+    left.errorbar(frames, [p["val_loss"] for p in points], yerr=[p["val_loss_std"] for p in points], fmt="o",
+                  label=f"measured (mean of {min(p['seeds'] for p in points)}+ seeds)")
+    left.set_xscale("log")
     if "fit" in results:
         f = results["fit"]
         xs = np.logspace(np.log10(frames.min()), np.log10(frames.max()), 50)
@@ -102,8 +114,8 @@ def plot(results: dict, path: Path) -> None:
     left.set_ylabel("validation latent MSE")
     left.set_title("loss vs data")
     left.legend(fontsize=8)
-    largest = points[-1]
-    if largest["curve"]:
+    largest = max((c for c in results["cells"].values() if c["curve"]), key=lambda c: c["frames"], default=None)
+    if largest is not None:
         compute = [c["step"] * largest["batch_size"] * largest["window"] for c in largest["curve"]]
         right.loglog(compute, [c["val_loss"] for c in largest["curve"]], "o-")
     right.set_xlabel("training frames processed (compute)")
@@ -119,32 +131,37 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a pretraining run (its cache, tokenizer and split)")
     parser.add_argument("--sizes", default="10,20,45,90,180,360")
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma list; each seed draws its own nested subsets and initialisation")
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     sizes = [int(s) for s in args.sizes.split(",")]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update({
-        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps}",
+        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps} --seeds {args.seeds}",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()},
         "model": "world model d128, 4 layers, 4 heads (fixed across points)", "sizes_planned": sizes,
     })
     results.setdefault("cells", {})
-    for size in sizes:
-        key = f"{size}"
+    seeds = [int(s) for s in args.seeds.split(",")]
+    keys = [(seed, size, f"{size}" if seed == 0 else f"{size}/s{seed}") for seed in seeds for size in sizes]
+    for seed, size, key in keys:
         if key in results["cells"]:
-            print(f"size {size}: done already, skipped")
+            print(f"size {size} seed {seed}: done already, skipped")
             continue
         start = time.time()
-        cell = run_cell(args.run, size, args.steps, args.seed, eval_every=max(args.steps // 12, 1) if size == max(sizes) else 0)
+        track = size == max(sizes) and seed == seeds[0]
+        cell = run_cell(args.run, size, args.steps, seed, eval_every=max(args.steps // 12, 1) if track else 0)
+        cell["seed"] = seed
         results["cells"][key] = cell
-        results["complete"] = all(f"{s}" in results["cells"] for s in sizes)
-        if len(results["cells"]) >= 2:
-            results["fit"] = fit(list(results["cells"].values()))
+        results["complete"] = all(k in results["cells"] for _, _, k in keys)
+        results["seeds_planned"] = seeds
+        if len({c["episodes"] for c in results["cells"].values()}) >= 2:
+            results["points"] = mean_by_size(results["cells"])
+            results["fit"] = fit(results["points"])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"size {size} episodes ({cell['frames']} frames): val loss {cell['val_loss']:.5f} in {time.time() - start:.0f} s")
+        print(f"size {size} episodes ({cell['frames']} frames), seed {seed}: val loss {cell['val_loss']:.5f} in {time.time() - start:.0f} s")
     if "fit" in results:
         print(f"fit: loss = {results['fit']['a']:.5f} - {results['fit']['b']:.5f} log10(frames), R^2 = {results['fit']['r2']:.4f} "
               f"over {results['fit']['decades']:.2f} decades")
