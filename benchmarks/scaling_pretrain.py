@@ -80,7 +80,7 @@ def mean_by_size(cells: dict) -> list[dict]:
     sizes: dict[int, list[dict]] = {}
     for cell in cells.values():
         sizes.setdefault(cell["episodes"], []).append(cell)
-    return [{"episodes": n, "frames": group[0]["frames"], "val_loss": float(np.mean([c["val_loss"] for c in group])),
+    return [{"episodes": n, "frames": float(np.mean([c["frames"] for c in group])), "val_loss": float(np.mean([c["val_loss"] for c in group])),
              "val_loss_std": float(np.std([c["val_loss"] for c in group])), "seeds": len(group)}
             for n, group in sorted(sizes.items())]
 
@@ -162,7 +162,10 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"size {size} episodes ({cell['frames']} frames), seed {seed}: val loss {cell['val_loss']:.5f} in {time.time() - start:.0f} s")
-    if "fit" in results:
+    if len({c["episodes"] for c in results["cells"].values()}) >= 2:
+        results["points"] = mean_by_size(results["cells"])
+        results["fit"] = fit(results["points"])
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"fit: loss = {results['fit']['a']:.5f} - {results['fit']['b']:.5f} log10(frames), R^2 = {results['fit']['r2']:.4f} "
               f"over {results['fit']['decades']:.2f} decades")
     plot(results, args.out.with_suffix(".png"))
