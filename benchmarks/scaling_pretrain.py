@@ -38,14 +38,34 @@ def model_config(text) -> WorldModelConfig:
     return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=text)
 
 
-def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int) -> dict:
+def nested_order(episodes: list, seed: int, stratify: bool) -> list[int]:
+    """A seeded order of the training episodes; the first n of it is the subset of size n.
+
+    With `stratify`, tasks take turns, so even a small subset holds every task about equally.
+    """
+    order = np.random.default_rng(seed).permutation(len(episodes)).tolist()
+    if not stratify:
+        return order
+    by_task: dict[str, list[int]] = {}
+    for i in order:
+        by_task.setdefault(episodes[i].task, []).append(i)
+    queues = list(by_task.values())
+    interleaved = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                interleaved.append(queue.pop(0))
+    return interleaved
+
+
+def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, stratify: bool = False) -> dict:
     config = load_pretrain_config(run)
     cache = load_frame_cache(run / "cache")
     latents_path = max((run / "cache").glob("latents-*.npy"), key=lambda p: int(p.stem.split("-")[1]))
     latents = np.load(latents_path, mmap_mode="r")
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
-    order = np.random.default_rng(seed).permutation(len(train_eps))
-    subset = [train_eps[i] for i in sorted(order[:size])]  # nested: the first `size` of one permutation
+    order = nested_order(train_eps, seed, stratify)
+    subset = [train_eps[i] for i in sorted(order[:size])]  # nested: the first `size` of one seeded order
     world_cfg = model_config(config.world.text)
     batches = WindowBatches(cache, latents, subset, config.window, config.stride, 16, seed, world_cfg.text)
     val = WindowBatches(cache, latents, val_eps, config.window, config.stride, 64, 12345, world_cfg.text)
@@ -132,13 +152,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,20,45,90,180,360")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", default="0", help="comma list; each seed draws its own nested subsets and initialisation")
+    parser.add_argument("--stratify", action="store_true", help="subsets hold every task about equally")
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     sizes = [int(s) for s in args.sizes.split(",")]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update({
-        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps} --seeds {args.seeds}",
+        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps} --seeds {args.seeds}" + (" --stratify" if args.stratify else "") + f" --out {args.out}",
+        "stratified": args.stratify,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()},
         "model": "world model d128, 4 layers, 4 heads (fixed across points)", "sizes_planned": sizes,
     })
@@ -151,7 +173,8 @@ def main() -> None:
             continue
         start = time.time()
         track = size == max(sizes) and seed == seeds[0]
-        cell = run_cell(args.run, size, args.steps, seed, eval_every=max(args.steps // 12, 1) if track else 0)
+        cell = run_cell(args.run, size, args.steps, seed, eval_every=max(args.steps // 12, 1) if track else 0,
+                        stratify=args.stratify)
         cell["seed"] = seed
         results["cells"][key] = cell
         results["complete"] = all(k in results["cells"] for _, _, k in keys)
