@@ -30,7 +30,6 @@ def _fixtures():
 
 
 fixtures = _fixtures()
-one_thread = fixtures.one_thread  # autouse: one torch thread for this module
 runner = CliRunner()
 STEPS = 4
 

@@ -144,14 +144,6 @@ def tiny_config(world_steps: int = 30, seed: int = 0, **world_train):
     return config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run several times faster on one thread than on two cores shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # -- one tiny pretraining run shared by the session -------------------------------------------------
 

@@ -21,14 +21,6 @@ from wam.train import load_checkpoint, restore_rng, save_checkpoint
 from wam.train.schedule import make_optimizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds waiting, badly so on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class Toy(nn.Module):
     def __init__(self, hidden: int = 16):

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import wam.train.eval_world as eval_world_module
-from pretrain_fixtures import one_thread, tiny_config, tiny_dataset, tiny_run  # noqa: F401
+from pretrain_fixtures import tiny_config, tiny_dataset, tiny_run  # noqa: F401
 from wam.errors import CheckpointError
 from wam.train.batches import WindowBatches
 from wam.train.eval_world import METHODS, EvalWorldConfig, evaluate_world

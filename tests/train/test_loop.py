@@ -74,14 +74,6 @@ class ScriptedSource:
         return batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds waiting, badly so on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def config(**overrides) -> TrainConfig:
     base = dict(steps=STEPS, batch_size=8, lr=3e-3, warmup_steps=5, log_every=1, checkpoint_every=10, seed=0, device="cpu")

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 import wam.train.pretrain as pretrain_module
-from pretrain_fixtures import (  # noqa: F401  (one_thread is an autouse fixture)
-    SIZE, one_thread, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
+from pretrain_fixtures import (  # noqa: F401
+    SIZE, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
 )
 from wam.config import pretrain_config_from_dict, pretrain_preset
 from wam.errors import CheckpointError, DatasetError
