@@ -181,6 +181,73 @@ def eval_world(
 
 
 @app.command()
+def finetune(
+    data: list[Path] = typer.Option(..., help="labelled robot dataset directories"),
+    out: Path = typer.Option(..., help="run directory"),
+    pretrained: Optional[Path] = typer.Option(None, help="pretraining run (wam pretrain --out); omit for the from-scratch baseline"),
+    video: Optional[list[Path]] = typer.Option(None, help="action-free video datasets to keep mixing in"),
+    preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
+    steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
+    episodes_per_task: Optional[int] = typer.Option(None, "--episodes-per-task", "-k", help="use K labelled episodes per task"),
+    subset_seed: int = typer.Option(0, help="which K episodes"),
+    seed: int = typer.Option(0, help="seed for data order and initialisation"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+) -> None:
+    """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
+    from dataclasses import replace
+
+    from wam.config import finetune_preset
+    from wam.errors import WamError
+    from wam.train.finetune import finetune as run_finetune
+
+    try:
+        config = finetune_preset(preset)
+        train_cfg = replace(config.train, seed=seed)
+        if steps is not None:
+            train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
+                                eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
+        config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed)
+        summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print_json(json.dumps(summary))
+
+
+@app.command("eval")
+def eval_policy(
+    policy: Path = typer.Option(..., help="finetuning run directory (wam finetune --out)"),
+    tasks: str = typer.Option("mt10", help="mt10, mt50 or a comma list"),
+    episodes: int = typer.Option(50, help="episodes per task"),
+    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)"),
+    seed: int = typer.Option(0, help="evaluation seed: same seed, same scenes, same result"),
+    max_steps: int = typer.Option(300, help="step limit per episode"),
+    video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here"),
+    out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
+) -> None:
+    """Run a policy in real Meta-World episodes: success per task (95% Wilson), length, control rate."""
+    from wam.dojo.evaluate import EvalConfig, evaluate_policy
+    from wam.envs.tasks import resolve_tasks
+    from wam.errors import WamError
+
+    try:
+        config = EvalConfig(policy, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, video_out=video_out)
+        results = evaluate_policy(config)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    table = Table(title=f"policy {policy}: {episodes} episodes per task")
+    for column in ("task", "success", "95% Wilson", "mean length"):
+        table.add_column(column)
+    for task, r in results["tasks"].items():
+        table.add_row(task, f"{r['success_rate']:.2f}", f"[{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]", f"{r['mean_length']:.0f}")
+    console.print(table)
+    console.print(f"mean success {results['mean_success']:.3f}; control {results['policy_steps_per_s']:.0f} policy steps/s; "
+                  f"{results['env_steps_per_s']:.0f} env steps/s overall")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data and report"),
     episodes: int = typer.Option(4, help="episodes per task"),

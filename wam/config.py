@@ -104,3 +104,80 @@ def pretrain_config_from_dict(data: dict) -> PretrainConfig:
         world_train=TrainConfig(**{**data["world_train"], "betas": tuple(data["world_train"]["betas"])}),
         window=data["window"], stride=data["stride"], val_fraction=data["val_fraction"], seed=data["seed"],
     )
+
+
+# -- stage two: finetuning into a World Action Model ------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How a pretrained world model becomes a WAM on a few labelled robot episodes.
+
+    Without a pretrained run (the from-scratch baseline) the same WAM is built from
+    `scratch_preset`'s architecture and its tokenizer is trained on the robot frames alone.
+    """
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    chunk: int = 8  # control actions per predicted chunk
+    execute: int = 4  # of those, how many the policy runs before predicting again (receding horizon)
+    window: int = 5  # frames per training window (the policy's context is window - 1 frames)
+    video_batch: int = 8  # action-free windows mixed into every step when video is given
+    episodes_per_task: int | None = None  # K labelled episodes per task; None: all (minus validation)
+    subset_seed: int = 0  # which K episodes
+    val_episodes: int = 20  # labelled episodes held out for the validation action loss
+    hidden: int = 512
+    action_weight: float = 1.0
+    latent_weight: float = 100.0
+    align_weight: float = 1.0
+    state_weight: float = 10.0
+    scratch_preset: str = "cpu"  # architecture for the from-scratch baseline
+    scratch_tokenizer_steps: int = 600
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.execute < 1 or self.execute > self.chunk:
+            raise ValueError(f"execute must be in 1..chunk ({self.chunk}), got {self.execute}")
+        if self.window < 2:
+            raise ValueError(f"window must be >= 2 frames, got {self.window}")
+        if self.episodes_per_task is not None and self.episodes_per_task < 1:
+            raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FinetuneConfig":
+        train = data["train"]
+        return cls(**{**data, "train": TrainConfig(**{**train, "betas": tuple(train["betas"])})})
+
+
+def _finetune_tiny() -> FinetuneConfig:
+    return FinetuneConfig(
+        train=TrainConfig(steps=30, batch_size=4, lr=1e-3, warmup_steps=5, log_every=5, eval_every=15, checkpoint_every=15),
+        chunk=4, execute=2, window=3, video_batch=2, val_episodes=2, hidden=64, scratch_preset="tiny", scratch_tokenizer_steps=20,
+    )
+
+
+def _finetune_cpu() -> FinetuneConfig:
+    return FinetuneConfig(
+        train=TrainConfig(steps=1500, batch_size=16, lr=3e-4, warmup_steps=100, log_every=20, eval_every=250,
+                          checkpoint_every=250),
+    )
+
+
+def _finetune_gpu() -> FinetuneConfig:
+    return FinetuneConfig(
+        train=TrainConfig(steps=10000, batch_size=128, lr=2e-4, warmup_steps=500, log_every=50, eval_every=1000,
+                          checkpoint_every=1000),
+        window=9, video_batch=64, hidden=1024, scratch_preset="gpu", scratch_tokenizer_steps=5000,
+    )
+
+
+FINETUNE_PRESETS = {"tiny": _finetune_tiny, "cpu": _finetune_cpu, "gpu": _finetune_gpu}
+
+
+def finetune_preset(name: str) -> FinetuneConfig:
+    try:
+        return FINETUNE_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(FINETUNE_PRESETS)}") from None

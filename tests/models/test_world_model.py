@@ -149,3 +149,27 @@ def test_forward_loss_and_metrics(tiny):
 def test_patch_must_divide_latent_size():
     with pytest.raises(ValueError, match="patch"):
         WorldModel(WorldModelConfig(latent_size=8, patch=3))
+
+
+def test_hidden_actions_are_the_unknown_action_token():
+    import torch
+
+    from wam.config import pretrain_preset
+    from wam.models.text import tokenize
+    from wam.models.world_model import WorldModel
+
+    torch.manual_seed(0)
+    cfg = pretrain_preset("tiny").world
+    model = WorldModel(cfg).eval()
+    latents = torch.rand(2, 3, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+    text = tokenize(["a", "b"], cfg.text)
+    actions = torch.randn(2, 3, cfg.action_dim)
+    with torch.no_grad():
+        model.unknown_action.normal_()
+        model.next_latent.weight.normal_(std=0.1)
+        hidden = torch.zeros(2, 3, dtype=torch.bool)
+        a, _ = model.predict(latents, actions, text, action_known=hidden)
+        b, _ = model.predict(latents, None, text)
+        c, _ = model.predict(latents, actions, text)
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, c, atol=1e-4)

@@ -41,6 +41,10 @@ class WorldModelConfig:
     latent_action_hidden: int = 256
     latent_action_noise: float = 0.1
     latent_action_l2: float = 1e-4
+    # Share of training windows whose action input is hidden (a learned "unknown action" token): the
+    # model then predicts what happens next for the task from frames alone, which is the future a
+    # policy steers towards (the WAM reads actions off that prediction by inverse dynamics).
+    unconditional_prob: float = 0.25
     state_weight: float = 1.0
     dropout: float = 0.0
     text: TextConfig = field(default_factory=TextConfig)
@@ -97,6 +101,7 @@ class WorldModel(nn.Module):
         self.text = TextEncoder(config.text, d)
         self.state_in = nn.Linear(config.state_dim, d)
         self.action_in = nn.Linear(config.action_dim, d)
+        self.unknown_action = nn.Parameter(torch.zeros(d))  # stands in for an action nobody knows yet
         self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.next_latent = nn.Linear(d, patch_dim)
@@ -110,21 +115,28 @@ class WorldModel(nn.Module):
         )
 
     # -- the dynamics --------------------------------------------------------------------------
-    def predict(
+    def features(
         self,
         latents: torch.Tensor,  # (B, T, C, h, w)
-        actions: torch.Tensor,  # (B, T, A): the action taken at each frame
+        actions: torch.Tensor | None,  # (B, T, A): the action taken at each frame; None: all unknown
         text_ids: torch.Tensor,  # (B, L)
         state: torch.Tensor | None = None,  # (B, T, S)
         state_mask: torch.Tensor | None = None,  # (B, T) bool: which frames have a state
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next latent frame and next state after each of the T frames: (B, T, C, h, w), (B, T, S)."""
+        action_known: torch.Tensor | None = None,  # (B, T) bool: False hides that frame's action
+    ) -> torch.Tensor:
+        """The transformer's output tokens, (B, T, n + 1, d): n patch tokens, then the conditioning token."""
         cfg = self.config
         b, t = latents.shape[:2]
         if t > cfg.context:
             raise ValueError(f"{t} frames exceed the model's context of {cfg.context}")
         patches = rearrange(latents, "b t c (y p) (x q) -> b t (y x) (c p q)", p=cfg.patch, q=cfg.patch)
-        condition = self.text(text_ids)[:, None, :] + self.action_in(actions)  # (B, T, d)
+        if actions is None:
+            action_tokens = self.unknown_action.expand(b, t, -1)
+        else:
+            action_tokens = self.action_in(actions)
+            if action_known is not None:
+                action_tokens = torch.where(action_known[..., None], action_tokens, self.unknown_action)
+        condition = self.text(text_ids)[:, None, :] + action_tokens  # (B, T, d)
         if state is not None:
             gate = torch.ones(b, t, 1, device=latents.device) if state_mask is None else state_mask[..., None].float()
             condition = condition + self.state_in(state) * gate
@@ -134,7 +146,11 @@ class WorldModel(nn.Module):
         mask = frame_causal_mask(t, cfg.patches_per_frame + 1, x.device)
         for block in self.blocks:
             x = block(x, mask)
-        x = rearrange(self.norm(x), "b (t n) d -> b t n d", t=t)
+        return rearrange(self.norm(x), "b (t n) d -> b t n d", t=t)
+
+    def heads(self, x: torch.Tensor, latents: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output tokens -> next latent frame and next state, as changes of the current ones."""
+        cfg = self.config
         delta = rearrange(
             self.next_latent(x[:, :, :-1]), "b t (y x) (c p q) -> b t c (y p) (x q)",
             y=cfg.latent_size // cfg.patch, p=cfg.patch, q=cfg.patch,
@@ -144,15 +160,32 @@ class WorldModel(nn.Module):
             next_state = next_state + state
         return (latents + delta).clamp(-1.0, 1.0), next_state
 
+    def predict(
+        self,
+        latents: torch.Tensor,  # (B, T, C, h, w)
+        actions: torch.Tensor | None,  # (B, T, A); None: every action unknown
+        text_ids: torch.Tensor,  # (B, L)
+        state: torch.Tensor | None = None,  # (B, T, S)
+        state_mask: torch.Tensor | None = None,  # (B, T) bool
+        action_known: torch.Tensor | None = None,  # (B, T) bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next latent frame and next state after each of the T frames: (B, T, C, h, w), (B, T, S)."""
+        x = self.features(latents, actions, text_ids, state, state_mask, action_known)
+        return self.heads(x, latents, state)
+
     # -- pretraining on video -----------------------------------------------------------------
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Next-frame loss on windows of latents, conditioned on latent actions inferred from them."""
         latents = batch["latents"]  # (B, W, C, h, w)
         actions, penalty = self.latent_actions.infer(latents, sample=self.training)  # (B, W-1, A)
         state, state_mask = batch.get("state"), batch.get("state_mask")
+        known = None
+        if self.training and self.config.unconditional_prob > 0:
+            hidden = torch.rand(latents.shape[0], 1, device=latents.device) < self.config.unconditional_prob
+            known = (~hidden).expand(-1, actions.shape[1])  # (B, W-1): a window is hidden whole
         predicted, predicted_state = self.predict(
             latents[:, :-1], actions, batch["text_ids"],
-            None if state is None else state[:, :-1], None if state_mask is None else state_mask[:, :-1],
+            None if state is None else state[:, :-1], None if state_mask is None else state_mask[:, :-1], known,
         )
         latent_loss = F.mse_loss(predicted, latents[:, 1:])
         loss = latent_loss + self.config.latent_action_l2 * penalty

@@ -46,8 +46,9 @@ class WindowBatches:
         seed: int,
         text: TextConfig,
         require_actions: bool = False,
+        chunk: int = 0,  # > 0: also the next `chunk` control actions from every frame (the WAM's targets)
     ):
-        self.cache, self.latents = cache, latents
+        self.cache, self.latents, self.chunk = cache, latents, chunk
         self.window, self.stride, self.batch_size, self.seed, self.text = window, stride, batch_size, seed, text
         span = (window - 1) * stride + 1
         self.episodes = [e for e in episodes if e.length >= span and (e.has_actions or not require_actions)]
@@ -64,7 +65,7 @@ class WindowBatches:
         latents = latents.view(len(episodes), self.window, *latents.shape[1:])
         has_state = torch.tensor([e.has_state for e in episodes])[:, None].expand(-1, self.window)
         has_actions = torch.tensor([e.has_actions for e in episodes])[:, None].expand(-1, self.window)
-        return {
+        batch = {
             "latents": latents,  # (B, W, C, h, w)
             "state": torch.from_numpy(self.cache.state[rows]),  # (B, W, S)
             "state_mask": has_state.contiguous(),  # (B, W)
@@ -72,6 +73,11 @@ class WindowBatches:
             "action_mask": has_actions.contiguous(),
             "text_ids": tokenize([e.task for e in episodes], self.text),  # (B, L)
         }
+        if self.chunk:
+            steps = rows[..., None] + np.arange(self.chunk)  # (B, W, H)
+            batch["action_chunk"] = torch.from_numpy(self.cache.action[np.minimum(steps, ends)])  # (B, W, H, A)
+            batch["action_chunk_mask"] = torch.from_numpy(steps <= ends)  # (B, W, H): False past the episode's end
+        return batch
 
     def action_chunks(self, rows: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The `stride` control actions from each frame to the next (past the episode's end: repeat its last)."""

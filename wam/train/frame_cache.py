@@ -57,6 +57,18 @@ def _fingerprint(datasets: Sequence[Dataset]) -> list[dict]:
     return [{"path": str(d.root.resolve()), "episodes": d.num_episodes, "frames": d.num_frames} for d in datasets]
 
 
+def matching_cache(paths: Sequence[str | Path], root: Path, image_size: int) -> FrameCache | None:
+    """The cache at `root` if it holds exactly `paths` at `image_size`, else None (nothing is rebuilt)."""
+    manifest_path = Path(root) / "manifest.json"
+    if not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    fingerprint = _fingerprint([Dataset(p) for p in paths])
+    if manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
+        return load_frame_cache(root)
+    return None
+
+
 def build_frame_cache(
     paths: Sequence[str | Path], root: Path, image_size: int, state_dim: int = 4, action_dim: int = 4, progress: bool = True
 ) -> FrameCache:

@@ -1,0 +1,61 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+from finetune_fixtures import tiny_wam_run  # noqa: E402
+from pretrain_fixtures import tiny_run  # noqa: E402
+
+from wam.dojo.evaluate import EvalConfig, evaluate_policy, wilson_interval  # noqa: E402
+from wam.errors import CheckpointError  # noqa: E402
+
+TASKS = ("reach-v3", "drawer-close-v3")
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(50, 50)
+    assert high == 1.0 and low == pytest.approx(0.9287, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_evaluation_is_reproducible_under_a_seed_and_for_any_number_of_workers(tmp_path_factory, tmp_path):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    config = EvalConfig(run, TASKS, episodes=2, max_steps=12, seed=3)
+    first = evaluate_policy(config, progress=False)
+    again = evaluate_policy(config, progress=False)
+    parallel = evaluate_policy(EvalConfig(run, TASKS, episodes=2, max_steps=12, seed=3, workers=2), progress=False)
+    other_seed = evaluate_policy(EvalConfig(run, TASKS, episodes=2, max_steps=12, seed=4), progress=False)
+    assert first["episode_results"] == again["episode_results"] == parallel["episode_results"]
+    assert [e["seed"] for e in first["episode_results"]] != [e["seed"] for e in other_seed["episode_results"]]
+    for task in TASKS:
+        r = first["tasks"][task]
+        assert r["episodes"] == 2 and 0 <= r["success_rate"] <= 1 and r["wilson95"][0] <= r["success_rate"] <= r["wilson95"][1]
+        assert 1 <= r["mean_length"] <= 12 and r["policy_steps_per_s"] > 0
+    json.dumps(first)  # the results are JSON as they are
+
+
+def test_evaluation_scenes_are_not_the_collectors(tmp_path_factory):
+    from wam.envs.collect import episode_seed
+
+    run, _ = tiny_wam_run(tmp_path_factory)
+    result = evaluate_policy(EvalConfig(run, ("reach-v3",), episodes=2, max_steps=3), progress=False)
+    training = {episode_seed(s, "reach-v3", n) for s in range(200) for n in range(100)}
+    assert not training & {e["seed"] for e in result["episode_results"]}
+
+
+def test_videos_are_written_for_the_first_episode_of_each_task(tmp_path_factory, tmp_path):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    result = evaluate_policy(EvalConfig(run, TASKS, episodes=2, max_steps=6, video_out=tmp_path / "videos"), progress=False)
+    assert len(result["videos"]) == 2 * len(TASKS)
+    assert all(Path(v).stat().st_size > 0 for v in result["videos"])
+
+
+def test_a_pretraining_run_is_refused_before_any_episode(tmp_path_factory):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="not a finetuned WAM"):
+        evaluate_policy(EvalConfig(pretrained, TASKS, episodes=1), progress=False)

@@ -1,0 +1,54 @@
+"""`wam finetune` and `wam eval` from the command line: a tiny run end to end and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent / "train"))
+from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset  # noqa: E402
+
+from wam.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    out = tmp_path / "wam"
+    result = invoke("finetune", "--pretrained", pretrained, "--data", tiny_dataset(tmp_path_factory), "--out", out,
+                    "--preset", "tiny", "--steps", 6, "-k", 3)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["episodes"]["train"] == 3
+    results = tmp_path / "eval.json"
+    result = invoke("eval", "--policy", out, "--tasks", "reach-v3", "--episodes", 2, "--max-steps", 5, "--out", results)
+    assert result.exit_code == 0, result.output
+    assert "policy steps/s" in result.output
+    assert json.loads(results.read_text())["tasks"]["reach-v3"]["episodes"] == 2
+
+
+def test_eval_refuses_a_pretraining_run(tmp_path_factory):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    result = invoke("eval", "--policy", pretrained, "--tasks", "reach-v3", "--episodes", 1)
+    assert result.exit_code == 2
+    assert squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
+
+
+def test_finetune_refuses_video_only_data_and_unknown_presets(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    video = write_dataset(tmp_path / "video", range(2), labelled=False)
+    result = invoke("finetune", "--pretrained", pretrained, "--data", video, "--out", tmp_path / "a", "--preset", "tiny")
+    assert result.exit_code == 2 and squeezed("no labelled episode") in squeezed(result.output)
+    result = invoke("finetune", "--data", video, "--out", tmp_path / "b", "--preset", "huge")
+    assert result.exit_code == 2 and "unknown preset" in result.output

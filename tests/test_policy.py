@@ -1,0 +1,62 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "train"))
+from finetune_fixtures import tiny_wam_run  # noqa: E402
+from pretrain_fixtures import tiny_run  # noqa: E402
+
+import wam.policy  # noqa: E402
+from wam.envs import MT10, make  # noqa: E402
+from wam.errors import CheckpointError  # noqa: E402
+
+
+def test_act_returns_actions_inside_the_action_space_for_every_task(tmp_path_factory):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    policy = wam.policy.load(run, device="cpu")
+    for task in MT10:
+        env = make(f"metaworld/{task}", size=64, max_episode_steps=20)
+        obs, _ = env.reset(seed=0)
+        policy.reset(task)
+        for _ in range(5):
+            action = policy.act(obs)
+            assert action.shape == env.action_space.shape and action.dtype == np.float32
+            assert env.action_space.contains(action), (task, action)
+            obs, *_ = env.step(action)
+        env.close()
+
+
+def test_receding_horizon_calls_the_model_every_execute_steps(tmp_path_factory, monkeypatch):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    policy = wam.policy.load(run, device="cpu")
+    calls = []
+    original = policy.model.act
+    monkeypatch.setattr(policy.model, "act", lambda *a: calls.append(1) or original(*a))
+    policy.reset("move the square")
+    obs = {"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(4, np.float32)}
+    for _ in range(3 * policy.execute):
+        policy.act(obs)
+    assert len(calls) == 3
+    assert len(policy.latents) == min(policy.context, 3 * policy.execute // policy.stride)
+
+
+def test_act_needs_a_task_and_the_right_image_size(tmp_path_factory):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    policy = wam.policy.load(run, device="cpu")
+    with pytest.raises(ValueError, match="reset"):
+        policy.act({"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(4)})
+    policy.reset("move the square")
+    with pytest.raises(ValueError, match="expects"):
+        policy.act({"image": np.zeros((32, 32, 3), np.uint8), "state": np.zeros(4)})
+    with pytest.raises(ValueError, match="execute must be in"):
+        wam.policy.load(run, device="cpu", execute=99)
+
+
+def test_loading_a_pretraining_run_as_a_policy_is_a_clear_error(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="pretraining run, not a finetuned WAM"):
+        wam.policy.load(pretrained)
+    with pytest.raises(CheckpointError, match="no such run"):
+        wam.policy.load(tmp_path / "nothing")

@@ -1,0 +1,31 @@
+"""A shared tiny finetuning run (on the tiny pretraining run of pretrain_fixtures), built once per session."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from pretrain_fixtures import tiny_dataset, tiny_run
+
+_CACHE: dict[str, object] = {}
+
+
+def tiny_finetune_config(steps: int = 30, **changes):
+    from wam.config import finetune_preset
+
+    config = finetune_preset("tiny")
+    train = replace(config.train, device="cpu", steps=steps, eval_every=min(config.train.eval_every, steps),
+                    checkpoint_every=min(config.train.checkpoint_every, steps))
+    return replace(config, train=train, **changes)
+
+
+def tiny_wam_run(tmp_path_factory) -> tuple[Path, dict]:
+    """(run directory, summary): the tiny pretraining run finetuned on its own labelled episodes, K = 4."""
+    if "run" not in _CACHE:
+        from wam.train.finetune import finetune
+
+        pretrained, _ = tiny_run(tmp_path_factory)
+        out = tmp_path_factory.mktemp("tiny_wam") / "run"
+        summary = finetune(pretrained, [tiny_dataset(tmp_path_factory)], out, tiny_finetune_config(episodes_per_task=4), progress=False)
+        _CACHE["run"] = (out, summary)
+    return _CACHE["run"]

@@ -1,0 +1,92 @@
+import json
+from dataclasses import replace
+
+import pytest
+
+from finetune_fixtures import tiny_finetune_config, tiny_wam_run
+from pretrain_fixtures import copy_dataset, tiny_dataset, tiny_run, write_dataset
+from wam.errors import CheckpointError, DatasetError
+from wam.train.finetune import finetune, load_wam, select_episodes
+from wam.train.frame_cache import CachedEpisode
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "wam" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_finetuning_a_tiny_pretrained_model_lowers_the_action_loss(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    config = tiny_finetune_config(steps=120, episodes_per_task=6)
+    config = replace(config, train=replace(config.train, eval_every=0))
+    finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "ft", config, progress=False)
+    losses = [m["action_l1"] for m in _metrics(tmp_path / "ft")]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_the_run_is_self_contained_and_loads(tmp_path_factory):
+    run, summary = tiny_wam_run(tmp_path_factory)
+    assert (run / "tokenizer" / "checkpoint" / "config.json").exists()
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) == 4 and summary["episodes"]["train"] == 4
+    assert not {tuple(e) for e in split["train"]} & {tuple(e) for e in split["val"]}
+    model = load_wam(run)
+    assert model.config.chunk == tiny_finetune_config().chunk
+
+
+def test_an_existing_run_needs_resume_and_resume_of_a_finished_run_trains_nothing(tmp_path_factory):
+    run, summary = tiny_wam_run(tmp_path_factory)
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="--resume"):
+        finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(), progress=False)
+    again = finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(), resume=True, progress=False)
+    assert again["seconds"] == {} and again["wam"]["val_loss"] == pytest.approx(summary["wam"]["val_loss"], rel=1e-5)
+
+
+def test_from_scratch_trains_its_own_tokenizer_on_the_robot_frames(tmp_path_factory, tmp_path):
+    summary = finetune(None, [tiny_dataset(tmp_path_factory)], tmp_path / "scratch", tiny_finetune_config(episodes_per_task=2),
+                       progress=False)
+    assert summary["pretrained"] is None and "tokenizer" in summary["seconds"]
+    assert (tmp_path / "scratch" / "tokenizer" / "metrics.jsonl").exists()
+
+
+def test_video_mixing_reuses_the_pretraining_cache(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    data = tiny_dataset(tmp_path_factory)  # the pretraining run's own data
+    finetune(pretrained, [data], tmp_path / "mixed", tiny_finetune_config(steps=10, episodes_per_task=2), video=[data], progress=False)
+    assert "video_mse" in _metrics(tmp_path / "mixed")[-1]
+    assert not (tmp_path / "mixed" / "cache_video").exists()
+
+
+def test_action_free_data_alone_is_refused_before_training(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    video = write_dataset(tmp_path / "video", range(3), labelled=False)
+    with pytest.raises(DatasetError, match="no labelled episode"):
+        finetune(pretrained, [video], tmp_path / "ft", tiny_finetune_config(), progress=False)
+    assert not (tmp_path / "ft" / "wam").exists()
+
+
+def test_a_pretraining_run_is_not_a_wam(tmp_path_factory):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="pretraining run, not a finetuned WAM"):
+        load_wam(pretrained)
+
+
+def test_k_episodes_per_task_are_chosen_by_seed_and_validation_is_disjoint():
+    episodes = [CachedEpisode("d", i, i * 10, 10, f"task {i % 3}", True, True) for i in range(30)]
+    train, val = select_episodes(episodes, per_task=2, val_episodes=5, seed=0)
+    assert sorted(e.task for e in train) == ["task 0"] * 2 + ["task 1"] * 2 + ["task 2"] * 2
+    assert len(val) == 5 and not {e.episode for e in train} & {e.episode for e in val}
+    assert {e.task for e in val} == {"task 0", "task 1", "task 2"}  # spread across tasks
+    again, _ = select_episodes(episodes, per_task=2, val_episodes=5, seed=0)
+    other, _ = select_episodes(episodes, per_task=2, val_episodes=5, seed=1)
+    assert [e.episode for e in again] == [e.episode for e in train]
+    assert [e.episode for e in other] != [e.episode for e in train]
+    unlabelled = [CachedEpisode("v", 99, 0, 10, "task 0", True, False)]
+    assert all(e.has_actions for e in select_episodes(episodes + unlabelled, None, 3, 0)[0])
+
+
+def test_nested_k_subsets_grow_by_adding_episodes():
+    episodes = [CachedEpisode("d", i, i * 10, 10, f"task {i % 2}", True, True) for i in range(20)]
+    one = {e.episode for e in select_episodes(episodes, 1, 0, 3)[0]}
+    three = {e.episode for e in select_episodes(episodes, 3, 0, 3)[0]}
+    assert one < three

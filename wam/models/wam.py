@@ -1,0 +1,141 @@
+"""The World Action Model: a pretrained world model that also acts.
+
+Stage two of the recipe. Video prediction is the backbone; the action comes out of it by
+inverse dynamics:
+
+1. **Imagine.** The world model runs with its action input hidden (the "unknown action"
+   token it learned in pretraining on a share of windows): from the recent frames, state
+   and task text it predicts the next latent frame, i.e. what happens next when the task
+   is being done. Action-free video alone teaches this.
+2. **Act.** The `action_chunk` head reads the actions that reach that predicted future: it
+   sees the latent action between the current frame and the imagined next one (the
+   pretrained inverse-dynamics encoder, which already describes motion), the transformer's
+   output tokens for the current frame, and the robot state, and outputs the next H real
+   control actions (an action chunk, H = 8 by default: 0.1 s at 80 Hz).
+3. **Align.** The `action_encoder` maps the real actions taken between two frames into the
+   world model's action input, trained to agree with the latent action inferred from those
+   frames and to predict the next frame when used as the action input. Afterwards the same
+   network is an action-conditioned world model: the dream dojo steps it with real actions.
+
+The joint objective on labelled robot windows (`forward`), with the weights of `WAMConfig`:
+
+    action_weight * L1(action_chunk, expert chunk)                     the policy
+  + latent_weight * MSE(next latent | action hidden)                   the imagined future
+  + latent_weight * MSE(next latent | encoded real actions)            action-conditioned dynamics
+  + align_weight  * MSE(action_encoder(actions), latent action)        one action space
+  + state_weight  * MSE(next state), both passes
+
+Latent MSEs sit near 1e-3 while the action L1 sits near 0.1, so `latent_weight` = 100
+puts them on the same footing; without it the backbone forgets the dynamics to fit a few
+demonstrations. Action-free video windows mixed into a batch add the pretraining loss,
+also weighted by `latent_weight`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wam.models.world_model import WorldModel, WorldModelConfig
+
+
+@dataclass(frozen=True)
+class WAMConfig:
+    world: WorldModelConfig = field(default_factory=WorldModelConfig)
+    chunk: int = 8  # H: control actions predicted at once
+    robot_action_dim: int = 4
+    stride: int = 2  # control steps between model frames (the pretraining stride)
+    hidden: int = 512
+    action_weight: float = 1.0
+    latent_weight: float = 100.0
+    align_weight: float = 1.0
+    state_weight: float = 10.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WAMConfig":
+        data = dict(data)
+        data["world"] = WorldModelConfig.from_dict(data["world"])
+        return cls(**data)
+
+
+class WorldActionModel(nn.Module):
+    kind = "wam"
+
+    def __init__(self, config: WAMConfig, world: WorldModel | None = None):
+        super().__init__()
+        self.config = config
+        self.world = world if world is not None else WorldModel(config.world)
+        wc, d = config.world, config.world.d_model
+        self.action_encoder = nn.Sequential(  # real actions between two frames -> the world model's action input
+            nn.Linear(config.stride * config.robot_action_dim, config.hidden), nn.SiLU(),
+            nn.Linear(config.hidden, config.hidden), nn.SiLU(),
+            nn.Linear(config.hidden, wc.action_dim), nn.Tanh(),
+        )
+        self.action_chunk = nn.Sequential(  # inverse dynamics: (now, imagined next) -> the actions between
+            nn.Linear(wc.action_dim + 2 * d + wc.state_dim, config.hidden), nn.SiLU(),
+            nn.Linear(config.hidden, config.hidden), nn.SiLU(),
+            nn.Linear(config.hidden, config.chunk * config.robot_action_dim),
+        )
+
+    # -- acting ---------------------------------------------------------------------------------
+    def imagine_and_act(
+        self,
+        latents: torch.Tensor,  # (B, T, C, h, w)
+        text_ids: torch.Tensor,  # (B, L)
+        state: torch.Tensor,  # (B, T, S)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For every frame: the imagined next latent, next state, and the action chunk (B, T, H, A)."""
+        b, t = latents.shape[:2]
+        x = self.world.features(latents, None, text_ids, state)  # (B, T, n+1, d), actions hidden
+        next_latents, next_state = self.world.heads(x, latents, state)
+        imagined_motion = torch.tanh(self.world.latent_actions(latents.flatten(0, 1), next_latents.flatten(0, 1)))
+        inputs = torch.cat([imagined_motion.view(b, t, -1), x[:, :, -1], x[:, :, :-1].mean(2), state], dim=-1)
+        chunk = self.action_chunk(inputs).view(b, t, self.config.chunk, self.config.robot_action_dim)
+        return next_latents, next_state, chunk
+
+    @torch.no_grad()
+    def act(self, latents: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The action chunk after the last frame of each context: (B, H, A), clipped to [-1, 1]."""
+        _, _, chunk = self.imagine_and_act(latents, text_ids, state)
+        return chunk[:, -1].clamp(-1.0, 1.0)
+
+    # -- the action-conditioned world model ------------------------------------------------------
+    def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Real actions between frames (..., stride, A) -> world-model action inputs (..., action_dim)."""
+        return self.action_encoder(actions.flatten(-2))
+
+    # -- training ---------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        latents, state, text = batch["latents"], batch["state"], batch["text_ids"]  # (B, W, C, h, w), (B, W, S)
+        now, following = latents[:, :-1], latents[:, 1:]
+        imagined, imagined_state, chunk = self.imagine_and_act(now, text, state[:, :-1])
+        chunk_mask = batch["action_chunk_mask"][:, :-1].float()  # (B, W-1, H): steps past the episode's end are off
+        per_step = (chunk - batch["action_chunk"][:, :-1]).abs().mean(-1)
+        action_loss = (per_step * chunk_mask).sum() / chunk_mask.sum().clamp(min=1.0)
+        imagined_loss = F.mse_loss(imagined, following)
+        state_loss = F.mse_loss(imagined_state, state[:, 1:])
+
+        encoded = self.encode_actions(batch["action"][:, :-1])  # (B, W-1, action_dim)
+        with torch.no_grad():
+            target_motion = torch.tanh(self.world.latent_actions(now.flatten(0, 1), following.flatten(0, 1))).view_as(encoded)
+        align_loss = F.mse_loss(encoded, target_motion)
+        conditioned, conditioned_state = self.world.predict(now, encoded, text, state[:, :-1])
+        dynamics_loss = F.mse_loss(conditioned, following)
+        state_loss = state_loss + F.mse_loss(conditioned_state, state[:, 1:])
+
+        loss = (cfg.action_weight * action_loss + cfg.latent_weight * (imagined_loss + dynamics_loss)
+                + cfg.align_weight * align_loss + cfg.state_weight * state_loss)
+        metrics = {"action_l1": action_loss.detach(), "imagined_mse": imagined_loss.detach(),
+                   "dynamics_mse": dynamics_loss.detach(), "align_mse": align_loss.detach(), "state_mse": state_loss.detach()}
+        if "video" in batch:  # action-free windows keep the pretraining objective alive
+            video_loss, video_metrics = self.world(batch["video"])
+            loss = loss + cfg.latent_weight * video_loss
+            metrics["video_mse"] = video_metrics["latent_mse"]
+        return loss, metrics

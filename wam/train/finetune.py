@@ -1,0 +1,234 @@
+"""Stage two of the recipe: a few labelled robot episodes turn the world model into a WAM.
+
+`finetune` starts from a pretraining run (its frozen tokenizer and its world model) and
+trains the World Action Model (`wam/models/wam.py`) through the shared loop: the action
+chunk, the imagined next state and the action-conditioned dynamics on labelled windows,
+optionally with action-free video windows mixed into every step. Without a pretraining
+run it is the from-scratch baseline: the same architecture, a tokenizer trained on the
+robot frames alone, and a randomly initialised world model.
+
+A run directory holds `finetune.json` (config and provenance), `split.json` (the K
+training episodes per task and the held-out ones), `cache/` (robot frames and latents),
+`tokenizer/` (copied from the pretraining run, or trained here) and `wam/` (checkpoints,
+logs, metrics.jsonl). `wam.policy.load(run)` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from wam.config import FinetuneConfig, pretrain_preset
+from wam.errors import CheckpointError, DatasetError
+from wam.models.tokenizer import FrameTokenizer
+from wam.models.wam import WAMConfig, WorldActionModel
+from wam.models.world_model import WorldModel
+from wam.train.batches import FrameBatches, WindowBatches
+from wam.train.checkpoint import resolve
+from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
+from wam.train.loop import TrainResult, resolve_device, train
+from wam.train.pretrain import (
+    SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
+    stage_finished,
+)
+
+CONFIG_FILE = "finetune.json"
+
+
+class MixedBatches:
+    """Labelled robot windows, plus action-free video windows under "video"; a pure function of step."""
+
+    def __init__(self, robot: WindowBatches, video: WindowBatches | None):
+        self.robot, self.video = robot, video
+
+    def batch(self, step: int) -> dict:
+        batch = self.robot.batch(step)
+        if self.video is not None:
+            batch["video"] = self.video.batch(step)
+        return batch
+
+
+def select_episodes(
+    episodes: Sequence[CachedEpisode], per_task: int | None, val_episodes: int, seed: int
+) -> tuple[list[CachedEpisode], list[CachedEpisode]]:
+    """K labelled episodes per task for training (chosen by seed); up to `val_episodes` of the rest held out."""
+    labelled = [e for e in episodes if e.has_actions]
+    if per_task is None:
+        fraction = min(0.5, val_episodes / max(1, len(labelled)))
+        cache = FrameCache(Path("."), np.empty(0), np.empty(0), np.empty(0), labelled)
+        return split_cached_episodes(cache, fraction, seed)
+    train_eps, rest = [], []
+    for task in sorted({e.task for e in labelled}):
+        of_task = [e for e in labelled if e.task == task]
+        order = np.random.default_rng([seed, len(of_task), sum(map(ord, task))]).permutation(len(of_task))
+        train_eps += [of_task[i] for i in order[:per_task]]
+        rest.append([of_task[i] for i in order[per_task:]])
+    val_eps = [e for round_ in zip(*rest) for e in round_] if rest and all(rest) else [e for r in rest for e in r]
+    return train_eps, val_eps[:val_episodes]
+
+
+def load_finetune_config(run: Path) -> tuple[FinetuneConfig, dict]:
+    path = Path(run) / CONFIG_FILE
+    if not path.exists():
+        if (Path(run) / "pretrain.json").exists():
+            raise CheckpointError(f"{run}: a pretraining run, not a finetuned WAM (finetune it with `wam finetune --pretrained {run}`)")
+        raise CheckpointError(f"{path}: missing (not a finetuning run directory)")
+    saved = json.loads(path.read_text())
+    return FinetuneConfig.from_dict(saved["config"]), saved
+
+
+def finetune(
+    pretrained: str | Path | None,
+    robot: Sequence[str | Path],
+    out: str | Path,
+    config: FinetuneConfig,
+    video: Sequence[str | Path] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train a WAM in `out`; returns a summary (also written to out/summary.json)."""
+    out = Path(out)
+    if (out / CONFIG_FILE).exists():
+        if not resume:
+            raise CheckpointError(f"{out}: a finetuning run already exists here; pass --resume to continue it or choose another --out")
+        config, saved = load_finetune_config(out)  # the run's own config wins
+        pretrained = saved["pretrained"]
+    if not robot:
+        raise DatasetError("no robot dataset given (--data)")
+
+    # The architecture and the frames' geometry come from the pretraining run (or the scratch preset).
+    if pretrained is not None:
+        pretrained = Path(pretrained)
+        pre = load_pretrain_config(pretrained)
+        world_cfg, tokenizer_cfg, stride = pre.world, pre.tokenizer, pre.stride
+    else:
+        pre = pretrain_preset(config.scratch_preset)
+        world_cfg, tokenizer_cfg, stride = pre.world, pre.tokenizer, pre.stride
+    if config.window - 1 > world_cfg.context:
+        raise ValueError(f"window {config.window} needs a world-model context of {config.window - 1}, the model has {world_cfg.context}")
+
+    cache = build_frame_cache(robot, out / "cache", tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+    if not any(e.has_actions for e in cache.episodes):
+        raise DatasetError(f"{', '.join(map(str, robot))}: no labelled episode (every episode is action-free video); "
+                           "finetuning needs robot episodes with actions")
+    train_eps, val_eps = select_episodes(cache.episodes, config.episodes_per_task, config.val_episodes, config.subset_seed)
+    span = (config.window - 1) * stride + 1
+    if not any(e.length >= span for e in train_eps):
+        raise DatasetError(f"no selected robot episode has the {span} frames a window of {config.window} at stride {stride} needs")
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = {"config": config.to_dict(), "pretrained": None if pretrained is None else str(pretrained),
+                  "robot": [str(p) for p in robot], "video": [str(p) for p in video], "stride": stride,
+                  "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps})}
+    (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
+    (out / SPLIT_FILE).write_text(json.dumps({"train": [[e.dataset, e.episode] for e in train_eps],
+                                              "val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
+    device = resolve_device(config.train.device)
+    results: dict[str, TrainResult] = {}
+
+    # 1. tokenizer: the pretrained one, frozen; or one trained on the robot frames alone ----------
+    tokenizer_dir = out / "tokenizer"
+    if pretrained is not None:
+        if resolve(tokenizer_dir / "checkpoint") is None:
+            source = resolve(pretrained / "tokenizer" / "checkpoint")
+            if source is None:
+                raise CheckpointError(f"{pretrained / 'tokenizer'}: no tokenizer checkpoint")
+            shutil.copytree(source, tokenizer_dir / "checkpoint.tmp", dirs_exist_ok=True)
+            (tokenizer_dir / "checkpoint.tmp").rename(tokenizer_dir / "checkpoint")
+    else:
+        tokenizer_train = replace(pre.tokenizer_train, steps=config.scratch_tokenizer_steps, seed=config.seed,
+                                  warmup_steps=min(pre.tokenizer_train.warmup_steps, max(1, config.scratch_tokenizer_steps // 10)),
+                                  checkpoint_every=max(1, config.scratch_tokenizer_steps // 4))
+        if not stage_finished(tokenizer_dir, tokenizer_train.steps):
+            torch.manual_seed(config.seed)
+            results["tokenizer"] = train(
+                FrameTokenizer(tokenizer_cfg), FrameBatches(cache, train_eps, tokenizer_train.batch_size, config.seed),
+                tokenizer_train, tokenizer_dir, model_config=asdict(tokenizer_cfg), kind="tokenizer",
+                resume=resume and resolve(tokenizer_dir / "checkpoint") is not None, progress=progress,
+            )
+    tokenizer = load_tokenizer(out)
+    tokenizer_step = json.loads((resolve(tokenizer_dir / "checkpoint") / "config.json").read_text())["step"]
+    latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
+
+    # 2. batches -------------------------------------------------------------------------------
+    def robot_windows(episodes, seed, batch_size):
+        return WindowBatches(cache, latents, episodes, config.window, stride, batch_size, seed, world_cfg.text,
+                             require_actions=True, chunk=config.chunk)
+
+    video_windows = None
+    if video:
+        video_cache, video_latents, video_eps = _video_source(video, pretrained, out, tokenizer, tokenizer_step, device, progress,
+                                                              tokenizer_cfg.image_size, world_cfg.state_dim)
+        video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, stride, config.video_batch,
+                                      config.seed + 7, world_cfg.text)
+    batches = MixedBatches(robot_windows(train_eps, config.train.seed, config.train.batch_size), video_windows)
+    val_source = robot_windows(val_eps or train_eps, config.seed + 1, 32)
+    val_batches = [val_source.batch(i) for i in range(4)]
+
+    def evaluate(model: WorldActionModel) -> dict[str, float]:
+        device_ = next(model.parameters()).device
+        totals: dict[str, float] = {}
+        for batch in val_batches:
+            _, metrics = model({k: v.to(device_) for k, v in batch.items()})
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + float(value) / len(val_batches)
+        return {"val_loss": totals["action_l1"], **{f"val_{k}": v for k, v in totals.items()}}
+
+    # 3. the WAM -------------------------------------------------------------------------------
+    wam_cfg = WAMConfig(world=world_cfg, chunk=config.chunk, stride=stride, hidden=config.hidden,
+                        action_weight=config.action_weight, latent_weight=config.latent_weight,
+                        align_weight=config.align_weight, state_weight=config.state_weight)
+    torch.manual_seed(config.seed + 1)
+    world = load_world_model(pretrained) if pretrained is not None else WorldModel(world_cfg)
+    model = WorldActionModel(wam_cfg, world)
+    wam_dir = out / "wam"
+    if not stage_finished(wam_dir, config.train.steps):
+        results["wam"] = train(
+            model, batches, config.train, wam_dir, model_config=wam_cfg.to_dict(), kind="wam",
+            resume=resume and resolve(wam_dir / "checkpoint") is not None, evaluate=evaluate, progress=progress,
+        )
+    model = load_wam(out).to(device)
+    summary = {
+        "run": str(out),
+        "pretrained": provenance["pretrained"],
+        "episodes": {"train": len(train_eps), "val": len(val_eps), "per_task": config.episodes_per_task},
+        "frames": {"train": int(sum(e.length for e in train_eps))},
+        "video": provenance["video"],
+        "wam": {"params": sum(p.numel() for p in model.parameters()), **evaluate(model.eval())},
+        "seconds": {k: round(v.seconds, 1) for k, v in results.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
+    from wam.train.checkpoint import load_checkpoint
+
+    run = Path(run)
+    load_finetune_config(run)  # a clear error for a pretraining run or any other directory
+    directory = resolve(run / "wam" / which)
+    if directory is None:
+        raise CheckpointError(f"{run / 'wam'}: no WAM checkpoint yet (finetuning has not saved one)")
+    config = json.loads((directory / "config.json").read_text())["config"]
+    model = WorldActionModel(WAMConfig.from_dict(config))
+    load_checkpoint(directory, model, expected_kind="wam")
+    return model.eval()
+
+
+def _video_source(video, pretrained, out, tokenizer: FrameTokenizer, tokenizer_step: int, device, progress, image_size, state_dim):
+    """Action-free windows: the pretraining run's own cache and latents when the video is its data."""
+    if pretrained is not None:
+        cache = matching_cache(video, pretrained / "cache", image_size)
+        if cache is not None:
+            latents = encode_latents(tokenizer, cache, pretrained / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
+            held_out = {tuple(v) for v in json.loads((pretrained / SPLIT_FILE).read_text())["val"]}
+            episodes = [e for e in cache.episodes if (e.dataset, e.episode) not in held_out]
+            return cache, latents, episodes
+    cache = build_frame_cache(video, out / "cache_video", image_size, state_dim, 4, progress)
+    latents = encode_latents(tokenizer, cache, out / "cache_video" / f"latents-{tokenizer_step}.npy", device, progress)
+    return cache, latents, list(cache.episodes)
