@@ -225,20 +225,25 @@ def test_wam_executable_end_to_end(tmp_path):
 
 
 # -- demo ----------------------------------------------------------------------------------------
-def test_demo_writes_a_report(tmp_path):
+def test_demo_runs_the_whole_recipe_and_writes_a_report(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--out", out, "--episodes", 1, "--workers", 1)
+    result = invoke("demo", "--out", out, "--episodes", 1, "--video-episodes", 2, "--eval-episodes", 1, "--workers", 1,
+                    "--preset", "tiny", "--max-steps", 15)
     assert result.exit_code == 0, result.output
     report = out / "report.html"
     text = report.read_text()
-    assert "wam demo report" in text
-    gifs = re.findall(r"<img src='([^']+)'", text)
-    assert len(gifs) == 6  # three tasks, robot episodes and action-free video
-    for gif in gifs:
-        path = out / gif
+    assert "World Action Model recipe" in text and "Success in the simulator" in text
+    images = re.findall(r"<img [^>]*src='([^']+)'", text)
+    assert len([i for i in images if i.startswith("gifs/")]) == 6  # three tasks, robot episodes and action-free video
+    assert any(i.startswith("rollouts/wam/") for i in images) and any(i.startswith("rollouts/scratch/") for i in images)
+    assert any(i.startswith("dream/") for i in images) and "success.png" in images
+    for image in images:
+        path = out / image
         assert path.is_file() and path.stat().st_size > 0, path
     summary = json.loads((out / "summary.json").read_text())
     robot, video = summary["datasets"]
     assert (robot["episodes_with_actions"], robot["episodes_without_actions"]) == (3, 0)
-    assert (video["episodes_with_actions"], video["episodes_without_actions"]) == (0, 3)
+    assert (video["episodes_with_actions"], video["episodes_without_actions"]) == (0, 6)
+    for method in ("wam", "scratch"):
+        assert set(summary["success"][method]["tasks"]) == {"reach-v3", "drawer-close-v3", "button-press-topdown-v3"}
     assert "check</th><td>ok" in text

@@ -249,14 +249,20 @@ def eval_policy(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data and report"),
-    episodes: int = typer.Option(4, help="episodes per task"),
-    workers: int = typer.Option(2, help="collection worker processes"),
+    out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data, runs and report"),
+    episodes: int = typer.Option(5, help="labelled robot episodes per task"),
+    video_episodes: int = typer.Option(40, help="action-free video episodes per task"),
+    eval_episodes: int = typer.Option(10, help="evaluation episodes per task and method"),
+    workers: int = typer.Option(2, help="worker processes for collection and evaluation"),
+    preset: str = typer.Option("demo", help="pretraining and finetuning preset (tiny: seconds, for tests)"),
+    max_steps: int = typer.Option(200, help="step limit per evaluation episode"),
 ) -> None:
-    """The main job on a small built-in default: collect robot episodes and video, then report."""
+    """The main job on a small built-in default: collect, pretrain, dream, finetune, evaluate, report."""
     from wam.demo import DemoConfig, run_demo
 
-    report = run_demo(DemoConfig(out=out, episodes=episodes, workers=workers))
+    report = run_demo(DemoConfig(out=out, episodes=episodes, video_episodes=video_episodes, eval_episodes=eval_episodes,
+                                 workers=workers, pretrain_preset=preset, finetune_preset=preset,
+                                 max_steps=max_steps))
     console.print(f"report: {report}")
 
 

@@ -86,7 +86,20 @@ def _gpu() -> PretrainConfig:
     )
 
 
-PRETRAIN_PRESETS = {"tiny": _tiny, "cpu": _cpu, "gpu": _gpu}
+def _demo() -> PretrainConfig:
+    # `make demo`: the whole recipe in minutes on 2 cores; a quarter of the cpu preset's world model.
+    return PretrainConfig(
+        tokenizer=TokenizerConfig(64, (16, 32, 64), 16),
+        world=WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=4, latent_action_hidden=128),
+        tokenizer_train=TrainConfig(steps=500, batch_size=32, lr=2e-3, warmup_steps=30, log_every=20, checkpoint_every=250),
+        world_train=TrainConfig(steps=1000, batch_size=16, lr=1e-3, warmup_steps=50, log_every=20, eval_every=500,
+                                checkpoint_every=500),
+        window=5,
+        stride=2,
+    )
+
+
+PRETRAIN_PRESETS = {"tiny": _tiny, "demo": _demo, "cpu": _cpu, "gpu": _gpu}
 
 
 def pretrain_preset(name: str) -> PretrainConfig:
@@ -173,7 +186,14 @@ def _finetune_gpu() -> FinetuneConfig:
     )
 
 
-FINETUNE_PRESETS = {"tiny": _finetune_tiny, "cpu": _finetune_cpu, "gpu": _finetune_gpu}
+def _finetune_demo() -> FinetuneConfig:
+    return FinetuneConfig(
+        train=TrainConfig(steps=600, batch_size=16, lr=5e-4, warmup_steps=50, log_every=20, eval_every=300, checkpoint_every=300),
+        hidden=256, scratch_preset="demo", scratch_tokenizer_steps=400,
+    )
+
+
+FINETUNE_PRESETS = {"tiny": _finetune_tiny, "demo": _finetune_demo, "cpu": _finetune_cpu, "gpu": _finetune_gpu}
 
 
 def finetune_preset(name: str) -> FinetuneConfig:

@@ -1,0 +1,184 @@
+"""The headline claim: a WAM pretrained on action-free video beats a policy trained from
+scratch on the same few robot demonstrations.
+
+    python benchmarks/recipe.py --pretrained runs/pretrain_cpu --robot data/mt10_robot \
+        --video data/mt10_video data/heldout_video --ks 1,3,10 --seeds 0,1,2 --episodes 50 --workers 2
+
+Cells are (method, K, seed): `scratch` is the same architecture trained on the K labelled
+episodes per task alone (its tokenizer too); `wam` finetunes the pretrained world model on
+the same episodes, mixing in the action-free video. Both train for the same steps and are
+evaluated in real Meta-World episodes (`wam eval`) on scenes no training episode used.
+With `--heldout-robot DIR --heldout-tasks A,B` a second experiment finetunes on one demo of
+every task (MT10 and the held-out tasks, whose video is in pretraining) and evaluates on
+the held-out tasks: does one demonstration teach a new task?
+
+Every finished cell goes into the results JSON at once and is skipped on rerun (a killed
+cell's training resumes from its checkpoint); `partial` stays true until every planned cell
+is in. Plot: MT10 mean success against K per method, error bars over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.config import finetune_preset
+from wam.dojo.evaluate import EvalConfig, evaluate_policy
+from wam.envs.tasks import MT10
+from wam.train.finetune import finetune
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    return {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+
+
+def finished(run: Path) -> bool:
+    summary = run / "summary.json"
+    return summary.exists()
+
+
+def train_cell(args, method: str, k: int, seed: int, robot: list[Path], run: Path) -> dict:
+    config = finetune_preset(args.preset)
+    train = replace(config.train, seed=seed, **({"steps": args.steps} if args.steps else {}))
+    train = replace(train, eval_every=min(train.eval_every, train.steps), checkpoint_every=min(train.checkpoint_every, train.steps),
+                    warmup_steps=min(train.warmup_steps, max(1, train.steps // 10)))
+    config = replace(config, train=train, episodes_per_task=k, subset_seed=seed, seed=seed)
+    if finished(run):
+        return json.loads((run / "summary.json").read_text())
+    pretrained = args.pretrained if method == "wam" else None
+    video = args.video if method == "wam" else []
+    return finetune(pretrained, robot, run, config, video=video, resume=(run / "finetune.json").exists())
+
+
+def run_cell(args, method: str, k: int, seed: int, robot: list[Path], tasks: tuple[str, ...], name: str) -> dict:
+    run = args.runs / name
+    t0 = time.perf_counter()
+    summary = train_cell(args, method, k, seed, robot, run)
+    train_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    results = evaluate_policy(EvalConfig(run, tasks, args.episodes, args.workers, seed=seed, max_steps=args.max_steps,
+                                         video_out=args.runs / "videos" / name if args.videos else None))
+    return {
+        "method": method, "k": k, "seed": seed, "run": str(run), "tasks": results["tasks"],
+        "mean_success": results["mean_success"], "policy_steps_per_s": results["policy_steps_per_s"],
+        "train_frames": summary["frames"]["train"], "train_seconds": round(train_seconds, 1),
+        "train_seconds_recorded": summary.get("seconds", {}), "eval_seconds": round(time.perf_counter() - t0, 1),
+        "episodes_per_task": args.episodes, "videos": results["videos"],
+    }
+
+
+def aggregate(cells: dict) -> dict:
+    table: dict = {}
+    for cell in cells.values():
+        if cell.get("experiment") != "mt10":
+            continue
+        table.setdefault(cell["method"], {}).setdefault(str(cell["k"]), []).append(cell["mean_success"])
+    return {m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)} for k, v in sorted(ks.items(), key=lambda x: int(x[0]))}
+            for m, ks in table.items()}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for method, label in (("scratch", "from scratch (BC, same architecture)"), ("wam", "WAM (pretrained on video)")):
+        rows = results["summary"].get(method)
+        if not rows:
+            continue
+        ks = [int(k) for k in rows]
+        ax.errorbar(ks, [rows[str(k)]["mean"] for k in ks], yerr=[rows[str(k)]["std"] for k in ks], marker="o", capsize=4, label=label)
+    ax.set_xscale("log")
+    ax.set_xticks([1, 3, 10], ["1", "3", "10"])
+    ax.set_xlabel("labelled robot episodes per task (K)")
+    ax.set_ylabel("MT10 mean success")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    partial = " (partial)" if results["partial"] else ""
+    ax.set_title(f"{results['episodes_per_task']} eval episodes/task, seeds: error bars{partial}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrained", type=Path, required=True)
+    parser.add_argument("--robot", type=Path, nargs="+", required=True)
+    parser.add_argument("--video", type=Path, nargs="*", default=[])
+    parser.add_argument("--heldout-robot", type=Path, default=None)
+    parser.add_argument("--heldout-tasks", default="")
+    parser.add_argument("--ks", default="1,3,10")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default="wam,scratch")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per cell (default: the preset's)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/recipe"))
+    parser.add_argument("--videos", action="store_true", help="keep a rollout video per task and cell")
+    parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")
+    args = parser.parse_args()
+
+    ks = [int(k) for k in args.ks.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    heldout = tuple(t for t in args.heldout_tasks.split(",") if t)
+    plan = [("mt10", m, k, s) for s in seeds for k in ks for m in methods]
+    if heldout and args.heldout_robot is not None:
+        plan += [("heldout", m, 1, s) for s in seeds for m in methods]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    settings = {"pretrained": str(args.pretrained), "robot": [str(p) for p in args.robot], "video": [str(p) for p in args.video],
+                "preset": args.preset, "steps": args.steps, "max_steps": args.max_steps, "episodes_per_task": args.episodes}
+    if results and results.get("settings") != settings:
+        raise SystemExit(f"{args.out} holds results of other settings ({results.get('settings')}); choose another --out")
+    results.update(settings=settings, episodes_per_task=args.episodes, machine=machine(),
+                   command="python benchmarks/recipe.py " + " ".join(os.sys.argv[1:]))
+    cells = results.setdefault("cells", {})
+    for experiment, method, k, seed in plan:
+        name = f"{experiment}-{method}-k{k}-s{seed}"
+        if name in cells:
+            print(f"{name}: done, skipped")
+            continue
+        if experiment == "mt10":
+            cell = run_cell(args, method, k, seed, args.robot, MT10, name)
+        else:
+            cell = run_cell(args, method, 1, seed, [*args.robot, args.heldout_robot], heldout, name)
+        cell["experiment"] = experiment
+        cells[name] = cell
+        results["summary"] = aggregate(cells)
+        results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+        results["partial"] = any(n not in cells for n in results["planned"])
+        tmp = args.out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, args.out)
+        plot(results, args.out.with_suffix(".png"))
+        print(f"{name}: mean success {cell['mean_success']:.3f} "
+              + " ".join(f"{t.removesuffix('-v3')}={r['success_rate']:.2f}" for t, r in cell["tasks"].items()))
+    results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+    results["partial"] = any(n not in cells for n in results["planned"])
+    results["summary"] = aggregate(cells)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, args.out)
+    plot(results, args.out.with_suffix(".png"))
+    print(json.dumps(results["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
