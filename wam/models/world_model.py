@@ -203,17 +203,20 @@ class WorldModel(nn.Module):
     def rollout(
         self,
         context: torch.Tensor,  # (B, k, C, h, w) real latent frames
-        actions: torch.Tensor,  # (B, k - 1 + H, A): actions at every context frame and each dreamed step
+        actions: torch.Tensor | None,  # (B, k - 1 + H, A): actions at every context frame and each dreamed step
         text_ids: torch.Tensor,
         context_state: torch.Tensor | None = None,  # (B, k, S)
+        horizon: int | None = None,  # with actions=None (every action hidden): how many frames to dream
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Dream H frames autoregressively, the model's window sliding over the last `context` frames."""
         frames, states = context, context_state
         k = context.shape[1]
-        horizon = actions.shape[1] - (k - 1)
+        if actions is None and horizon is None:
+            raise ValueError("rollout with hidden actions needs a horizon")
+        horizon = actions.shape[1] - (k - 1) if actions is not None else horizon
         for step in range(horizon):
             window = slice(max(0, frames.shape[1] - self.config.context), frames.shape[1])
-            action_window = actions[:, window.start : frames.shape[1]]
+            action_window = None if actions is None else actions[:, window.start : frames.shape[1]]
             state_window = None if states is None else states[:, window]
             next_latents, next_state = self.predict(frames[:, window], action_window, text_ids, state_window)
             frames = torch.cat([frames, next_latents[:, -1:]], dim=1)

@@ -3,8 +3,9 @@
 On held-out episodes, from `context` real frames, the model dreams `horizon` frames,
 conditioned on latent actions inferred from the true future (what the video did next).
 Beside it, in the same run and on the same windows: copy-last-frame, the same model with
-its action input zeroed, and the model with latent actions shuffled across samples (they
-come from other windows). If latent actions carry control, true beats shuffled and zeroed.
+its action input zeroed, the model with latent actions shuffled across samples (they
+come from other windows), and the model with every action hidden (the unknown-action
+token: the future it expects for the task, which is what the WAM acts towards). If latent actions carry control, true beats shuffled and zeroed.
 Quality is PSNR and SSIM of decoded frames against the real frames, and latent MSE.
 """
 
@@ -27,7 +28,7 @@ from wam.train.checkpoint import resolve
 from wam.train.frame_cache import build_frame_cache
 from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes
 
-METHODS = ("model", "shuffled_actions", "zeroed_actions", "copy_last_frame")
+METHODS = ("model", "shuffled_actions", "zeroed_actions", "hidden_actions", "copy_last_frame")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
         "model": world.rollout(context, actions, text_ids, context_state)[0],
         "shuffled_actions": world.rollout(context, shuffled, text_ids, context_state)[0],
         "zeroed_actions": world.rollout(context, torch.zeros_like(actions), text_ids, context_state)[0],
+        # No action at all: the future the model expects for the task, which the WAM acts towards.
+        "hidden_actions": world.rollout(context, None, text_ids, context_state, horizon=horizon)[0],
         "copy_last_frame": z[:, k - 1 : k].expand(-1, horizon, -1, -1, -1),
     }
     target_frames = true_frames[:, k:]  # (B, H, 3, H, W)
