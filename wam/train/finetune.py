@@ -32,7 +32,7 @@ from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
-from wam.train.loop import TrainResult, resolve_device, train
+from wam.train.loop import TrainResult, resolve_device, train, validation_metrics
 from wam.train.pretrain import (
     SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
     stage_finished,
@@ -171,13 +171,7 @@ def finetune(
     val_batches = [val_source.batch(i) for i in range(4)]
 
     def evaluate(model: WorldActionModel) -> dict[str, float]:
-        device_ = next(model.parameters()).device
-        totals: dict[str, float] = {}
-        for batch in val_batches:
-            _, metrics = model({k: v.to(device_) for k, v in batch.items()})
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + float(value) / len(val_batches)
-        return {"val_loss": totals["action_l1"], **{f"val_{k}": v for k, v in totals.items()}}
+        return validation_metrics(model, val_batches, "action_l1")
 
     # 3. the WAM -------------------------------------------------------------------------------
     wam_cfg = WAMConfig(world=world_cfg, chunk=config.chunk, stride=stride, hidden=config.hidden,

@@ -27,7 +27,7 @@ from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
-from wam.train.loop import TrainResult, resolve_device, train
+from wam.train.loop import TrainResult, resolve_device, train, validation_metrics
 from wam.train.progress import progress_bar
 
 CONFIG_FILE = "pretrain.json"
@@ -158,13 +158,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     val_batches = [val_source.batch(i) for i in range(4)]
 
     def evaluate_world(model: WorldModel) -> dict[str, float]:
-        device_ = next(model.parameters()).device
-        totals: dict[str, float] = {}
-        for batch in val_batches:
-            _, metrics = model({k: v.to(device_) for k, v in batch.items()})
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value / len(val_batches)
-        return {"val_loss": totals["latent_mse"], **{f"val_{k}": v for k, v in totals.items()}}
+        return validation_metrics(model, val_batches, "latent_mse")
 
     world_dir = out / "world_model"
     torch.manual_seed(config.seed + 1)
