@@ -39,7 +39,10 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict:
-    return {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
+    import subprocess
+
+    commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__, "code_commit": commit,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
 
 
