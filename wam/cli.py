@@ -223,14 +223,21 @@ def eval_policy(
     max_steps: int = typer.Option(300, help="step limit per episode"),
     video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here"),
     out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
+    env: str = typer.Option("metaworld", help="metaworld (the simulator) or dream/RUN (inside a finetuned WAM's world model)"),
 ) -> None:
-    """Run a policy in real Meta-World episodes: success per task (95% Wilson), length, control rate."""
+    """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
     from wam.envs.tasks import resolve_tasks
     from wam.errors import WamError
 
     try:
-        config = EvalConfig(policy, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, video_out=video_out)
+        try:
+            names = tuple(resolve_tasks(tasks))
+        except ValueError:
+            if env == "metaworld":
+                raise
+            names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
+        config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))

@@ -38,8 +38,11 @@ CHANGE = 0.0  # probability that the action changes at a step
 DRIFT = 2.0  # grey levels per frame
 
 
-def features(size: int = SIZE, labelled: bool = True, state: bool = True) -> dict[str, Feature]:
+def features(size: int = SIZE, labelled: bool = True, state: bool = True, rewards: bool = False) -> dict[str, Feature]:
     out = {CAMERA: Feature("video", (size, size, 3))}
+    if rewards:
+        out["reward"] = Feature("float32", (1,))
+        out["success"] = Feature("bool", (1,))
     if state:
         out[STATE] = Feature("float32", (4,), ("x", "y", "vx", "vy"))
     if labelled:
@@ -53,7 +56,8 @@ def _background(size: int) -> np.ndarray:
 
 
 def make_episode(seed: int, length: int = 24, task: str = "move the square", labelled: bool = True, size: int = SIZE,
-                 state: bool = True, change: float = CHANGE, speed_range: tuple[float, float] = SPEED) -> Episode:
+                 state: bool = True, change: float = CHANGE, speed_range: tuple[float, float] = SPEED,
+                 rewards: bool = False) -> Episode:
     """A bright square moved by the action: a random velocity (reflected at the walls), drawn per episode and drawn
     anew with probability `change` at each step (then the past frames cannot tell where the square goes next)."""
     rng = np.random.default_rng(seed)
@@ -87,16 +91,19 @@ def make_episode(seed: int, length: int = 24, task: str = "move the square", lab
     data = {STATE: states} if state else {}
     if labelled:
         data[ACTION] = actions
+    if rewards:  # the task: be right of the middle; reward grows with x, success past three quarters
+        data["reward"] = (10.0 * states[:, 0:1]).astype(np.float32)
+        data["success"] = states[:, 0:1] > 0.6
     return Episode(task=task, images={CAMERA: frames}, data=data, success=True, info={"seed": seed})
 
 
 def write_dataset(root: Path, seeds, length: int = 24, labelled: bool = True, size: int = SIZE,
                   task: str = "move the square", state: bool = True, change: float = CHANGE,
-                  speed_range: tuple[float, float] = SPEED) -> Path:
+                  speed_range: tuple[float, float] = SPEED, rewards: bool = False) -> Path:
     root = Path(root)
-    with DatasetWriter(root, features=features(size, labelled, state), fps=FPS) as writer:
+    with DatasetWriter(root, features=features(size, labelled, state, rewards), fps=FPS) as writer:
         for seed in seeds:
-            writer.add_episode(make_episode(seed, length, task, labelled, size, state, change, speed_range))
+            writer.add_episode(make_episode(seed, length, task, labelled, size, state, change, speed_range, rewards))
     return root
 
 

@@ -1,7 +1,7 @@
 """Closed-loop evaluation: run a policy for real episodes and count successes.
 
 `evaluate_policy` runs `episodes` episodes per task in any environment of the registry
-(the Meta-World simulator here; dreams later take the same path), in worker processes
+(the Meta-World simulator, or `dream/<RUN>`: the same episodes inside a learned world model), in worker processes
 (spawned, one per core). Every episode's placement seed is a function of (seed, task,
 episode number), drawn from a range the collector never uses, so evaluation scenes are
 never training scenes; each worker runs torch on one thread, so results are the same
@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from wam.envs.collect import episode_seed
-from wam.envs.tasks import resolve_tasks
+from wam.envs.tasks import MT50, resolve_tasks
 
 EVAL_SEED_OFFSET = 1_000_003  # collection seeds are small numbers; evaluation seeds live far from them
 
@@ -37,7 +38,7 @@ class EvalConfig:
     camera: str = "corner2"
     video_out: Path | None = None
     videos_per_task: int = 1
-    env_family: str = "metaworld"
+    env: str = "metaworld"  # or "dream/<WAM RUN>": the same episodes inside a learned world model
 
 
 @dataclass
@@ -80,6 +81,15 @@ def run_episode(env, policy, task: str, seed: int, record: bool) -> tuple[bool, 
     return success, steps, policy_seconds, None if frames is None else np.stack(frames)
 
 
+def evaluation_seed(seed: int, task: str, number: int) -> int:
+    """The placement seed of evaluation episode `number` of `task`; tasks outside MT50 (dreams of other
+    data) are keyed by their text."""
+    if task in MT50:
+        return episode_seed(EVAL_SEED_OFFSET + seed, task, number)
+    key = zlib.crc32(task.encode())
+    return int(np.random.SeedSequence([EVAL_SEED_OFFSET + seed, key, number]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
 # -- worker side ------------------------------------------------------------------------------
 _WORKER: dict = {}
 
@@ -102,9 +112,12 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
         _WORKER["policy"] = load(config.policy, device="cpu")
     policy = _WORKER["policy"]
     if task not in _WORKER:
-        _WORKER[task] = make(f"{config.env_family}/{task}", obs="pixels", size=policy.image_size, camera=config.camera,
-                             max_episode_steps=config.max_steps)
-    seed = episode_seed(EVAL_SEED_OFFSET + config.seed, task, number)
+        if config.env.startswith("dream/"):
+            _WORKER[task] = make(config.env, task=task, max_episode_steps=config.max_steps, device="cpu")
+        else:
+            _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, camera=config.camera,
+                                 max_episode_steps=config.max_steps)
+    seed = evaluation_seed(config.seed, task, number)
     record = config.video_out is not None and number < config.videos_per_task
     success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record)
     return EpisodeResult(task, number, seed, success, length, seconds, frames)
@@ -143,7 +156,7 @@ def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
 
 def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
     """Success per task (Wilson 95%), mean length and control rate; writes videos when asked."""
-    tasks = tuple(resolve_tasks(",".join(config.tasks)))
+    tasks = tuple(resolve_tasks(",".join(config.tasks))) if config.env == "metaworld" else tuple(config.tasks)
     if config.episodes < 1 or config.workers < 1:
         raise ValueError(f"episodes and workers must be >= 1, got {config.episodes}, {config.workers}")
     from wam.policy import load

@@ -12,10 +12,12 @@ from typing import Callable
 import gymnasium as gym
 
 EnvFactory = Callable[..., gym.Env]
-REGISTRY: dict[str, EnvFactory] = {}
+# A factory, or "module:function" for families defined by later stages (imported only when used,
+# so this package never imports from a stage that comes after it).
+REGISTRY: dict[str, EnvFactory | str] = {"dream": "wam.dojo.dream_env:make_dream"}
 
 
-def register(family: str, factory: EnvFactory) -> None:
+def register(family: str, factory: EnvFactory | str) -> None:
     REGISTRY[family] = factory
 
 
@@ -26,7 +28,13 @@ def make(env_id: str, **kwargs) -> gym.Env:
         raise ValueError(f"env id {env_id!r} must look like <family>/<name>, e.g. metaworld/reach-v3")
     if family not in REGISTRY:
         raise ValueError(f"unknown env family {family!r} in {env_id!r}; known: {sorted(REGISTRY)}")
-    return REGISTRY[family](name, **kwargs)
+    factory = REGISTRY[family]
+    if isinstance(factory, str):
+        import importlib
+
+        module, _, function = factory.partition(":")
+        factory = getattr(importlib.import_module(module), function)
+    return factory(name, **kwargs)
 
 
 def _make_metaworld(

@@ -24,6 +24,11 @@ The joint objective on labelled robot windows (`forward`), with the weights of `
   + latent_weight * MSE(next latent | encoded real actions)            action-conditioned dynamics
   + align_weight  * MSE(action_encoder(actions), latent action)        one action space
   + state_weight  * MSE(next state), both passes
+  + reward_weight * MSE(reward / 10) + success_weight * BCE(success)   what the dream dojo scores with
+
+The `reward` and `success` heads read the conditioning token of the action-conditioned
+pass: given the frames so far and the action taken, the reward received and whether the
+task is done at the next frame (Meta-World rewards lie in [0, 10], hence the scale).
 
 Latent MSEs sit near 1e-3 while the action L1 sits near 0.1, so `latent_weight` = 100
 puts them on the same footing; without it the backbone forgets the dynamics to fit a few
@@ -37,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+REWARD_SCALE = 10.0  # Meta-World rewards lie in [0, 10]
 from torch import nn
 
 from wam.models.world_model import WorldModel, WorldModelConfig
@@ -53,6 +60,8 @@ class WAMConfig:
     latent_weight: float = 100.0
     align_weight: float = 1.0
     state_weight: float = 10.0
+    reward_weight: float = 1.0
+    success_weight: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +91,8 @@ class WorldActionModel(nn.Module):
             nn.Linear(config.hidden, config.hidden), nn.SiLU(),
             nn.Linear(config.hidden, config.chunk * config.robot_action_dim),
         )
+        self.reward = nn.Linear(d, 1)  # reward received on arriving at the next frame, / REWARD_SCALE
+        self.success = nn.Linear(d, 1)  # logit: the next frame satisfies the task
 
     # -- acting ---------------------------------------------------------------------------------
     def imagine_and_act(
@@ -110,6 +121,20 @@ class WorldActionModel(nn.Module):
         """Real actions between frames (..., stride, A) -> world-model action inputs (..., action_dim)."""
         return self.action_encoder(actions.flatten(-2))
 
+    def step(
+        self,
+        latents: torch.Tensor,  # (B, T, C, h, w)
+        actions: torch.Tensor,  # (B, T, stride, A): real actions taken at each frame
+        text_ids: torch.Tensor,  # (B, L)
+        state: torch.Tensor,  # (B, T, S)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """After every frame, given its real actions: next latent, next state, reward, success logit."""
+        x = self.world.features(latents, self.encode_actions(actions), text_ids, state)
+        next_latents, next_state = self.world.heads(x, latents, state)
+        condition = x[:, :, -1]
+        reward = self.reward(condition).squeeze(-1) * REWARD_SCALE
+        return next_latents, next_state, reward, self.success(condition).squeeze(-1)
+
     # -- training ---------------------------------------------------------------------------------
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
@@ -126,14 +151,26 @@ class WorldActionModel(nn.Module):
         with torch.no_grad():
             target_motion = torch.tanh(self.world.latent_actions(now.flatten(0, 1), following.flatten(0, 1))).view_as(encoded)
         align_loss = F.mse_loss(encoded, target_motion)
-        conditioned, conditioned_state = self.world.predict(now, encoded, text, state[:, :-1])
+        x = self.world.features(now, encoded, text, state[:, :-1])
+        conditioned, conditioned_state = self.world.heads(x, now, state[:, :-1])
         dynamics_loss = F.mse_loss(conditioned, following)
         state_loss = state_loss + F.mse_loss(conditioned_state, state[:, 1:])
+        reward_loss = success_loss = torch.zeros((), device=latents.device)
+        if "reward" in batch:
+            scored = batch["reward_mask"][:, 1:].float()  # (B, W-1): episodes that recorded rewards
+            count = scored.sum().clamp(min=1.0)
+            reward_error = (self.reward(x[:, :, -1]).squeeze(-1) - batch["reward"][:, 1:] / REWARD_SCALE).pow(2)
+            reward_loss = (reward_error * scored).sum() / count
+            success_error = F.binary_cross_entropy_with_logits(
+                self.success(x[:, :, -1]).squeeze(-1), batch["success"][:, 1:].float(), reduction="none")
+            success_loss = (success_error * scored).sum() / count
 
         loss = (cfg.action_weight * action_loss + cfg.latent_weight * (imagined_loss + dynamics_loss)
-                + cfg.align_weight * align_loss + cfg.state_weight * state_loss)
+                + cfg.align_weight * align_loss + cfg.state_weight * state_loss
+                + cfg.reward_weight * reward_loss + cfg.success_weight * success_loss)
         metrics = {"action_l1": action_loss.detach(), "imagined_mse": imagined_loss.detach(),
-                   "dynamics_mse": dynamics_loss.detach(), "align_mse": align_loss.detach(), "state_mse": state_loss.detach()}
+                   "dynamics_mse": dynamics_loss.detach(), "align_mse": align_loss.detach(), "state_mse": state_loss.detach(),
+                   "reward_mse": reward_loss.detach(), "success_bce": success_loss.detach()}
         if "video" in batch:  # action-free windows keep the pretraining objective alive
             video_loss, video_metrics = self.world(batch["video"])
             loss = loss + cfg.latent_weight * video_loss

@@ -65,12 +65,16 @@ class WindowBatches:
         latents = latents.view(len(episodes), self.window, *latents.shape[1:])
         has_state = torch.tensor([e.has_state for e in episodes])[:, None].expand(-1, self.window)
         has_actions = torch.tensor([e.has_actions for e in episodes])[:, None].expand(-1, self.window)
+        has_reward = torch.tensor([e.has_reward for e in episodes])[:, None].expand(-1, self.window)
         batch = {
             "latents": latents,  # (B, W, C, h, w)
             "state": torch.from_numpy(self.cache.state[rows]),  # (B, W, S)
             "state_mask": has_state.contiguous(),  # (B, W)
             "action": torch.from_numpy(self.action_chunks(rows, ends)),  # (B, W, stride, A): the actions between frames
             "action_mask": has_actions.contiguous(),
+            "reward": torch.from_numpy(self.cache.reward[rows]),  # (B, W): received on arriving at each frame
+            "success": torch.from_numpy(self.cache.success[rows]),  # (B, W) bool: the frame satisfies the task
+            "reward_mask": has_reward.contiguous(),
             "text_ids": tokenize([e.task for e in episodes], self.text),  # (B, L)
         }
         if self.chunk:

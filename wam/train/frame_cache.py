@@ -31,6 +31,7 @@ class CachedEpisode:
     task: str
     has_state: bool
     has_actions: bool
+    has_reward: bool = False  # per-frame reward and success flags from the simulator
 
 
 @dataclass
@@ -40,6 +41,14 @@ class FrameCache:
     state: np.ndarray  # (N, S) float32, zeros where absent
     action: np.ndarray  # (N, A) float32, zeros where absent
     episodes: list[CachedEpisode]
+    reward: np.ndarray | None = None  # (N,) float32, zeros where absent
+    success: np.ndarray | None = None  # (N,) bool, False where absent
+
+    def __post_init__(self) -> None:
+        if self.reward is None:
+            self.reward = np.zeros(len(self.state), np.float32)
+        if self.success is None:
+            self.success = np.zeros(len(self.state), bool)
 
     @property
     def image_size(self) -> int:
@@ -89,6 +98,8 @@ def build_frame_cache(
     frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(total, image_size, image_size, 3))
     state = np.zeros((total, state_dim), np.float32)
     action = np.zeros((total, action_dim), np.float32)
+    reward = np.zeros(total, np.float32)
+    success = np.zeros(total, bool)
     episodes: list[CachedEpisode] = []
     row = 0
     from wam.train.progress import progress_bar
@@ -105,13 +116,20 @@ def build_frame_cache(
                     state[row : row + n] = low[STATE_KEY]
                 if ACTION_KEY in low:
                     action[row : row + n] = low[ACTION_KEY]
-                episodes.append(CachedEpisode(str(dataset.root.resolve()), meta.index, row, n, meta.task, has_state, ACTION_KEY in low))
+                has_reward = "reward" in low and "success" in low
+                if has_reward:
+                    reward[row : row + n] = np.asarray(low["reward"], np.float32).reshape(n)
+                    success[row : row + n] = np.asarray(low["success"]).reshape(n).astype(bool)
+                episodes.append(CachedEpisode(str(dataset.root.resolve()), meta.index, row, n, meta.task, has_state,
+                                              ACTION_KEY in low, has_reward))
                 row += n
                 advance(n)
     frames.flush()
     del frames
     np.save(tmp / "state.npy", state)
     np.save(tmp / "action.npy", action)
+    np.save(tmp / "reward.npy", reward)
+    np.save(tmp / "success.npy", success)
     manifest = {"fingerprint": fingerprint, "image_size": image_size, "episodes": [asdict(e) for e in episodes]}
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     if root.exists():
@@ -130,6 +148,9 @@ def load_frame_cache(root: Path) -> FrameCache:
             np.load(root / "state.npy"),
             np.load(root / "action.npy"),
             [CachedEpisode(**e) for e in manifest["episodes"]],
+            # caches written before rewards were cached have neither file: no episode claims a reward then
+            np.load(root / "reward.npy") if (root / "reward.npy").exists() else None,
+            np.load(root / "success.npy") if (root / "success.npy").exists() else None,
         )
     except (OSError, ValueError, KeyError) as err:
         raise DatasetError(f"{root}: unreadable frame cache ({err}); delete it to rebuild") from None

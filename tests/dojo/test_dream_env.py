@@ -1,0 +1,105 @@
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+from finetune_fixtures import tiny_finetune_config  # noqa: E402
+from pretrain_fixtures import tiny_run, write_dataset  # noqa: E402
+
+from wam.dojo.dream_env import DreamConfig, DreamEnv, DreamVectorEnv  # noqa: E402
+from wam.envs import make  # noqa: E402
+from wam.errors import CheckpointError  # noqa: E402
+
+TASK = "move the square"
+_CACHE: dict = {}
+
+
+def dream_run(tmp_path_factory) -> Path:
+    """A tiny WAM finetuned on episodes that carry rewards and success flags."""
+    if "run" not in _CACHE:
+        from wam.train.finetune import finetune
+
+        pretrained, _ = tiny_run(tmp_path_factory)
+        root = tmp_path_factory.mktemp("dream")
+        data = write_dataset(root / "rewarded", range(20, 30), rewards=True)
+        finetune(pretrained, [data], root / "wam", tiny_finetune_config(steps=60), progress=False)
+        _CACHE["run"] = root / "wam"
+    return _CACHE["run"]
+
+
+def test_the_reward_and_success_heads_train_on_a_tiny_dataset(tmp_path_factory):
+    metrics = [json.loads(line) for line in (dream_run(tmp_path_factory) / "wam" / "metrics.jsonl").read_text().splitlines()]
+    train = [m for m in metrics if "reward_mse" in m]
+    assert train[-1]["reward_mse"] < 0.5 * train[0]["reward_mse"]
+    assert train[-1]["success_bce"] < train[0]["success_bce"]
+
+
+def test_a_dream_passes_gymnasiums_env_checker(tmp_path_factory):
+    env = make(f"dream/{dream_run(tmp_path_factory)}", task=TASK, max_episode_steps=20, device="cpu")
+    assert isinstance(env, DreamEnv)
+    check_env(env, skip_render_check=False)
+
+
+def test_a_batch_of_dreams_equals_the_same_dreams_one_by_one(tmp_path_factory):
+    run = dream_run(tmp_path_factory)
+    seeds = [5, 6, 7]
+    batch = DreamVectorEnv(DreamConfig(run, TASK, num_envs=3, max_episode_steps=8, device="cpu"))
+    obs, _ = batch.reset(seed=seeds)
+    actions = np.random.default_rng(0).uniform(-1, 1, (10, 3, 4)).astype(np.float32)
+    trace = [(obs, None, None)]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = batch.step(a)
+        trace.append((obs, reward, terminated | truncated))
+    for i, seed in enumerate(seeds):
+        single = DreamVectorEnv(DreamConfig(run, TASK, num_envs=1, max_episode_steps=8, device="cpu"))
+        obs, _ = single.reset(seed=[seed])
+        np.testing.assert_allclose(obs["latent"][0], trace[0][0]["latent"][i], atol=1e-5)
+        for step, a in enumerate(actions, start=1):
+            obs, reward, terminated, truncated, _ = single.step(a[i][None])
+            np.testing.assert_allclose(obs["latent"][0], trace[step][0]["latent"][i], atol=1e-4)
+            np.testing.assert_allclose(obs["state"][0], trace[step][0]["state"][i], atol=1e-4)
+            assert reward[0] == pytest.approx(trace[step][1][i], abs=1e-4)
+            assert bool(terminated[0] | truncated[0]) == bool(trace[step][2][i])
+
+
+def test_episodes_end_at_the_horizon_and_autoreset_on_the_next_step(tmp_path_factory):
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=2, max_episode_steps=4,
+                                     terminate_on_success=False, decode_images=False, device="cpu"))
+    obs, _ = env.reset(seed=0)
+    assert "image" not in obs and obs["latent"].shape[0] == 2
+    done = []
+    for _ in range(5):
+        obs, reward, terminated, truncated, _ = env.step(np.zeros((2, 4), np.float32))
+        done.append(truncated.copy())
+    assert [d.all() for d in done] == [False, False, False, True, False]  # step 5 is the reset
+    assert env.render().shape == (2, 64, 64, 3)
+
+
+def test_actions_are_checked(tmp_path_factory):
+    env = make(f"dream/{dream_run(tmp_path_factory)}", task=TASK, device="cpu")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.array([np.nan, 0, 0, 0], np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3, np.float32))
+
+
+def test_a_dream_of_a_checkpoint_without_an_action_encoder_is_a_clear_error(tmp_path_factory):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="no action encoder"):
+        make(f"dream/{pretrained}", task=TASK)
+    with pytest.raises(ValueError, match="which task"):
+        make(f"dream/{dream_run(tmp_path_factory)}")
+
+
+def test_a_policy_is_evaluated_in_a_dream_like_in_the_simulator(tmp_path_factory):
+    from wam.dojo.evaluate import EvalConfig, evaluate_policy
+
+    run = dream_run(tmp_path_factory)
+    result = evaluate_policy(EvalConfig(run, (TASK,), episodes=2, max_steps=10, env=f"dream/{run}"), progress=False)
+    assert result["tasks"][TASK]["episodes"] == 2
+    assert all(1 <= e["length"] <= 10 for e in result["episode_results"])

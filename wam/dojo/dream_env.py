@@ -1,0 +1,248 @@
+"""Dreams: a finetuned WAM's action-conditioned world model as a Gymnasium environment.
+
+Stage three of the recipe: compute becomes data. `DreamVectorEnv` runs N dreams in one
+batch. Reset starts each from a real first frame and state of an episode of the task
+(sampled from the run's robot data by the env's seed); step takes real robot actions.
+The world model works on frames `stride` control steps apart, so actions are collected
+until a frame's worth (`stride` of them) is in, then one batched model step predicts the
+next latent frame, the next state, the reward received and whether the task is done (the
+WAM's learned `reward` and `success` heads). Between model steps the observation stays
+the last frame and the reward the last one predicted, so one dream step is one control
+step, as in the simulator, and the same policies and tools run in both.
+
+Observations: `latent` (the world model's frame), `state`, and `image` (the decoded frame,
+when `decode_images`; off for speed). Episodes end when the success head says so (its
+probability above `success_threshold`) or at `max_episode_steps`. Autoreset follows
+Gymnasium's next-step mode: the step after an episode ends resets that dream.
+
+`wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from wam.errors import CheckpointError, DatasetError
+from wam.envs.tasks import TASK_TEXT
+from wam.models.text import tokenize
+from wam.models.tokenizer import to_uint8
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    run: Path
+    task: str  # a Meta-World task name or its instruction
+    num_envs: int = 1
+    max_episode_steps: int = 300  # control steps
+    decode_images: bool = True
+    success_threshold: float = 0.5
+    terminate_on_success: bool = True
+    data: tuple[Path, ...] = ()  # datasets with the task's first frames; default: the run's robot data
+    device: str = "auto"
+
+
+def _load_dreamer(run: Path, device: torch.device):
+    from wam.train.finetune import load_finetune_config, load_wam
+    from wam.train.pretrain import load_tokenizer
+
+    run = Path(run)
+    if (run / "pretrain.json").exists() and not (run / "finetune.json").exists():
+        raise CheckpointError(f"{run}: a pretraining run has no action encoder, so it cannot be stepped with robot actions; "
+                              f"finetune it into a WAM first (`wam finetune --pretrained {run} ...`)")
+    _, saved = load_finetune_config(run)
+    return load_wam(run).to(device), load_tokenizer(run).to(device), saved
+
+
+@torch.no_grad()
+def _first_frames(datasets: list[Path], text: str, tokenizer, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and states of the first frame of every episode of the task: (E, C, h, w), (E, S)."""
+    from wam.data import STATE_KEY, Dataset
+
+    images, states = [], []
+    for path in datasets:
+        dataset = Dataset(path)
+        camera = dataset.camera_keys[0]
+        for meta in dataset.episodes:
+            if meta.task != text:
+                continue
+            images.append(dataset.frames(meta.index, camera)[0])
+            states.append(dataset.low_dim(meta.index)[STATE_KEY][0])
+    if not images:
+        raise DatasetError(f"{', '.join(map(str, datasets))}: no episode of task {text!r} to start dreams from")
+    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device)
+    return tokenizer.encode(frames), torch.from_numpy(np.stack(states).astype(np.float32)).to(device)
+
+
+class DreamVectorEnv(gym.vector.VectorEnv):
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, config: DreamConfig):
+        self.config = config
+        device = config.device
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        self.model, self.tokenizer, saved = _load_dreamer(config.run, self.device)
+        self.stride, self.context = int(saved["stride"]), int(saved["config"]["window"]) - 1
+        self.task_text = TASK_TEXT.get(config.task, config.task)
+        data = list(config.data) or [Path(p) for p in saved["robot"]]
+        self.start_latents, self.start_states = _first_frames(data, self.task_text, self.tokenizer, self.device)
+        self.text_ids = tokenize([self.task_text] * config.num_envs, self.model.config.world.text).to(self.device)
+        self.num_envs = config.num_envs
+        self.render_mode = "rgb_array"
+        wc = self.model.config.world
+        size = int(saved["image_size"])
+        spaces = {"latent": gym.spaces.Box(-1.0, 1.0, (wc.latent_channels, wc.latent_size, wc.latent_size), np.float32),
+                  "state": gym.spaces.Box(-np.inf, np.inf, (wc.state_dim,), np.float32)}
+        if config.decode_images:
+            spaces["image"] = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.single_observation_space = gym.spaces.Dict(spaces)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.model.config.robot_action_dim,), np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self._rngs = [np.random.default_rng(i) for i in range(self.num_envs)]
+        self._needs_reset = np.ones(self.num_envs, bool)
+        self._history: list[deque] = [deque(maxlen=self.context) for _ in range(self.num_envs)]  # (latent, state, actions)
+        self._pending = [[] for _ in range(self.num_envs)]
+        self._latest = torch.zeros((self.num_envs, *spaces["latent"].shape), device=self.device)
+        self._state = torch.zeros((self.num_envs, wc.state_dim), device=self.device)
+        self._reward = np.zeros(self.num_envs, np.float32)
+        self._success = np.zeros(self.num_envs, bool)
+        self._steps = np.zeros(self.num_envs, np.int64)
+        self._actions_of: list[list[torch.Tensor]] = [[] for _ in range(self.num_envs)]  # (stride, A) per history frame
+
+    # -- gymnasium ---------------------------------------------------------------------------------
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if seed is not None:
+            seeds = seed if isinstance(seed, (list, tuple)) else [seed + i for i in range(self.num_envs)]
+            self._rngs = [np.random.default_rng(s) for s in seeds]
+        for i in range(self.num_envs):
+            self._reset_one(i)
+        return self._observation(), {"success": self._success.copy(), "task": [self.task_text] * self.num_envs}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        if not np.all(np.isfinite(actions)):
+            raise ValueError("actions contain NaN or inf")
+        actions = np.clip(actions, -1.0, 1.0)
+        rewards = np.zeros(self.num_envs, np.float32)
+        terminated = np.zeros(self.num_envs, bool)
+        truncated = np.zeros(self.num_envs, bool)
+        due = []
+        for i in range(self.num_envs):
+            if self._needs_reset[i]:
+                self._reset_one(i)  # next-step autoreset: this step's action is not used
+                continue
+            self._pending[i].append(actions[i])
+            self._steps[i] += 1
+            if len(self._pending[i]) == self.stride:
+                due.append(i)
+        if due:
+            self._model_step(due)
+        for i in range(self.num_envs):
+            if self._steps[i] == 0:
+                continue
+            rewards[i] = self._reward[i]
+            terminated[i] = bool(self._success[i]) and self.config.terminate_on_success
+            truncated[i] = self._steps[i] >= self.config.max_episode_steps and not terminated[i]
+            self._needs_reset[i] = terminated[i] or truncated[i]
+        info = {"success": self._success.copy(), "task": [self.task_text] * self.num_envs}
+        return self._observation(), rewards, terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        """The decoded current frame of every dream: (N, H, W, 3) uint8."""
+        return self._decode(self._latest)
+
+    def close(self, **kwargs) -> None:
+        pass
+
+    # -- inside ----------------------------------------------------------------------------------
+    def _reset_one(self, i: int) -> None:
+        start = int(self._rngs[i].integers(len(self.start_latents)))
+        self._history[i].clear()
+        self._pending[i] = []
+        self._latest[i] = self.start_latents[start]
+        self._state[i] = self.start_states[start]
+        self._history[i].append((self.start_latents[start], self.start_states[start]))
+        self._reward[i], self._success[i], self._steps[i] = 0.0, False, 0
+        self._needs_reset[i] = False
+        self._actions_of[i] = []
+
+    @torch.no_grad()
+    def _model_step(self, due: list[int]) -> None:
+        """One batched world-model step for the dreams with a frame's worth of actions; grouped by context
+        length so every dream is computed exactly as it would be alone."""
+        for i in due:
+            self._actions_of[i].append(torch.from_numpy(np.stack(self._pending[i])).to(self.device))
+            self._actions_of[i] = self._actions_of[i][-self.context:]
+            self._pending[i] = []
+        by_length: dict[int, list[int]] = {}
+        for i in due:
+            by_length.setdefault(len(self._history[i]), []).append(i)
+        for length, group in by_length.items():
+            latents = torch.stack([torch.stack([h[0] for h in self._history[i]]) for i in group])  # (G, T, C, h, w)
+            states = torch.stack([torch.stack([h[1] for h in self._history[i]]) for i in group])  # (G, T, S)
+            actions = torch.stack([torch.stack(self._actions_of[i][-length:]) for i in group])  # (G, T, stride, A)
+            next_latents, next_state, reward, success = self.model.step(latents, actions, self.text_ids[group], states)
+            probability = torch.sigmoid(success[:, -1]).cpu().numpy()
+            for row, i in enumerate(group):
+                self._latest[i], self._state[i] = next_latents[row, -1], next_state[row, -1]
+                self._history[i].append((next_latents[row, -1], next_state[row, -1]))
+                self._reward[i] = float(reward[row, -1])
+                self._success[i] = bool(probability[row] > self.config.success_threshold)
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        return to_uint8(self.tokenizer.decode(latents)).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs = {"latent": self._latest.cpu().numpy().astype(np.float32), "state": self._state.cpu().numpy().astype(np.float32)}
+        if self.config.decode_images:
+            obs["image"] = self._decode(self._latest)
+        return obs
+
+
+class DreamEnv(gym.Env):
+    """One dream, for every tool that takes a single env (evaluation, collection, the Physical API)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(self, config: DreamConfig):
+        if config.num_envs != 1:
+            raise ValueError("DreamEnv is one dream; use DreamVectorEnv for a batch")
+        self.dreams = DreamVectorEnv(config)
+        self.task_text = self.dreams.task_text
+        self.render_mode = "rgb_array"
+        self.observation_space = self.dreams.single_observation_space
+        self.action_space = self.dreams.single_action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None and not getattr(self, "_seeded", False):
+            seed = int(self.np_random.integers(2**31 - 1))
+        self._seeded = True
+        obs, info = self.dreams.reset(seed=None if seed is None else [seed])
+        return {k: v[0] for k, v in obs.items()}, {"success": bool(info["success"][0]), "task": self.task_text}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.dreams.step(np.asarray(action, np.float32)[None])
+        return ({k: v[0] for k, v in obs.items()}, float(reward[0]), bool(terminated[0]), bool(truncated[0]),
+                {"success": bool(info["success"][0]), "task": self.task_text})
+
+    def render(self) -> np.ndarray:
+        return self.dreams.render()[0]
+
+
+def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
+               data: tuple[Path, ...] = (), device: str = "auto", **_ignored) -> gym.Env:
+    """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
+    if task is None:
+        raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
+    config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, data=tuple(data), device=device)
+    return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)
