@@ -254,6 +254,32 @@ def eval_policy(
         out.write_text(json.dumps(results, indent=2))
 
 
+@app.command("rl")
+def rl_command(
+    policy: Path = typer.Option(..., help="finetuned WAM run to improve"),
+    world: Path = typer.Option(..., help="finetuned WAM run whose world model is the dream (may be the same run)"),
+    task: str = typer.Option(..., help="Meta-World task name or instruction to practise"),
+    out: Path = typer.Option(..., help="output run directory (a policy run: wam eval --policy OUT)"),
+    iterations: int = typer.Option(40, help="policy updates"),
+    starts: int = typer.Option(8, help="first frames per update"),
+    group: int = typer.Option(8, help="rollouts per first frame (the group-relative baseline)"),
+    horizon: int = typer.Option(160, help="control steps per dream"),
+    bc_weight: float = typer.Option(1.0, help="weight of the behaviour-cloning anchor to the finetuned policy"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume"),
+) -> None:
+    """Stage three: improve a policy's action head by a group-relative policy gradient inside dreams."""
+    from wam.errors import WamError
+    from wam.train.rl import RLConfig, rl
+
+    try:
+        summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
+                                                  bc_weight=bc_weight, seed=seed), resume=resume)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print_json(json.dumps(summary))
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data, runs and report"),

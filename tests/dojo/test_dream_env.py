@@ -103,3 +103,27 @@ def test_a_policy_is_evaluated_in_a_dream_like_in_the_simulator(tmp_path_factory
     result = evaluate_policy(EvalConfig(run, (TASK,), episodes=2, max_steps=10, env=f"dream/{run}"), progress=False)
     assert result["tasks"][TASK]["episodes"] == 2
     assert all(1 <= e["length"] <= 10 for e in result["episode_results"])
+
+
+def test_an_rl_step_in_a_dream_changes_the_policy_and_keeps_actions_in_bounds(tmp_path_factory, tmp_path):
+    import torch
+
+    import wam.policy
+    from wam.train.finetune import load_wam
+    from wam.train.rl import RLConfig, rl
+
+    run = dream_run(tmp_path_factory)
+    config = RLConfig(task=TASK, iterations=2, starts=2, group=3, horizon=8, lr=1e-2, device="cpu")
+    summary = rl(run, run, tmp_path / "rl", config, progress=False)
+    before, after = load_wam(run), load_wam(tmp_path / "rl")
+    assert not torch.equal(before.action_chunk[0].weight, after.action_chunk[0].weight)
+    assert torch.equal(before.world.blocks[0].qkv.weight, after.world.blocks[0].qkv.weight)  # only the head trains
+    assert set(summary["dream_success"]) == {"first", "last"}
+    policy = wam.policy.load(tmp_path / "rl", device="cpu")
+    policy.reset(TASK)
+    env = make(f"dream/{run}", task=TASK, device="cpu")
+    obs, _ = env.reset(seed=1)
+    for _ in range(6):
+        action = policy.act(obs)
+        assert env.action_space.contains(action)
+        obs, *_ = env.step(action)

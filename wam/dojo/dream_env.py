@@ -240,9 +240,10 @@ class DreamEnv(gym.Env):
 
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
-               data: tuple[Path, ...] = (), device: str = "auto", **_ignored) -> gym.Env:
+               data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
-    config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, data=tuple(data), device=device)
+    config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
+                         data=tuple(data), device=device)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)

@@ -1,0 +1,184 @@
+"""Reinforcement learning inside a dream: a group-relative policy gradient with a BC anchor.
+
+The policy is a finetuned WAM; its action chunk becomes the mean of a Gaussian with a
+fixed std `sigma`. Every iteration starts `starts` dreams from real first frames, each
+`group` times (the same start for the whole group), and rolls the policy out with noise
+for `horizon` control steps in the world model of another (or the same) WAM run. A
+rollout's return is its mean predicted reward per step plus `success_bonus` times the
+success head's final verdict; its advantage is the return minus its group's mean, over
+the group's std (GRPO: no value network, the group is the baseline). The loss per chunk
+decision is
+
+    - advantage * log N(chunk | action_chunk(context), sigma)        improve in the dream
+    + bc_weight * || action_chunk(context) - anchor(context) ||^2     stay near the demos
+
+where `anchor` is the frozen finetuned policy: the dream is only trustworthy near the data
+it was trained on, and the anchor keeps the policy there. Only the action head trains by
+default (`train_backbone` opens up the rest).
+
+Rollouts are the loop's batches: batch N is collected with the weights after step N - 1
+from dreams seeded by N, so a resumed run repeats the same rollouts. The run directory is
+a policy run like a finetuning run (`wam.policy.load(OUT)`), plus `rl/` with the loop's
+checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from wam.errors import CheckpointError
+from wam.models.wam import WorldActionModel
+from wam.train.checkpoint import save_checkpoint
+from wam.train.finetune import CONFIG_FILE, load_finetune_config, load_wam
+from wam.train.loop import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    task: str  # a Meta-World task name or an instruction
+    iterations: int = 40  # policy updates
+    starts: int = 8  # different first frames per iteration
+    group: int = 8  # rollouts per first frame
+    horizon: int = 160  # control steps per dream
+    sigma: float = 0.15  # exploration std on every action of a chunk
+    bc_weight: float = 1.0
+    success_bonus: float = 1.0
+    lr: float = 1e-4
+    train_backbone: bool = False
+    seed: int = 0
+    device: str = "auto"
+
+
+class DreamPolicyGradient(nn.Module):
+    """What the loop trains: the WAM's action head, scored against a frozen copy of itself."""
+
+    kind = "dream_pg"
+
+    def __init__(self, policy: WorldActionModel, config: RLConfig):
+        super().__init__()
+        self.policy, self.config = policy, config
+        self.anchor = copy.deepcopy(policy).eval()
+        for p in self.anchor.parameters():
+            p.requires_grad_(False)
+        for name, p in self.policy.named_parameters():
+            p.requires_grad_(config.train_backbone or name.startswith("action_chunk."))
+
+    def chunk(self, latents: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The chunk mean after the last context frame: (B, H, A)."""
+        return self.policy.imagine_and_act(latents, text_ids, state)[2][:, -1]
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        sigma, losses, bc_terms, n = self.config.sigma, [], [], 0
+        for group in batch["decisions"]:  # decisions grouped by context length
+            mean = self.chunk(group["latents"], group["text_ids"], group["state"])
+            with torch.no_grad():
+                anchor = self.anchor.imagine_and_act(group["latents"], group["text_ids"], group["state"])[2][:, -1]
+            log_prob = -((group["chunk"] - mean) ** 2).sum((-1, -2)) / (2 * sigma**2)
+            losses.append(-(group["advantage"] * log_prob).sum())
+            bc_terms.append(((mean - anchor) ** 2).mean((-1, -2)).sum())
+            n += len(mean)
+        pg, bc = torch.stack(losses).sum() / n, torch.stack(bc_terms).sum() / n
+        loss = pg + self.config.bc_weight * bc
+        return loss, {"pg_loss": pg.detach(), "bc_mse": bc.detach(), "return": batch["mean_return"],
+                      "success": batch["success_rate"]}
+
+
+class DreamRollouts:
+    """Batch source: rollouts of the current policy in dreams, seeded by step."""
+
+    def __init__(self, learner: DreamPolicyGradient, dreams, stride: int, execute: int, context: int, config: RLConfig):
+        self.learner, self.dreams, self.config = learner, dreams, config
+        self.stride, self.execute, self.context = stride, execute, context
+        self.text_ids = dreams.text_ids
+
+    @torch.no_grad()
+    def batch(self, step: int) -> dict:
+        cfg, dreams = self.config, self.dreams
+        n = cfg.starts * cfg.group
+        seeds = [int(np.random.SeedSequence([cfg.seed, step, s]).generate_state(1)[0] & 0x7FFFFFFF)
+                 for s in range(cfg.starts) for _ in range(cfg.group)]  # one first frame per group
+        obs, _ = dreams.reset(seed=seeds)
+        rng = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
+        frames, states = [[] for _ in range(n)], [[] for _ in range(n)]
+        decisions, rewards = [], np.zeros(n)
+        queue: np.ndarray | None = None
+        for t in range(cfg.horizon):
+            if t % self.stride == 0:
+                for i in range(n):
+                    frames[i] = (frames[i] + [torch.from_numpy(obs["latent"][i])])[-self.context:]
+                    states[i] = (states[i] + [torch.from_numpy(obs["state"][i])])[-self.context:]
+            if t % self.execute == 0:
+                latents = torch.stack([torch.stack(f) for f in frames]).to(dreams.device)
+                state = torch.stack([torch.stack(s) for s in states]).to(dreams.device)
+                mean = self.learner.chunk(latents, self.text_ids, state)
+                noise = torch.randn(mean.shape, generator=rng).to(mean.device) * cfg.sigma
+                chunk = mean + noise
+                decisions.append({"latents": latents.cpu(), "state": state.cpu(), "chunk": chunk.cpu()})
+                queue = chunk[:, : self.execute].clamp(-1, 1).cpu().numpy()
+            obs, reward, _, _, info = dreams.step(queue[:, t % self.execute])
+            rewards += reward / cfg.horizon
+        success = np.asarray(info["success"], dtype=float)
+        returns = rewards / 10.0 + cfg.success_bonus * success
+        grouped = returns.reshape(cfg.starts, cfg.group)
+        advantage = (grouped - grouped.mean(1, keepdims=True)) / (grouped.std(1, keepdims=True) + 1e-6)
+        advantage = torch.from_numpy(advantage.reshape(-1).astype(np.float32))
+        return {"decisions": [{**d, "text_ids": self.text_ids.cpu(), "advantage": advantage} for d in decisions],
+                "mean_return": float(returns.mean()), "success_rate": float(success.mean())}
+
+
+def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: RLConfig, resume: bool = False,
+       progress: bool = True) -> dict:
+    """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
+    from wam.envs.registry import make
+
+    policy_run, world_run, out = Path(policy_run), Path(world_run), Path(out)
+    ft_config, saved = load_finetune_config(policy_run)
+    _, world_saved = load_finetune_config(world_run)
+    if _tokenizer_weights(policy_run) != _tokenizer_weights(world_run):
+        raise CheckpointError(f"{policy_run} and {world_run} use different frame tokenizers; RL in a dream needs a policy "
+                              "finetuned from the same pretraining run as the world")
+    if (out / "rl.json").exists() and not resume:
+        raise CheckpointError(f"{out}: an RL run already exists here; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": str(policy_run), "world": str(world_run)}, indent=2))
+    for name in (CONFIG_FILE, "split.json"):
+        shutil.copy(policy_run / name, out / name)
+    if not (out / "tokenizer").exists():
+        shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
+    # Dreams run the whole horizon: the success head's verdict at the end scores the rollout.
+    dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
+                  max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device)
+    policy = load_wam(policy_run).to(dreams.device)
+    learner = DreamPolicyGradient(policy, config)
+    rollouts = DreamRollouts(learner, dreams, int(saved["stride"]), ft_config.execute, ft_config.window - 1, config)
+    train_config = TrainConfig(steps=config.iterations, batch_size=config.starts * config.group, lr=config.lr,
+                               warmup_steps=min(5, config.iterations), min_lr_ratio=1.0, weight_decay=0.0, log_every=1,
+                               checkpoint_every=max(1, config.iterations // 4), seed=config.seed, device=str(dreams.device))
+    result = train(learner, rollouts, train_config, out / "rl", model_config=asdict(config), kind=DreamPolicyGradient.kind,
+                   resume=resume, progress=progress)
+    save_checkpoint(out / "wam" / "checkpoint", learner.policy, learner.policy.config.to_dict(), result.step,
+                    rng_state=False, kind="wam")
+    metrics = [json.loads(line) for line in (out / "rl" / "metrics.jsonl").read_text().splitlines()]
+    summary = {"run": str(out), "policy": str(policy_run), "world": str(world_run), "task": config.task,
+               "dream_return": {"first": metrics[0]["return"], "last": metrics[-1]["return"]},
+               "dream_success": {"first": metrics[0]["success"], "last": metrics[-1]["success"]},
+               "seconds": round(result.seconds, 1)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _tokenizer_weights(run: Path) -> bytes:
+    from wam.train.checkpoint import resolve
+
+    directory = resolve(run / "tokenizer" / "checkpoint")
+    if directory is None:
+        raise CheckpointError(f"{run / 'tokenizer'}: no tokenizer checkpoint")
+    return (directory / "model.safetensors").read_bytes()
