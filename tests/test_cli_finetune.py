@@ -52,3 +52,15 @@ def test_finetune_refuses_video_only_data_and_unknown_presets(tmp_path_factory, 
     assert result.exit_code == 2 and squeezed("no labelled episode") in squeezed(result.output)
     result = invoke("finetune", "--data", video, "--out", tmp_path / "b", "--preset", "huge")
     assert result.exit_code == 2 and "unknown preset" in result.output
+
+
+def test_plan_runs_cem_in_the_simulator(tmp_path_factory, tmp_path):
+    from finetune_fixtures import tiny_wam_run
+
+    run, _ = tiny_wam_run(tmp_path_factory)
+    out = tmp_path / "plan.json"
+    result = invoke("plan", "--world", run, "--tasks", "reach-v3", "--episodes", 1, "--max-steps", 6, "--samples", 8,
+                    "--elites", 2, "--iterations", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "control steps/s" in result.output
+    assert json.loads(out.read_text())["config"]["planner"]["samples"] == 8

@@ -254,6 +254,37 @@ def eval_policy(
         out.write_text(json.dumps(results, indent=2))
 
 
+@app.command()
+def plan(
+    world: Path = typer.Option(..., help="finetuned WAM run: its policy proposes, its world model and reward heads judge"),
+    tasks: str = typer.Option("mt10", help="mt10, mt50 or a comma list"),
+    episodes: int = typer.Option(10, help="episodes per task"),
+    samples: int = typer.Option(64, help="action chunks dreamed per CEM round"),
+    elites: int = typer.Option(8, help="best chunks the Gaussian is refitted to"),
+    iterations: int = typer.Option(3, help="CEM rounds per decision"),
+    workers: int = typer.Option(1, help="parallel worker processes"),
+    seed: int = typer.Option(0),
+    max_steps: int = typer.Option(300, help="step limit per episode"),
+    out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
+) -> None:
+    """Model-predictive control: CEM over action chunks in the dream, run in real Meta-World episodes."""
+    from wam.dojo.evaluate import EvalConfig, evaluate_policy
+    from wam.envs.tasks import resolve_tasks
+    from wam.errors import WamError
+
+    try:
+        planner = {"samples": samples, "elites": elites, "iterations": iterations, "seed": seed}
+        results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, planner=planner))
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    for task, r in results["tasks"].items():
+        console.print(f"{task}: success {r['success_rate']:.2f} [{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]")
+    console.print(f"mean success {results['mean_success']:.3f}; planning {results['policy_steps_per_s']:.1f} control steps/s")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+
+
 @app.command("rl")
 def rl_command(
     policy: Path = typer.Option(..., help="finetuned WAM run to improve"),

@@ -69,10 +69,13 @@ class WAMPolicy:
         if not self.queue:
             latents = torch.stack(list(self.latents))[None]  # (1, T, C, h, w)
             states = torch.stack(list(self.states))[None]  # (1, T, S)
-            chunk = self.model.act(latents, self.text_ids, states)[0].cpu().numpy()  # (H, A)
-            self.queue.extend(chunk[: self.execute])
+            self.queue.extend(self._next_chunk(latents, states)[: self.execute])
         self.steps += 1
         return self.queue.popleft().astype(np.float32)
+
+    def _next_chunk(self, latents: torch.Tensor, states: torch.Tensor) -> np.ndarray:
+        """The next action chunk (H, A) from the context; planners override this."""
+        return self.model.act(latents, self.text_ids, states)[0].cpu().numpy()
 
 
 def load(run: str | Path, which: str = "checkpoint", device: str | None = None, execute: int | None = None) -> WAMPolicy:

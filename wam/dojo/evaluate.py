@@ -39,6 +39,7 @@ class EvalConfig:
     video_out: Path | None = None
     videos_per_task: int = 1
     env: str = "metaworld"  # or "dream/<WAM RUN>": the same episodes inside a learned world model
+    planner: dict | None = None  # PlanConfig fields: plan with CEM in the policy run's world model instead of acting
 
 
 @dataclass
@@ -109,7 +110,12 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     config: EvalConfig = _WORKER["config"]
     task, number = job
     if "policy" not in _WORKER:
-        _WORKER["policy"] = load(config.policy, device="cpu")
+        if config.planner is not None:
+            from wam.dojo.plan import CEMPlanner, PlanConfig
+
+            _WORKER["policy"] = CEMPlanner(config.policy, PlanConfig(**config.planner), device="cpu")
+        else:
+            _WORKER["policy"] = load(config.policy, device="cpu")
     policy = _WORKER["policy"]
     if task not in _WORKER:
         if config.env.startswith("dream/"):
