@@ -1,0 +1,90 @@
+"""Does the dream rank policies like reality? Success in the simulator vs success in dreams.
+
+    python benchmarks/dream_eval.py --world runs/recipe/mt10-wam-k10-s0 \
+        --policies runs/recipe/*-s0 --tasks drawer-open-v3,window-open-v3,button-press-topdown-v3 --episodes 20
+
+Each policy is evaluated twice on the same tasks and the same scene seeds: in real
+Meta-World episodes and in dreams of `--world` (a finetuned WAM: its action-conditioned
+world model steps, its reward/success heads end the episodes; images are decoded so any
+policy, pretrained or not, sees frames). Reports Pearson and Spearman correlation of dream
+vs real mean success over the policies and the policies where the dream is most
+optimistic (exploited), and draws the scatter. Cells (policy x env) are written to the JSON
+as they finish and skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.dojo.evaluate import EvalConfig, evaluate_policy
+from wam.envs.tasks import resolve_tasks
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)  # noqa: E731
+    return float(np.corrcoef(rank(x), rank(y))[0, 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", type=Path, required=True)
+    parser.add_argument("--policies", type=Path, nargs="+", required=True)
+    parser.add_argument("--tasks", default="drawer-open-v3,window-open-v3,button-press-topdown-v3")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "dream_eval.json")
+    args = parser.parse_args()
+    tasks = tuple(resolve_tasks(args.tasks))
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
+    results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
+                   machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                   command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
+    for policy in args.policies:
+        for env in ("metaworld", f"dream/{args.world}"):
+            key = f"{policy}|{'real' if env == 'metaworld' else 'dream'}"
+            if key in results["cells"]:
+                continue
+            r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env))
+            results["cells"][key] = {"mean_success": r["mean_success"], "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()}}
+            args.out.write_text(json.dumps(results, indent=2))
+            print(f"{key}: {r['mean_success']:.3f}")
+    names = [str(p) for p in args.policies]
+    real = np.array([results["cells"][f"{n}|real"]["mean_success"] for n in names])
+    dream = np.array([results["cells"][f"{n}|dream"]["mean_success"] for n in names])
+    results["pearson"] = float(np.corrcoef(real, dream)[0, 1]) if real.std() and dream.std() else None
+    results["spearman"] = spearman(real, dream) if real.std() and dream.std() else None
+    gap = dream - real
+    results["most_optimistic"] = [{"policy": names[i], "real": float(real[i]), "dream": float(dream[i])} for i in np.argsort(-gap)[:3]]
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"Pearson {results['pearson']}, Spearman {results['spearman']} over {len(names)} policies")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.scatter(real, dream)
+    for n, x, y in zip(names, real, dream):
+        ax.annotate(Path(n).name, (x, y), fontsize=6)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("real success (Meta-World)")
+    ax.set_ylabel("dream success (learned world model)")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    ax.set_title(f"{len(names)} policies: Pearson {fmt(results['pearson'])}, Spearman {fmt(results['spearman'])}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
