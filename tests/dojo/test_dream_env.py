@@ -127,3 +127,11 @@ def test_an_rl_step_in_a_dream_changes_the_policy_and_keeps_actions_in_bounds(tm
         action = policy.act(obs)
         assert env.action_space.contains(action)
         obs, *_ = env.step(action)
+
+
+def test_a_wam_finetuned_without_rewards_cannot_dream(tmp_path_factory):
+    from finetune_fixtures import tiny_wam_run
+
+    run, _ = tiny_wam_run(tmp_path_factory)  # its robot data has no reward or success features
+    with pytest.raises(CheckpointError, match="without rewards"):
+        make(f"dream/{run}", task=TASK)

@@ -191,3 +191,21 @@ def test_crash_while_writing_keeps_old_checkpoint(saved, monkeypatch):
     assert load_checkpoint(saved, Toy()).step == 7
     save_checkpoint(saved, model, {}, step=8)
     assert sorted(p.name for p in saved.parent.iterdir()) == [saved.name]
+
+
+def test_weights_named_optional_may_be_missing_but_nothing_else(tmp_path):
+    import torch
+    from torch import nn
+
+    from wam.errors import CheckpointError
+    from wam.train.checkpoint import load_checkpoint, save_checkpoint
+
+    old = nn.Sequential(nn.Linear(3, 3))
+    save_checkpoint(tmp_path / "ck", old, {}, 1, kind="m")
+    grown = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))  # a head added later: "1.weight", "1.bias"
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(tmp_path / "ck", grown)
+    load_checkpoint(tmp_path / "ck", grown, optional_weights=("1.",))
+    assert torch.equal(grown[0].weight, old[0].weight)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(tmp_path / "ck", nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1)), optional_weights=("2.",))

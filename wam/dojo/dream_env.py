@@ -56,6 +56,9 @@ def _load_dreamer(run: Path, device: torch.device):
         raise CheckpointError(f"{run}: a pretraining run has no action encoder, so it cannot be stepped with robot actions; "
                               f"finetune it into a WAM first (`wam finetune --pretrained {run} ...`)")
     _, saved = load_finetune_config(run)
+    if not saved.get("rewards"):
+        raise CheckpointError(f"{run}: finetuned on data without rewards and success flags, so its reward and success heads "
+                              "never learned; finetune on episodes recorded with them (wam collect records both)")
     return load_wam(run).to(device), load_tokenizer(run).to(device), saved
 
 

@@ -227,6 +227,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     map_location: str | torch.device = "cpu",
     expected_kind: str | None = None,
+    optional_weights: tuple[str, ...] = (),
 ) -> LoadedCheckpoint:
     """Read the checkpoint at `directory`, loading weights into `model` and state into `optimizer`.
 
@@ -246,7 +247,7 @@ def load_checkpoint(
         )
 
     if model is not None:
-        _load_weights(found / MODEL_FILE, model)
+        _load_weights(found / MODEL_FILE, model, optional_weights)
     elif not (found / MODEL_FILE).is_file():
         raise CheckpointError(f"{found / MODEL_FILE}: missing")
 
@@ -295,7 +296,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _load_weights(path: Path, model: nn.Module) -> None:
+def _load_weights(path: Path, model: nn.Module, optional: tuple[str, ...] = ()) -> None:
+    """Strict, except that weights whose names start with an `optional` prefix may be missing
+    (parts added to a model after the checkpoint was written keep their initial values)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
@@ -303,7 +306,7 @@ def _load_weights(path: Path, model: nn.Module) -> None:
     except Exception as err:  # SafetensorError, OSError, ... for a damaged file
         raise CheckpointError(f"{path}: unreadable ({type(err).__name__}: {err})") from err
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not (optional and k.startswith(optional)))
     unexpected = sorted(set(state) - set(expected))
     misshaped = sorted(
         f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
@@ -313,7 +316,7 @@ def _load_weights(path: Path, model: nn.Module) -> None:
     if missing or unexpected or misshaped:
         parts = [f"{label}: {_short(keys)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
         raise CheckpointError(f"{path}: weights do not fit the model ({'; '.join(parts)})")
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not optional)
 
 
 def _short(items: list[str], limit: int = 8) -> str:

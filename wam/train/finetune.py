@@ -124,7 +124,8 @@ def finetune(
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"config": config.to_dict(), "pretrained": None if pretrained is None else str(pretrained),
                   "robot": [str(p) for p in robot], "video": [str(p) for p in video], "stride": stride,
-                  "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps})}
+                  "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps}),
+                  "rewards": any(e.has_reward for e in train_eps)}  # whether the reward and success heads learned anything
     (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
     (out / SPLIT_FILE).write_text(json.dumps({"train": [[e.dataset, e.episode] for e in train_eps],
                                               "val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
@@ -210,7 +211,8 @@ def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
         raise CheckpointError(f"{run / 'wam'}: no WAM checkpoint yet (finetuning has not saved one)")
     config = json.loads((directory / "config.json").read_text())["config"]
     model = WorldActionModel(WAMConfig.from_dict(config))
-    load_checkpoint(directory, model, expected_kind="wam")
+    # WAMs finetuned before the reward and success heads existed still load as policies.
+    load_checkpoint(directory, model, expected_kind="wam", optional_weights=("reward.", "success."))
     return model.eval()
 
 
