@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from wam.config import finetune_preset
-from wam.dojo.evaluate import EvalConfig, evaluate_policy
+from wam.dojo.evaluate import EvalConfig, evaluate_policy, wilson_interval
 from wam.envs.tasks import MT10
 from wam.train.finetune import finetune
 
@@ -81,14 +81,24 @@ def run_cell(args, method: str, k: int, seed: int, robot: list[Path], tasks: tup
     }
 
 
-def aggregate(cells: dict) -> dict:
+def aggregate(cells: dict, experiment: str = "mt10") -> dict:
+    """Per method and K: mean over seeds of the mean success over tasks, its std over seeds, and the
+    95% Wilson interval of all episodes pooled (the error bar when there is one seed)."""
     table: dict = {}
     for cell in cells.values():
-        if cell.get("experiment") != "mt10":
+        if cell.get("experiment", "mt10") != experiment:
             continue
-        table.setdefault(cell["method"], {}).setdefault(str(cell["k"]), []).append(cell["mean_success"])
-    return {m: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)} for k, v in sorted(ks.items(), key=lambda x: int(x[0]))}
-            for m, ks in table.items()}
+        table.setdefault(cell["method"], {}).setdefault(str(cell["k"]), []).append(cell)
+    summary = {}
+    for method, ks in table.items():
+        summary[method] = {}
+        for k, group in sorted(ks.items(), key=lambda x: int(x[0])):
+            rates = [c["mean_success"] for c in group]
+            wins = sum(t["successes"] for c in group for t in c["tasks"].values())
+            episodes = sum(t["episodes"] for c in group for t in c["tasks"].values())
+            summary[method][k] = {"mean": float(np.mean(rates)), "std": float(np.std(rates)), "seeds": len(group),
+                                  "episodes": episodes, "wilson95_pooled": list(wilson_interval(wins, episodes))}
+    return summary
 
 
 def plot(results: dict, path: Path) -> None:
@@ -103,7 +113,13 @@ def plot(results: dict, path: Path) -> None:
         if not rows:
             continue
         ks = [int(k) for k in rows]
-        ax.errorbar(ks, [rows[str(k)]["mean"] for k in ks], yerr=[rows[str(k)]["std"] for k in ks], marker="o", capsize=4, label=label)
+        means = np.array([rows[str(k)]["mean"] for k in ks])
+        if all(rows[str(k)]["seeds"] > 1 for k in ks):
+            errors = np.array([[rows[str(k)]["std"] for k in ks]] * 2)
+        else:  # one seed: the pooled episodes' Wilson interval
+            errors = np.array([[m - rows[str(k)].get("wilson95_pooled", [m, m])[0] for m, k in zip(means, ks)],
+                               [rows[str(k)].get("wilson95_pooled", [m, m])[1] - m for m, k in zip(means, ks)]])
+        ax.errorbar(ks, means, yerr=errors, marker="o", capsize=4, label=label)
     ax.set_xscale("log")
     ax.set_xticks([1, 3, 10], ["1", "3", "10"])
     ax.set_xlabel("labelled robot episodes per task (K)")
@@ -112,7 +128,9 @@ def plot(results: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     partial = " (partial)" if results["partial"] else ""
-    ax.set_title(f"{results['episodes_per_task']} eval episodes/task, seeds: error bars{partial}", fontsize=9)
+    seeds = max((r["seeds"] for rows in results["summary"].values() for r in rows.values()), default=0)
+    bars = "std over seeds" if seeds > 1 else "95% Wilson of pooled episodes"
+    ax.set_title(f"{seeds} seed(s), {results['episodes_per_task']} eval episodes/task; bars: {bars}{partial}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -136,7 +154,15 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--videos", action="store_true", help="keep a rollout video per task and cell")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the summary and plot from --out and stop")
     args = parser.parse_args()
+    if args.plot_only:
+        results = json.loads(args.out.read_text())
+        results["summary"] = aggregate(results["cells"])
+        results["heldout_summary"] = aggregate(results["cells"], "heldout")
+        args.out.write_text(json.dumps(results, indent=2))
+        plot(results, args.out.with_suffix(".png"))
+        return
 
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -176,6 +202,7 @@ def main() -> None:
     results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
     results["partial"] = any(n not in cells for n in results["planned"])
     results["summary"] = aggregate(cells)
+    results["heldout_summary"] = aggregate(cells, "heldout")
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2))
     os.replace(tmp, args.out)
