@@ -185,3 +185,14 @@ def test_latent_actions_carry_control(tmp_path):
     assert mse["model"]["h1"] < 0.9 * mse["shuffled_actions"]["h1"], mse
     assert mse["model"]["h4"] < mse["shuffled_actions"]["h4"], mse
     assert mse["model"]["h4"] < mse["zeroed_actions"]["h4"], mse
+
+
+def test_the_runs_own_data_is_not_decoded_a_second_time(tmp_path_factory, tmp_path):
+    from pretrain_fixtures import tiny_dataset, tiny_run
+
+    from wam.train.eval_world import EvalWorldConfig, evaluate_world
+
+    run, _ = tiny_run(tmp_path_factory)
+    evaluate_world(run, [tiny_dataset(tmp_path_factory)], tmp_path / "eval", EvalWorldConfig(samples=2, videos=0, horizons=(1, 2)),
+                   progress=False)
+    assert not (tmp_path / "eval" / "cache" / "frames.npy").exists()

@@ -25,7 +25,7 @@ from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.train.batches import WindowBatches
 from wam.train.checkpoint import resolve
-from wam.train.frame_cache import build_frame_cache
+from wam.train.frame_cache import build_frame_cache, matching_cache
 from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes
 
 METHODS = ("model", "shuffled_actions", "zeroed_actions", "hidden_actions", "copy_last_frame")
@@ -46,7 +46,9 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
     run, out = Path(run), Path(out)
     pretrain_cfg = load_pretrain_config(run)
     tokenizer, world = load_tokenizer(run), load_world_model(run)
-    cache = build_frame_cache(data, out / "cache", pretrain_cfg.tokenizer.image_size, world.config.state_dim, 4, progress)
+    # The run's own frames when `data` is its data (no second copy on disk), else a cache of our own.
+    size = pretrain_cfg.tokenizer.image_size
+    cache = matching_cache(data, run / "cache", size) or build_frame_cache(data, out / "cache", size, world.config.state_dim, 4, progress)
     # Named after the tokenizer's weights: an --out shared by two runs never mixes their latents.
     weights = resolve(run / "tokenizer" / "checkpoint") / "model.safetensors"
     tag = hashlib.sha1(weights.read_bytes()).hexdigest()[:12]

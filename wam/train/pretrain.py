@@ -59,6 +59,7 @@ def encode_latents(tokenizer: FrameTokenizer, cache: FrameCache, path: Path, dev
     """Latents of every cached frame (float16, memory-mapped), written to a temporary name then renamed."""
     if path.exists():
         return np.load(path, mmap_mode="r")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = tokenizer.to(device).eval()
     n = len(cache.frames)
     c, size = tokenizer.config.latent_channels, tokenizer.config.latent_size
