@@ -31,8 +31,8 @@ pass: given the frames so far and the action taken, the reward received and whet
 task is done at the next frame (Meta-World rewards lie in [0, 10], hence the scale).
 
 Latent MSEs sit near 1e-3 while the action L1 sits near 0.1, so `latent_weight` = 100
-puts them on the same footing; without it the backbone forgets the dynamics to fit a few
-demonstrations. Action-free video windows mixed into a batch add the pretraining loss,
+puts them on the same footing, so that a few demonstrations' action loss does not drown
+the dynamics in the shared backbone. Action-free video windows mixed into a batch add the pretraining loss,
 also weighted by `latent_weight`.
 """
 
