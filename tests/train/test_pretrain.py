@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import wam.train.pretrain as pretrain_module
+import wam.train.stages as stages_module  # where the stages call the training loop
 from pretrain_fixtures import (  # noqa: F401
     SIZE, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
 )
@@ -207,7 +208,7 @@ def test_resume_logs_the_same_losses_as_an_uninterrupted_run(data, tmp_path, mon
     torch.manual_seed(0)
     full = pretrain([data], tmp_path / "full", config, progress=False)
 
-    real_train = pretrain_module.train
+    real_train = stages_module.train
 
     def train_killed_at_7(model, batches, cfg, run_dir, **kwargs):
         if kwargs["kind"] == "world_model":
@@ -215,11 +216,11 @@ def test_resume_logs_the_same_losses_as_an_uninterrupted_run(data, tmp_path, mon
         return real_train(model, batches, cfg, run_dir, **kwargs)
 
     out = tmp_path / "resumed"
-    monkeypatch.setattr(pretrain_module, "train", train_killed_at_7)
+    monkeypatch.setattr(stages_module, "train", train_killed_at_7)
     torch.manual_seed(0)
     with pytest.raises(Killed):
         pretrain([data], out, config, progress=False)
-    monkeypatch.setattr(pretrain_module, "train", real_train)
+    monkeypatch.setattr(stages_module, "train", real_train)
     assert json.loads((out / "world_model" / "checkpoint" / "config.json").read_text())["step"] == 6
     assert not (out / "summary.json").exists()
     tokenizer_log = (out / "tokenizer" / "metrics.jsonl").read_text()

@@ -32,10 +32,10 @@ from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
-from wam.train.loop import TrainResult, resolve_device, train, validation_metrics
+from wam.train.loop import TrainResult, resolve_device
+from wam.train.stages import train_stage, validation_metrics
 from wam.train.pretrain import (
     SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
-    stage_finished,
 )
 
 CONFIG_FILE = "finetune.json"
@@ -145,13 +145,11 @@ def finetune(
         tokenizer_train = replace(pre.tokenizer_train, steps=config.scratch_tokenizer_steps, seed=config.seed,
                                   warmup_steps=min(pre.tokenizer_train.warmup_steps, max(1, config.scratch_tokenizer_steps // 10)),
                                   checkpoint_every=max(1, config.scratch_tokenizer_steps // 4))
-        if not stage_finished(tokenizer_dir, tokenizer_train.steps):
-            torch.manual_seed(config.seed)
-            results["tokenizer"] = train(
-                FrameTokenizer(tokenizer_cfg), FrameBatches(cache, train_eps, tokenizer_train.batch_size, config.seed),
-                tokenizer_train, tokenizer_dir, model_config=asdict(tokenizer_cfg), kind="tokenizer",
-                resume=resume and resolve(tokenizer_dir / "checkpoint") is not None, progress=progress,
-            )
+        torch.manual_seed(config.seed)
+        results["tokenizer"] = train_stage(
+            FrameTokenizer(tokenizer_cfg), FrameBatches(cache, train_eps, tokenizer_train.batch_size, config.seed),
+            tokenizer_train, tokenizer_dir, model_config=asdict(tokenizer_cfg), kind="tokenizer", resume=resume, progress=progress,
+        )
     tokenizer = load_tokenizer(out)
     tokenizer_step = json.loads((resolve(tokenizer_dir / "checkpoint") / "config.json").read_text())["step"]
     latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
@@ -182,11 +180,8 @@ def finetune(
     world = load_world_model(pretrained) if pretrained is not None else WorldModel(world_cfg)
     model = WorldActionModel(wam_cfg, world)
     wam_dir = out / "wam"
-    if not stage_finished(wam_dir, config.train.steps):
-        results["wam"] = train(
-            model, batches, config.train, wam_dir, model_config=wam_cfg.to_dict(), kind="wam",
-            resume=resume and resolve(wam_dir / "checkpoint") is not None, evaluate=evaluate, progress=progress,
-        )
+    results["wam"] = train_stage(model, batches, config.train, wam_dir, model_config=wam_cfg.to_dict(), kind="wam",
+                                 resume=resume, evaluate=evaluate, progress=progress)
     model = load_wam(out).to(device)
     summary = {
         "run": str(out),
@@ -195,7 +190,7 @@ def finetune(
         "frames": {"train": int(sum(e.length for e in train_eps))},
         "video": provenance["video"],
         "wam": {"params": sum(p.numel() for p in model.parameters()), **evaluate(model.eval())},
-        "seconds": {k: round(v.seconds, 1) for k, v in results.items()},
+        "seconds": {k: round(v.seconds, 1) for k, v in results.items() if v is not None},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

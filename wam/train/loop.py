@@ -313,17 +313,6 @@ def train(
     return TrainResult(step=last_step, loss=last_loss, seconds=seconds, steps_per_s=ran / max(seconds, 1e-9), run_dir=run_dir)
 
 
-def validation_metrics(model: nn.Module, batches: list[dict], loss_key: str) -> dict[str, float]:
-    """Mean of the model's metrics over fixed validation batches, as `val_<name>`; `loss_key` is `val_loss`."""
-    device = next(model.parameters()).device
-    totals: dict[str, float] = {}
-    for batch in batches:
-        _, metrics = model(_to_device(batch, device))
-        for key, value in metrics.items():
-            totals[key] = totals.get(key, 0.0) + float(value) / len(batches)
-    return {"val_loss": totals[loss_key], **{f"val_{k}": v for k, v in totals.items()}}
-
-
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)

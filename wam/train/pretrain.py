@@ -27,7 +27,8 @@ from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
-from wam.train.loop import TrainResult, resolve_device, train, validation_metrics
+from wam.train.loop import TrainResult, resolve_device
+from wam.train.stages import train_stage, validation_metrics
 from wam.train.progress import progress_bar
 
 CONFIG_FILE = "pretrain.json"
@@ -45,13 +46,6 @@ def split_cached_episodes(cache: FrameCache, val_fraction: float, seed: int) -> 
         for i, episode in enumerate(episodes):
             (val_eps if i in val_ids else train_eps).append(episode)
     return train_eps, val_eps
-
-
-def stage_finished(run_dir: Path, steps: int) -> bool:
-    found = resolve(run_dir / "checkpoint")
-    if found is None:
-        return False
-    return int(json.loads((found / "config.json").read_text()).get("step", -1)) >= steps
 
 
 @torch.no_grad()
@@ -140,12 +134,11 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         return {"val_loss": torch.nn.functional.mse_loss(reconstruction, frames).item(), "val_psnr": psnr(reconstruction, frames)}
 
     tokenizer_dir = out / "tokenizer"
-    if not stage_finished(tokenizer_dir, config.tokenizer_train.steps):
-        results["tokenizer"] = train(
-            tokenizer, FrameBatches(cache, train_eps, config.tokenizer_train.batch_size, config.seed),
-            config.tokenizer_train, tokenizer_dir, model_config=asdict(config.tokenizer), kind="tokenizer",
-            resume=resume and resolve(tokenizer_dir / "checkpoint") is not None, evaluate=evaluate_tokenizer, progress=progress,
-        )
+    results["tokenizer"] = train_stage(
+        tokenizer, FrameBatches(cache, train_eps, config.tokenizer_train.batch_size, config.seed),
+        config.tokenizer_train, tokenizer_dir, model_config=asdict(config.tokenizer), kind="tokenizer",
+        resume=resume, evaluate=evaluate_tokenizer, progress=progress,
+    )
     tokenizer = load_tokenizer(out)
     tokenizer_step = json.loads((resolve(tokenizer_dir / "checkpoint") / "config.json").read_text())["step"]
     tokenizer_metrics = evaluate_tokenizer(tokenizer.to(device))
@@ -164,11 +157,10 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     world_dir = out / "world_model"
     torch.manual_seed(config.seed + 1)
     world = WorldModel(world_cfg)
-    if not stage_finished(world_dir, config.world_train.steps):
-        results["world_model"] = train(
-            world, train_batches, config.world_train, world_dir, model_config=world_cfg.to_dict(), kind="world_model",
-            resume=resume and resolve(world_dir / "checkpoint") is not None, evaluate=evaluate_world, progress=progress,
-        )
+    results["world_model"] = train_stage(
+        world, train_batches, config.world_train, world_dir, model_config=world_cfg.to_dict(), kind="world_model",
+        resume=resume, evaluate=evaluate_world, progress=progress,
+    )
     world = load_world_model(out).to(device)
     summary = {
         "run": str(out),
