@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from finetune_fixtures import tiny_finetune_config, tiny_wam_run
-from pretrain_fixtures import copy_dataset, tiny_dataset, tiny_run, write_dataset
+from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
 from wam.errors import CheckpointError, DatasetError
 from wam.train.finetune import finetune, load_wam, select_episodes
 from wam.train.frame_cache import CachedEpisode
