@@ -10,9 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wam.api.cli import register as register_api_commands
+
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+register_api_commands(app)
 console = Console()
 errors = Console(stderr=True)
 

@@ -200,6 +200,10 @@ class DatasetWriter:
     def num_frames(self) -> int:
         return int(self._rows[-1]["dataset_to_index"]) if self._rows else 0
 
+    def episode_row(self, index: int) -> dict[str, Any]:
+        """The meta/episodes row of a committed episode (task, length, success, info/...)."""
+        return dict(self._rows[index])
+
     def add_episode(self, episode: Episode) -> int:
         """Validate, encode and commit one episode; returns its episode index."""
         return self.commit(stage_episode(self.root, episode, self.features, self.fps, self.video))

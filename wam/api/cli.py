@@ -1,0 +1,225 @@
+"""`wam serve`, `wam keys ...`, `wam robots ...`, `wam tasks ...`, `wam mcp`: the Physical API's command line.
+
+The robot and task commands are thin calls into `wam.api.Client`; they read the server's
+address and key from --url/--key or WAM_API_URL/WAM_API_KEY and print JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+errors = Console(stderr=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed in the server's database).", no_args_is_help=True)
+robots_app = typer.Typer(help="Look at and drive the robots of a running server.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Run a task with a policy on robots of a running server.", no_args_is_help=True)
+
+URL = typer.Option(None, "--url", envvar="WAM_API_URL", help="server address (default http://127.0.0.1:8000)")
+KEY = typer.Option(None, "--key", envvar="WAM_API_KEY", help="API key")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _print(value) -> None:
+    console.print_json(json.dumps(value))
+
+
+def _client(url, key):
+    from wam.api.client import Client
+
+    return Client(url, key)
+
+
+def _call(function, *args, **kwargs):
+    from wam.api.client import ApiError
+
+    try:
+        return function(*args, **kwargs)
+    except ApiError as error:
+        _fail(str(error))
+    except Exception as error:  # noqa: BLE001 - connection refused and the like, said plainly
+        _fail(f"{type(error).__name__}: {error}")
+
+
+def serve(
+    robots: str = typer.Option(..., help="fleet, e.g. metaworld/reach-v3*8,metaworld/drawer-open-v3*4"),
+    data: Path = typer.Option(..., help="dataset every episode is recorded into (created if missing)"),
+    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file beside --data); postgresql+psycopg://..."),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (loopback unless --public)"),
+    port: int = typer.Option(8000),
+    obs: str = typer.Option("pixels", help="pixels (image + state) or state (no rendering)"),
+    max_episode_steps: int = typer.Option(300),
+    public: bool = typer.Option(False, help="allow listening beyond loopback"),
+) -> None:
+    """Serve a fleet of robots through the Physical API; every episode is recorded into --data."""
+    from wam.api.server import ServerConfig, serve as run_server
+
+    try:
+        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps)
+        console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
+        run_server(config, host, port, public)
+    except ValueError as error:
+        _fail(str(error))
+
+
+def mcp(url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    """An MCP tool server on stdio, so a language-model agent can drive the fleet through the API."""
+    from wam.api.mcp_server import build_server
+
+    build_server(url, key).run(transport="stdio")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: str = typer.Option(..., help="read | control | admin"),
+    robots: str = typer.Option("*", help="robot-id pattern the key may use, e.g. 'reach-*'"),
+    name: str = typer.Option("", help="a note on who holds it"),
+    data: Optional[Path] = typer.Option(None, help="the server's --data (locates the default SQLite database)"),
+    db: Optional[str] = typer.Option(None, help="the server's --db URL"),
+) -> None:
+    """Create a key and print it once; the database keeps only its hash."""
+    from wam.api.auth import create_key
+    from wam.api.server import default_db
+    from wam.api.store import Store
+
+    if db is None and data is None:
+        _fail("say which server's database: --data DIR (its default SQLite) or --db URL")
+    store = Store(db or default_db(data))
+    try:
+        info, secret = create_key(store, scope, robots, name)
+    except ValueError as error:
+        _fail(str(error))
+    finally:
+        store.close()
+    _print({"id": info.id, "scope": info.scope, "robots": info.robots, "key": secret})
+
+
+@keys_app.command("list")
+def keys_list(data: Optional[Path] = typer.Option(None), db: Optional[str] = typer.Option(None)) -> None:
+    from wam.api.server import default_db
+    from wam.api.store import Store
+
+    if db is None and data is None:
+        _fail("say which server's database: --data DIR or --db URL")
+    store = Store(db or default_db(data))
+    _print([k.__dict__ for k in store.list_keys()])
+    store.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data: Optional[Path] = typer.Option(None), db: Optional[str] = typer.Option(None)) -> None:
+    from wam.api.server import default_db
+    from wam.api.store import Store
+
+    if db is None and data is None:
+        _fail("say which server's database: --data DIR or --db URL")
+    store = Store(db or default_db(data))
+    found = store.revoke_key(key_id)
+    store.close()
+    if not found:
+        _fail(f"no key {key_id!r}")
+    console.print(f"revoked {key_id} (servers forget cached keys within 5 s)")
+
+
+@robots_app.command("list")
+def robots_list(url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    _print(_call(_client(url, key).robots))
+
+
+@robots_app.command("show")
+def robots_show(robot_id: str, url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    client = _client(url, key)
+    _print({"robot": _call(client.robot, robot_id), "observation": _call(client.observation, robot_id)})
+
+
+@robots_app.command("watch")
+def robots_watch(robot_id: str, count: Optional[int] = typer.Option(None, help="stop after this many observations"),
+                 url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    """Print observations as they stream (one JSON line each)."""
+    for obs in _call(lambda: list(_client(url, key).watch(robot_id, count)) if count else _client(url, key).watch(robot_id)):
+        console.print(json.dumps(obs), highlight=False, soft_wrap=True)
+
+
+@robots_app.command("reset")
+def robots_reset(robot_id: str, task: Optional[str] = typer.Option(None), seed: Optional[int] = typer.Option(None),
+                 ttl: float = typer.Option(60.0, help="lease seconds (the CLI leases the robot for you)"),
+                 url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    client = _client(url, key)
+    _call(client.lease, robot_id, ttl)
+    _print(_call(client.reset, robot_id, task, seed))
+
+
+@robots_app.command("step")
+def robots_step(robot_id: str, action: str = typer.Argument(..., help="comma-separated values, e.g. 0,0.5,0,0"),
+                repeat: int = typer.Option(1, help="send the action this many times as one chunk"),
+                ttl: float = typer.Option(60.0), url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    try:
+        values = [float(v) for v in action.split(",")]
+    except ValueError:
+        _fail(f"action {action!r} must be comma-separated numbers, e.g. 0,0.5,0,0")
+    client = _client(url, key)
+    _call(client.lease, robot_id, ttl)
+    _print(_call(client.step, robot_id, actions=[values] * repeat))
+
+
+@robots_app.command("estop")
+def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; omit with --all for the fleet"),
+                 all_robots: bool = typer.Option(False, "--all", help="stop every robot the key can see"),
+                 release: bool = typer.Option(False, help="release the stop instead"),
+                 url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    client = _client(url, key)
+    if all_robots:
+        _print(_call(client.estop_fleet))
+    elif robot_id is None:
+        _fail("name a robot or pass --all")
+    else:
+        _print(_call(client.release_estop if release else client.estop, robot_id))
+
+
+@tasks_app.command("run")
+def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, random, or a finetuned WAM run directory"),
+              robots: int = typer.Option(1, help="how many idle robots"), episodes: int = typer.Option(1),
+              seed: int = typer.Option(0), wait: bool = typer.Option(False, help="wait until it ends, showing progress"),
+              url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    client = _client(url, key)
+    run = _call(client.run_task, task, policy, robots, episodes, seed)
+    if wait:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=errors) as bar:
+            job = bar.add_task(run["id"], total=run["episodes"])
+            while run["status"] == "running":
+                time.sleep(0.5)
+                run = _call(client.task, run["id"])
+                bar.update(job, completed=run["episodes_done"])
+    _print(run)
+
+
+@tasks_app.command("status")
+def tasks_status(run_id: Optional[str] = typer.Argument(None, help="a run; omit to list recent runs"),
+                 url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    client = _client(url, key)
+    _print(_call(client.task, run_id) if run_id else _call(client.tasks))
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(run_id: str, url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    _print(_call(_client(url, key).cancel_task, run_id))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(mcp)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(robots_app, name="robots")
+    app.add_typer(tasks_app, name="tasks")

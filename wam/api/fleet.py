@@ -1,0 +1,335 @@
+"""The fleet: one worker process per robot, leases, emergency stops, and crash recovery.
+
+Everything here runs on the server's event loop and never blocks it: a request to a robot
+writes one message to that robot's pipe and awaits a future; a reader thread per robot
+blocks on the pipe and hands each answer to the loop, so a robot that is slow to answer
+delays only the requests sent to it. A robot that dies (its pipe closes) or stops answering (past its
+timeout, then killed) is restarted with a fresh env, its restart counted in its status;
+the episode it was in the middle of is lost, never half-recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from wam.api.spec import RobotSpec
+from wam.api.worker import WorkerConfig, robot_main
+
+RESTART_DELAY_S = 0.5
+
+
+class FleetError(Exception):
+    """Base: `status` is the HTTP status the API answers with."""
+
+    status = 500
+
+
+class RobotNotFound(FleetError):
+    status = 404
+
+
+class RobotConflict(FleetError):
+    """Leased by someone else, emergency-stopped, busy with a task, or in the wrong state."""
+
+    status = 409
+
+
+class RobotUnavailable(FleetError):
+    """Crashed and restarting, or failed to start."""
+
+    status = 503
+
+
+class RobotTimeout(FleetError):
+    status = 504
+
+
+class RobotRejected(FleetError):
+    """The robot refused the command's values (an unknown task, ...)."""
+
+    status = 422
+
+
+@dataclass
+class Lease:
+    lease_id: str
+    robot_id: str
+    holder: str  # an API key id, or "run:<id>" for an autonomous run
+    expires_at: float  # time.time()
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+@dataclass
+class RobotHandle:
+    spec: RobotSpec
+    process: Any = None
+    conn: Any = None
+    status: str = "starting"  # starting | ready | running | crashed | failed | stopped
+    restarts: int = 0
+    last_error: str | None = None
+    description: dict = field(default_factory=dict)
+    latest: dict | None = None
+    lease: Lease | None = None
+    estopped: bool = False
+    run_id: str | None = None
+    steps: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: asyncio.Future | None = None
+    ready: asyncio.Future | None = None
+    subscribers: set = field(default_factory=set)
+    recording: set = field(default_factory=set)  # commits of episodes handed over during an autonomous run
+
+    @property
+    def robot_id(self) -> str:
+        return self.spec.robot_id
+
+
+# Called with (robot_id, staged episode, run id) when a worker hands over a finished episode.
+RecordEpisode = Callable[[str, Any, str], Awaitable[int]]
+
+
+class Fleet:
+    def __init__(self, specs: list[RobotSpec], config: WorkerConfig, record: RecordEpisode, timeout_s: float = 30.0,
+                 start_method: str = "forkserver"):
+        self.config, self.record, self.timeout_s = config, record, timeout_s
+        self.robots = {spec.robot_id: RobotHandle(spec) for spec in specs}
+        self.context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            # Workers fork from a server process that has already imported the simulator once.
+            self.context.set_forkserver_preload(["wam.api.worker", "wam.envs.metaworld_env", "wam.data.writer"])
+        self.closing = False
+        self._background: set[asyncio.Task] = set()
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.gather(*(self._spawn(handle) for handle in self.robots.values()))
+
+    async def _spawn(self, handle: RobotHandle) -> None:
+        loop = asyncio.get_running_loop()
+        parent, child = self.context.Pipe()
+        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config),
+                                              name=f"robot-{handle.robot_id}", daemon=True)
+        handle.process.start()
+        child.close()
+        handle.conn, handle.status = parent, "starting"
+        handle.ready = loop.create_future()
+        threading.Thread(target=self._read, args=(handle, parent, loop), name=f"read-{handle.robot_id}", daemon=True).start()
+        try:
+            handle.description = await asyncio.wait_for(handle.ready, timeout=max(self.timeout_s, 120.0))
+            handle.status = "running" if handle.run_id else "ready"
+        except Exception as error:  # noqa: BLE001 - a robot that cannot start is marked, the others go on
+            handle.status, handle.last_error = "failed", str(error)
+
+    async def stop(self) -> None:
+        """Close every worker; each stages the episode it was recording, and that episode is committed."""
+        self.closing = True
+        async def close(handle: RobotHandle) -> None:
+            if handle.status in ("ready", "running") and handle.conn is not None:
+                try:
+                    if handle.run_id:
+                        handle.conn.send(("cancel", {}))
+                    async with handle.lock:
+                        result = await self._request(handle, "close", {}, timeout=30.0)
+                    if result.get("staged") is not None:
+                        await self.record(handle.robot_id, result["staged"], handle.run_id or "")
+                except FleetError:
+                    pass
+            if handle.process is not None:
+                await asyncio.to_thread(handle.process.join, 5)
+                if handle.process.is_alive():
+                    handle.process.kill()
+            handle.status = "stopped"
+        await asyncio.gather(*(close(h) for h in self.robots.values()))
+
+    def _read(self, handle: RobotHandle, conn, loop: asyncio.AbstractEventLoop) -> None:
+        """Reader thread: every message to the loop; a closed pipe (the worker died) as a crash."""
+        while True:
+            try:
+                kind, payload = conn.recv()
+            except Exception:  # noqa: BLE001 - EOF, a reset pipe or a torn message: the worker is gone
+                loop.call_soon_threadsafe(self._on_crash, handle, conn)
+                return
+            loop.call_soon_threadsafe(self._dispatch, handle, kind, payload)
+
+    def _dispatch(self, handle: RobotHandle, kind: str, payload: Any) -> None:
+        if kind == "ready":
+            if handle.ready is not None and not handle.ready.done():
+                handle.ready.set_result(payload)
+        elif kind == "event":
+            self._observe(handle, payload.get("observation"))
+            if payload.get("staged") is not None:
+                task = self._spawn_background(self.record(handle.robot_id, payload["staged"], handle.run_id or ""))
+                handle.recording.add(task)
+                task.add_done_callback(handle.recording.discard)
+        elif handle.ready is not None and not handle.ready.done() and kind == "error":
+            handle.ready.set_exception(RobotUnavailable(payload[1]))
+        elif handle.pending is not None and not handle.pending.done():
+            if kind == "reply":
+                handle.pending.set_result(payload)
+            else:
+                error_kind, message = payload
+                error = {"state": RobotConflict, "value": RobotRejected}.get(error_kind, FleetError)
+                handle.pending.set_exception(error(message))
+
+    def _observe(self, handle: RobotHandle, observation: dict | None) -> None:
+        if observation is None:
+            return
+        handle.latest = observation
+        for queue in list(handle.subscribers):
+            if queue.full():
+                queue.get_nowait()  # a slow watcher sees the newest observations, never blocks the robot
+            queue.put_nowait(observation)
+
+    def _on_crash(self, handle: RobotHandle, conn) -> None:
+        conn.close()
+        if handle.conn is not conn:  # the pipe of a worker already replaced
+            return
+        handle.conn = None
+        if handle.process is not None:
+            handle.process.join(timeout=0.2)
+        code = handle.process.exitcode if handle.process is not None else None
+        if self.closing:
+            return
+        starting = handle.status == "starting"
+        handle.status = "crashed"
+        handle.last_error = f"worker exited (exit code {code}); restarting"
+        for future in (handle.pending, handle.ready):
+            if future is not None and not future.done():
+                future.set_exception(RobotUnavailable(f"robot {handle.robot_id} crashed (exit code {code}); it is restarting"))
+        if not starting:  # a robot that cannot even start stays failed rather than crash-looping
+            self._spawn_background(self._restart(handle))
+
+    async def _restart(self, handle: RobotHandle) -> None:
+        await asyncio.sleep(RESTART_DELAY_S)
+        if self.closing:
+            return
+        handle.restarts += 1
+        handle.latest = None
+        await self._spawn(handle)
+        if handle.status == "ready":
+            handle.last_error = f"restarted after a crash ({handle.restarts} restart(s)); reset before stepping"
+
+    def _spawn_background(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _request(self, handle: RobotHandle, command: str, payload: dict, timeout: float | None) -> Any:
+        """Send one command and await its answer; the caller holds `handle.lock`."""
+        if handle.conn is None or handle.status in ("starting", "crashed", "failed", "stopped"):
+            raise RobotUnavailable(f"robot {handle.robot_id} is {handle.status}" + (f": {handle.last_error}" if handle.last_error else ""))
+        handle.pending = asyncio.get_running_loop().create_future()
+        handle.conn.send((command, payload))
+        try:
+            return await asyncio.wait_for(asyncio.shield(handle.pending), timeout=timeout)
+        except asyncio.TimeoutError:
+            handle.last_error = f"no answer to {command!r} within {timeout:.0f} s; the worker was killed and restarts"
+            handle.process.kill()
+            raise RobotTimeout(f"robot {handle.robot_id} did not answer {command!r} within {timeout:.0f} s; it is restarting") from None
+        finally:
+            handle.pending = None
+
+    def get(self, robot_id: str) -> RobotHandle:
+        if robot_id not in self.robots:
+            raise RobotNotFound(f"no robot {robot_id!r}; robots: {', '.join(list(self.robots)[:8])}{' ...' if len(self.robots) > 8 else ''}")
+        return self.robots[robot_id]
+
+    # -- leases ---------------------------------------------------------------------------
+    def acquire(self, robot_id: str, holder: str, ttl_s: float) -> Lease:
+        handle = self.get(robot_id)
+        lease = handle.lease
+        if lease is not None and not lease.expired and lease.holder != holder:
+            raise RobotConflict(f"robot {robot_id} is leased by another agent until {time.strftime('%H:%M:%S', time.localtime(lease.expires_at))}")
+        handle.lease = Lease(secrets.token_hex(8), robot_id, holder, time.time() + ttl_s)
+        return handle.lease
+
+    def find_lease(self, lease_id: str, holder: str) -> Lease:
+        for handle in self.robots.values():
+            lease = handle.lease
+            if lease is not None and lease.lease_id == lease_id:
+                if lease.holder != holder:
+                    raise RobotConflict(f"lease {lease_id} belongs to another agent")
+                if lease.expired:
+                    raise RobotConflict(f"lease {lease_id} on {handle.robot_id} has expired; acquire a new one")
+                return lease
+        raise RobotNotFound(f"no lease {lease_id!r}")
+
+    def renew(self, lease_id: str, holder: str, ttl_s: float) -> Lease:
+        lease = self.find_lease(lease_id, holder)
+        lease.expires_at = time.time() + ttl_s
+        return lease
+
+    def release(self, lease_id: str, holder: str) -> None:
+        lease = self.find_lease(lease_id, holder)
+        self.robots[lease.robot_id].lease = None
+
+    def check_control(self, robot_id: str, lease_id: str | None, holder: str) -> RobotHandle:
+        """The robot if `holder` may send it actions now; RobotConflict saying why not otherwise."""
+        handle = self.get(robot_id)
+        if handle.estopped:
+            raise RobotConflict(f"robot {robot_id} is emergency-stopped; release the stop first")
+        if handle.run_id is not None:
+            raise RobotConflict(f"robot {robot_id} is running task {handle.run_id}; cancel it first")
+        lease = handle.lease
+        if lease is None or lease.expired:
+            raise RobotConflict(f"robot {robot_id} is not leased; acquire a lease (POST /v1/robots/{robot_id}/lease) first")
+        if lease.holder != holder or (lease_id is not None and lease_id != lease.lease_id):
+            raise RobotConflict(f"robot {robot_id} is leased by another agent")
+        return handle
+
+    # -- control --------------------------------------------------------------------------
+    async def call(self, robot_id: str, command: str, payload: dict | None = None, timeout: float | None = -1.0) -> Any:
+        handle = self.get(robot_id)
+        async with handle.lock:
+            result = await self._request(handle, command, payload or {}, self.timeout_s if timeout == -1.0 else timeout)
+        if isinstance(result, dict):
+            self._observe(handle, result.get("observation"))
+            if result.get("staged") is not None:
+                result["episode_id"] = await self.record(robot_id, result.pop("staged"), handle.run_id or "")
+            elif "staged" in result:
+                result.pop("staged")
+        if command == "step":
+            handle.steps += 1
+        return result
+
+    async def run_policy(self, robot_id: str, run_id: str, payload: dict) -> dict:
+        """Run an autonomous task on one robot; its episodes are recorded as they finish."""
+        handle = self.get(robot_id)
+        handle.run_id, handle.status = run_id, "running"
+        try:
+            return await self.call(robot_id, "run_policy", {**payload, "run": run_id}, timeout=None)
+        finally:
+            if handle.recording:  # the run ends when its last episode is in the dataset
+                await asyncio.gather(*list(handle.recording), return_exceptions=True)
+            handle.run_id = None
+            if handle.status == "running":
+                handle.status = "ready"
+
+    def cancel(self, robot_id: str) -> None:
+        handle = self.get(robot_id)
+        if handle.run_id is not None and handle.conn is not None:
+            handle.conn.send(("cancel", {}))
+
+    async def estop(self, robot_id: str) -> None:
+        """Stop sending actions at once: refuse control, cancel a running task, record the episode as stopped."""
+        handle = self.get(robot_id)
+        handle.estopped = True
+        self.cancel(robot_id)
+        if handle.status == "ready":
+            try:
+                await self.call(robot_id, "end_episode", {"reason": "estop"})
+            except FleetError:
+                pass
+
+    def release_estop(self, robot_id: str) -> None:
+        self.get(robot_id).estopped = False

@@ -1,0 +1,1 @@
+"""HTTP routes, thin: check the key, validate, call the fleet, the task runner or the store."""

@@ -1,0 +1,162 @@
+"""/v1/robots: list, describe, observe (JSON, PNG, WebSocket), lease, reset, step, emergency stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+
+from wam.api import convert, schemas
+from wam.api.auth import authorize_websocket, require
+from wam.api.store import KeyInfo
+
+router = APIRouter(prefix="/v1", tags=["robots"])
+
+
+def _fleet(request: Request):
+    return request.app.state.fleet
+
+
+@router.get("/robots", response_model=list[schemas.Robot])
+async def list_robots(request: Request, key: KeyInfo = Depends(require("read"))):
+    from fnmatch import fnmatchcase
+
+    return [convert.robot(h) for h in _fleet(request).robots.values() if fnmatchcase(h.robot_id, key.robots)]
+
+
+@router.get("/robots/{robot_id}", response_model=schemas.RobotDetail, responses={404: {"model": schemas.Problem}})
+async def describe_robot(robot_id: str, request: Request, key: KeyInfo = Depends(require("read"))):
+    return convert.robot_detail(_fleet(request).get(robot_id))
+
+
+@router.get("/robots/{robot_id}/observation", response_model=schemas.Observation, responses={404: {"model": schemas.Problem}})
+async def latest_observation(robot_id: str, request: Request, key: KeyInfo = Depends(require("read"))):
+    return convert.observation(robot_id, _fleet(request).get(robot_id).latest)
+
+
+@router.get("/robots/{robot_id}/observation.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 404: {"model": schemas.Problem}})
+async def latest_image(robot_id: str, request: Request, key: KeyInfo = Depends(require("read"))):
+    latest = _fleet(request).get(robot_id).latest
+    if latest is None or latest.get("image") is None:
+        raise HTTPException(404, f"robot {robot_id} has no image yet (reset it; state-only robots never have one)")
+    return Response(convert.png(latest["image"]), media_type="image/png")
+
+
+@router.websocket("/robots/{robot_id}/stream")
+async def stream_observations(websocket: WebSocket, robot_id: str):
+    """Every new observation as JSON, newest first when the watcher falls behind. Key: header or ?key=."""
+    fleet = websocket.app.state.fleet
+    try:
+        authorize_websocket(websocket, "read", robot_id)
+        handle = fleet.get(robot_id)
+    except HTTPException as error:
+        await websocket.close(code=4000 + error.status_code, reason=str(error.detail)[:120])
+        return
+    except Exception as error:  # noqa: BLE001 - unknown robot
+        await websocket.close(code=4404, reason=str(error)[:120])
+        return
+    await websocket.accept()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=16)
+    handle.subscribers.add(queue)
+    try:
+        if handle.latest is not None:
+            await websocket.send_json(convert.observation(robot_id, handle.latest).model_dump())
+        while True:
+            obs = await queue.get()
+            await websocket.send_json(convert.observation(robot_id, obs).model_dump())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        handle.subscribers.discard(queue)
+
+
+@router.post("/robots/{robot_id}/lease", response_model=schemas.Lease, status_code=201, responses={409: {"model": schemas.Problem}})
+async def acquire_lease(robot_id: str, body: schemas.LeaseRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    lease = _fleet(request).acquire(robot_id, key.id, body.ttl_s)
+    return schemas.Lease(lease_id=lease.lease_id, robot=robot_id, expires_at=lease.expires_at)
+
+
+@router.post("/leases/{lease_id}/renew", response_model=schemas.Lease, responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}})
+async def renew_lease(lease_id: str, body: schemas.LeaseRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    lease = _fleet(request).renew(lease_id, key.id, body.ttl_s)
+    return schemas.Lease(lease_id=lease.lease_id, robot=lease.robot_id, expires_at=lease.expires_at)
+
+
+@router.delete("/leases/{lease_id}", status_code=204, responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}})
+async def release_lease(lease_id: str, request: Request, key: KeyInfo = Depends(require("control"))):
+    _fleet(request).release(lease_id, key.id)
+    return Response(status_code=204)
+
+
+@router.post("/robots/{robot_id}/reset", response_model=schemas.Observation,
+             responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
+async def reset_robot(robot_id: str, body: schemas.ResetRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    fleet = _fleet(request)
+    fleet.check_control(robot_id, body.lease_id, key.id)
+    if body.task is not None:
+        from wam.envs.tasks import MT50
+
+        if fleet.get(robot_id).spec.env_id.startswith("metaworld/") and body.task not in MT50:
+            raise HTTPException(422, f"task {body.task!r} is not a Meta-World task name (e.g. reach-v3)")
+    result = await fleet.call(robot_id, "reset", {"task": body.task, "seed": body.seed})
+    return convert.observation(robot_id, result["observation"])
+
+
+def _actions(robot_id: str, body: schemas.StepRequest, description: dict) -> np.ndarray:
+    """The actions as an (N, A) array, or 422 naming the value at fault; nothing invalid reaches the simulator."""
+    if (body.action is None) == (body.actions is None):
+        raise HTTPException(422, "give exactly one of 'action' (one action) or 'actions' (a chunk)")
+    rows = [body.action] if body.action is not None else body.actions
+    if not rows:
+        raise HTTPException(422, "'actions' is empty")
+    space = description.get("action_space") or {}
+    dim = space.get("shape", [len(rows[0])])[0]
+    low, high = np.asarray(space.get("low", [-np.inf] * dim)), np.asarray(space.get("high", [np.inf] * dim))
+    for i, row in enumerate(rows):
+        where = "action" if body.action is not None else f"actions[{i}]"
+        if len(row) != dim:
+            raise HTTPException(422, f"{where} has {len(row)} values; robot {robot_id} takes {dim}")
+        values = np.asarray(row, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise HTTPException(422, f"{where} contains NaN or inf: {row}")
+        outside = np.nonzero((values < low) | (values > high))[0]
+        if outside.size:
+            j = int(outside[0])
+            raise HTTPException(422, f"{where}[{j}] = {values[j]} is outside the action space [{low[j]}, {high[j]}]")
+    return np.asarray(rows, dtype=np.float32)
+
+
+@router.post("/robots/{robot_id}/step", response_model=schemas.StepResult,
+             responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
+async def step_robot(robot_id: str, body: schemas.StepRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    fleet = _fleet(request)
+    handle = fleet.check_control(robot_id, body.lease_id, key.id)
+    actions = _actions(robot_id, body, handle.description)
+    result = await fleet.call(robot_id, "step", {"actions": actions})
+    return schemas.StepResult(observation=convert.observation(robot_id, result["observation"]), rewards=result["rewards"],
+                              steps=len(result["rewards"]), episode_id=result.get("episode_id"))
+
+
+@router.post("/robots/{robot_id}/estop", response_model=schemas.Robot, responses={404: {"model": schemas.Problem}})
+async def estop_robot(robot_id: str, request: Request, key: KeyInfo = Depends(require("control"))):
+    """Any control key may stop any robot it can see, lease or not: stopping is always allowed."""
+    await _fleet(request).estop(robot_id)
+    return convert.robot(_fleet(request).get(robot_id))
+
+
+@router.post("/robots/{robot_id}/estop/release", response_model=schemas.Robot, responses={404: {"model": schemas.Problem}})
+async def release_estop(robot_id: str, request: Request, key: KeyInfo = Depends(require("control"))):
+    _fleet(request).release_estop(robot_id)
+    return convert.robot(_fleet(request).get(robot_id))
+
+
+@router.post("/fleet/estop", response_model=list[schemas.Robot])
+async def estop_fleet(request: Request, key: KeyInfo = Depends(require("control"))):
+    from fnmatch import fnmatchcase
+
+    fleet = _fleet(request)
+    robots = [r for r in fleet.robots if fnmatchcase(r, key.robots)]
+    await asyncio.gather(*(fleet.estop(r) for r in robots))
+    return [convert.robot(fleet.get(r)) for r in robots]

@@ -1,0 +1,141 @@
+"""Every request and response body of the Physical API, in one place (Pydantic)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+MAX_CHUNK = 64  # actions in one step request
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ActionSpace(BaseModel):
+    shape: list[int]
+    low: list[float]
+    high: list[float]
+
+
+class Robot(BaseModel):
+    id: str
+    env: str
+    task: str | None = None
+    status: str = Field(description="starting | ready | running | crashed | failed | stopped")
+    estopped: bool = False
+    leased: bool = False
+    lease_expires_at: float | None = None
+    run_id: str | None = None
+    restarts: int = 0
+    last_error: str | None = None
+    steps: int = 0
+
+
+class RobotDetail(Robot):
+    task_text: str | None = None
+    action_space: ActionSpace | None = None
+    observation_space: dict[str, dict] | None = None
+    obs: str = "pixels"
+    image_size: int | None = None
+    max_episode_steps: int = 0
+    capabilities: list[str] = []
+
+
+class Observation(BaseModel):
+    robot: str
+    task: str | None = None
+    episode_step: int = 0
+    done: bool = True
+    reward: float = 0.0
+    success: bool = False
+    terminated: bool = False
+    truncated: bool = False
+    state: list[float] | None = None
+    sim_state: list[float] | None = Field(None, description="Meta-World's privileged 39-d state (simulated robots only)")
+    has_image: bool = False
+
+
+class LeaseRequest(BaseModel):
+    ttl_s: float = Field(60.0, gt=0, le=3600, description="seconds until the lease expires unless renewed")
+
+
+class Lease(BaseModel):
+    lease_id: str
+    robot: str
+    expires_at: float
+
+
+class ResetRequest(BaseModel):
+    lease_id: str | None = None
+    task: str | None = Field(None, max_length=256, description="Meta-World task name; default: the robot's current task")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class StepRequest(BaseModel):
+    lease_id: str | None = None
+    action: list[float] | None = Field(None, max_length=64, description="one action")
+    actions: list[list[float]] | None = Field(None, max_length=MAX_CHUNK, description="an action chunk, executed in order")
+
+
+class StepResult(BaseModel):
+    observation: Observation
+    rewards: list[float]
+    steps: int
+    episode_id: int | None = Field(None, description="set when this step ended the episode: its id in the dataset")
+
+
+class TaskRequest(BaseModel):
+    task: str = Field(..., min_length=1, max_length=256, description="Meta-World task name (its instruction is recorded)")
+    policy: str = Field("expert", min_length=1, max_length=1024, description="'expert', 'random' or a finetuned WAM run directory")
+    robots: int | list[str] = Field(1, description="how many idle robots, or which ones")
+    episodes: int = Field(1, ge=1, le=100000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class TaskRun(BaseModel):
+    id: str
+    task: str
+    policy: str
+    robots: list[str]
+    episodes: int
+    episodes_done: int
+    successes: int
+    status: str = Field(description="running | finished | cancelled | failed | interrupted")
+    error: str = ""
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Episode(BaseModel):
+    id: int
+    robot: str
+    task: str
+    success: bool
+    length: int
+    run_id: str
+    end_reason: str
+    created_at: dt.datetime
+
+
+class KeyRequest(BaseModel):
+    scope: str = Field(..., pattern="^(read|control|admin)$")
+    robots: str = Field("*", min_length=1, max_length=256)
+    name: str = Field("", max_length=128)
+
+
+class Key(BaseModel):
+    id: str
+    scope: str
+    robots: str
+    name: str
+    revoked: bool = False
+    secret: str | None = Field(None, description="the key itself; shown once, when it is created")
+
+
+class Health(BaseModel):
+    status: str
+    robots: int
+    ready: int
+    version: str

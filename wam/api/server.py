@@ -1,0 +1,156 @@
+"""The Physical API server: `wam serve --robots SPEC --data DIR`.
+
+`create_app(config)` builds the FastAPI app; its lifespan opens the store, the dataset
+recorder and the fleet (one worker process per robot), marks runs a killed server left
+running as interrupted, and on shutdown closes every robot so the episodes they were
+recording are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+from wam.api import schemas
+from wam.api.auth import Authenticator
+from wam.api.fleet import Fleet, FleetError
+from wam.api.recorder import Recorder
+from wam.api.routes import episodes, keys, robots, tasks
+from wam.api.spec import parse_fleet
+from wam.api.store import Store
+from wam.api.tasks import TaskRunner
+from wam.api.worker import WorkerConfig
+
+MAX_BODY_BYTES = 1 << 20
+API_VERSION = "1.0.0"
+
+
+@dataclass
+class ServerConfig:
+    robots: str
+    data: Path
+    db: str | None = None  # SQLAlchemy URL; default: SQLite beside the dataset
+    obs: str = "pixels"
+    size: int = 64
+    max_episode_steps: int = 300
+    timeout_s: float = 30.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    start_method: str = "forkserver"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        return self.db or default_db(self.data)
+
+
+def default_db(data: Path) -> str:
+    return f"sqlite:///{Path(data).resolve().parent / (Path(data).name + '.api.db')}"
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    specs = parse_fleet(config.robots)
+    if config.obs not in ("pixels", "state"):
+        raise ValueError(f"obs must be 'pixels' or 'state', got {config.obs!r}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = Store(config.db_url)
+        interrupted = store.interrupt_running()
+        worker = WorkerConfig(Path(config.data), config.obs, config.size, config.max_episode_steps)
+        recorder = Recorder(worker, store)
+        fleet = Fleet(specs, worker, recorder.record, config.timeout_s, config.start_method)
+        app.state.config, app.state.store, app.state.recorder, app.state.fleet = worker, store, recorder, fleet
+        app.state.auth, app.state.tasks, app.state.interrupted = Authenticator(store), TaskRunner(fleet, store), interrupted
+        app.state.loop = asyncio.get_running_loop()  # for callers in other threads (tests, embedding apps)
+        await fleet.start()
+        try:
+            yield
+        finally:
+            await app.state.tasks.stop()
+            await fleet.stop()
+            recorder.close()
+            store.close()
+
+    app = FastAPI(title="wam Physical API", version=API_VERSION,
+                  description="One agent, many robots: simulated, dream and real robots behind one API; "
+                              "every episode is recorded for training.", lifespan=lifespan)
+
+    @app.exception_handler(FleetError)
+    async def fleet_error(request: Request, error: FleetError):
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+
+    @app.get("/v1/health", response_model=schemas.Health, tags=["health"])
+    def health(request: Request):
+        fleet = request.app.state.fleet
+        ready = sum(h.status in ("ready", "running") for h in fleet.robots.values())
+        return schemas.Health(status="ok", robots=len(fleet.robots), ready=ready, version=app.version)
+
+    for module in (robots, tasks, episodes, keys):
+        app.include_router(module.router)
+    return app
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, by header or as they stream in (pure ASGI, no buffering)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, public: bool = False) -> None:
+    """Run the server until interrupted; refuses a non-loopback address unless `public`."""
+    import uvicorn
+
+    if not is_loopback(host) and not public:
+        raise ValueError(f"refusing to listen on {host}: the API drives robots; pass --public to listen beyond loopback")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", ws_max_size=config.max_body_bytes)

@@ -1,0 +1,269 @@
+"""One robot in its own process: the env, the episode being recorded, and the policy it runs.
+
+The server talks to a worker over a pipe with `(command, payload)` messages and gets
+`("reply", result)`, `("error", (kind, message))` or, while a policy runs autonomously,
+`("event", payload)` messages back. Running each robot in its own process is what lets
+one slow or crashed simulator leave the rest of the fleet alone: the server only ever
+waits on the robot it is talking to, and a dead worker is noticed as a closed pipe.
+
+Episodes are recorded here, where the frames are: when an episode ends (success, time
+limit, a reset, an emergency stop, a cancelled run) the worker stages it (checks it and
+encodes its video into the dataset's staging folder) and hands the staged episode to the
+server, whose single dataset writer commits it. An episode cut short by a crash is never
+staged, so it never appears.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wam.api.spec import RobotSpec
+
+ACTION_KEY, STATE_KEY, IMAGE_KEY = "action", "observation.state", "observation.images.main"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How every robot of a server observes and records."""
+
+    data: Path
+    obs: str = "pixels"  # "pixels" (image + state) or "state" (no rendering)
+    size: int = 64
+    max_episode_steps: int = 300
+
+
+class RobotStateError(Exception):
+    """The command does not fit the robot's state (step before reset, ...): the server answers 409."""
+
+
+def dataset_features(config: WorkerConfig) -> dict:
+    from wam.envs.collect import dataset_features as collect_features
+
+    features = collect_features(config.size, actions=True)
+    if config.obs == "state":
+        features.pop(IMAGE_KEY)
+    return features
+
+
+def _make_policy(name: str, task: str, seed: int):
+    """`expert` (Meta-World's scripted policy), `random`, or the path of a finetuned WAM run."""
+    if name == "expert":
+        from wam.envs.experts import ScriptedExpert
+
+        return ScriptedExpert(task, noise=0.0, seed=seed)
+    if name == "random":
+        return _RandomPolicy(seed)
+    from wam.policy import load
+
+    policy = load(name, device="cpu")
+    return policy
+
+
+class _RandomPolicy:
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def act(self, obs) -> np.ndarray:
+        return self.rng.uniform(-1, 1, 4).astype(np.float32)
+
+
+class Robot:
+    """An env plus the episode it is recording."""
+
+    def __init__(self, spec: RobotSpec, config: WorkerConfig):
+        self.spec, self.config = spec, config
+        self.features = dataset_features(config)
+        self.env = None
+        self.task: str | None = None
+        if spec.task is not None:
+            self._build(spec.task)
+        self.obs: dict | None = None
+        self.frames: dict[str, list] = {}
+        self.episode_step = 0
+        self.episode_seed = 0
+        self.done = True
+        self.last: dict = {"reward": 0.0, "success": False, "terminated": False, "truncated": False}
+        self.run = ""  # the autonomous run recording this episode, if any
+
+    # -- env ------------------------------------------------------------------------------
+    def _build(self, task: str) -> None:
+        from wam.envs.registry import make
+
+        if self.env is not None:
+            self.env.close()
+        family = self.spec.env_id.split("/", 1)[0]
+        if family == "metaworld":
+            from wam.envs.tasks import MT50
+
+            if task not in MT50:
+                raise ValueError(f"task {task!r} is not a Meta-World task name (e.g. reach-v3)")
+            self.env = make(f"metaworld/{task}", obs=self.config.obs, size=self.config.size,
+                            max_episode_steps=self.config.max_episode_steps)
+        else:
+            self.env = make(self.spec.env_id, task=task, decode_images=self.config.obs == "pixels",
+                            max_episode_steps=self.config.max_episode_steps)
+        self.task = task
+
+    def describe(self) -> dict:
+        space = self.env.action_space if self.env is not None else None
+        observation = self.env.observation_space if self.env is not None else None
+        return {
+            "id": self.spec.robot_id, "env": self.spec.env_id, "task": self.task,
+            "task_text": getattr(self.env, "task_text", self.task),
+            "action_space": {"shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()} if space else None,
+            "observation_space": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in observation.spaces.items()}
+            if observation else None,
+            "obs": self.config.obs, "image_size": self.config.size if self.config.obs == "pixels" else None,
+            "max_episode_steps": self.config.max_episode_steps,
+        }
+
+    def observation(self) -> dict:
+        """The latest observation as plain arrays (the server turns it into JSON or PNG)."""
+        obs = self.obs or {}
+        return {"state": obs.get("state"), "sim_state": obs.get("sim_state"), "image": obs.get("image"), "task": self.task,
+                "episode_step": self.episode_step, "done": self.done, **self.last}
+
+    # -- control --------------------------------------------------------------------------
+    def reset(self, task: str | None = None, seed: int | None = None) -> dict:
+        staged = self.end_episode("reset")
+        task = task or self.task
+        if task is None:
+            raise RobotStateError(f"robot {self.spec.robot_id} has no task yet; reset it with one (task=...)")
+        if task != self.task or self.env is None:
+            self._build(task)
+        self.episode_seed = int(seed if seed is not None else np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        self.obs, _ = self.env.reset(seed=self.episode_seed)
+        self.frames = {"state": [self.obs["state"]], "image": [self.obs["image"]] if "image" in self.obs else [],
+                       "action": [], "reward": [0.0], "success": [False]}
+        self.episode_step, self.done = 0, False
+        self.last = {"reward": 0.0, "success": False, "terminated": False, "truncated": False}
+        return {"observation": self.observation(), "staged": staged}
+
+    def step(self, actions: np.ndarray) -> dict:
+        if self.done:
+            raise RobotStateError(f"robot {self.spec.robot_id} has no episode running; reset it first")
+        rewards, staged = [], None
+        for action in np.asarray(actions, dtype=np.float32).reshape(-1, self.env.action_space.shape[0]):
+            self.obs, reward, terminated, truncated, info = self.env.step(action)
+            self.episode_step += 1
+            success = bool(info.get("success", False))
+            self.frames["state"].append(self.obs["state"])
+            if "image" in self.obs:
+                self.frames["image"].append(self.obs["image"])
+            self.frames["action"].append(action)
+            self.frames["reward"].append(float(reward))
+            self.frames["success"].append(success)
+            rewards.append(float(reward))
+            self.last = {"reward": float(reward), "success": success, "terminated": bool(terminated), "truncated": bool(truncated)}
+            if terminated or truncated:
+                staged = self.end_episode("success" if terminated else "time_limit")
+                break
+        return {"observation": self.observation(), "rewards": rewards, "staged": staged}
+
+    def end_episode(self, reason: str, run: str = ""):
+        """Stage the running episode (if it took a step) for the server to commit; None if nothing to record."""
+        if self.done or not self.frames.get("action"):
+            self.done = True
+            return None
+        from wam.data.episode import Episode
+        from wam.data.video import VideoConfig
+        from wam.data.writer import stage_episode
+        from wam.envs.metaworld_env import CONTROL_FPS
+
+        self.done = True
+        f = self.frames
+        actions = np.stack(f["action"] + [f["action"][-1]])  # the last frame repeats the last action: none follows it
+        data = {STATE_KEY: np.stack(f["state"]).astype(np.float32), ACTION_KEY: actions.astype(np.float32),
+                "reward": np.asarray(f["reward"], dtype=np.float32), "success": np.asarray(f["success"], dtype=bool)}
+        images = {IMAGE_KEY: np.stack(f["image"])} if IMAGE_KEY in self.features else {}
+        info = {"env": self.spec.env_id if self.spec.task is None else f"metaworld/{self.task}", "robot": self.spec.robot_id,
+                "seed": self.episode_seed, "source": "api", "end_reason": reason, "run": run or self.run}
+        episode = Episode(getattr(self.env, "task_text", self.task), images, data, success=bool(f["success"][-1]), info=info)
+        return stage_episode(self.config.data, episode, self.features, CONTROL_FPS, VideoConfig())
+
+    def run_policy(self, conn, policy: str, episodes: int, run: str, seed: int = 0, task: str | None = None) -> dict:
+        """Run `episodes` episodes autonomously, sending an event after every step; stops early on "cancel"."""
+        self.run = run
+        try:
+            agent = None
+            for number in range(episodes):
+                reply = self.reset(task=task, seed=seed + number)
+                if agent is None:
+                    agent = _make_policy(policy, self.task, seed)
+                agent.reset(self.task) if hasattr(agent, "tasks") else agent.reset(seed=seed + number)
+                conn.send(("event", {"observation": reply["observation"], "staged": reply["staged"]}))
+                while not self.done:
+                    if conn.poll() and conn.recv()[0] == "cancel":
+                        staged = self.end_episode("cancel")
+                        conn.send(("event", {"observation": self.observation(), "staged": staged}))
+                        return {"cancelled": True, "episodes": number}
+                    result = self.step(agent.act(self.obs)[None])
+                    conn.send(("event", {"observation": result["observation"], "staged": result["staged"],
+                                         "episode_done": self.done, "success": self.last["success"]}))
+            return {"cancelled": False, "episodes": episodes}
+        finally:
+            self.run = ""
+
+    def close(self):
+        staged = self.end_episode("close")
+        if self.env is not None:
+            self.env.close()
+        return staged
+
+
+def robot_main(conn, spec: RobotSpec, config: WorkerConfig) -> None:
+    """The worker process: build the robot, then answer commands until "close" or the pipe closes."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        robot = Robot(spec, config)
+        conn.send(("ready", robot.describe()))
+    except Exception as error:  # noqa: BLE001 - reported to the server, which marks the robot failed
+        conn.send(("error", (type(error).__name__, f"{spec.robot_id}: {error}")))
+        return
+    while True:
+        try:
+            command, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if command == "close":
+                conn.send(("reply", {"staged": robot.close()}))
+                return
+            if command == "run_policy":
+                result = robot.run_policy(conn, **payload)
+            elif command == "cancel":  # a cancel that arrived after its run ended: nothing waits for an answer
+                continue
+            elif command == "observe":
+                result = robot.observation()
+            elif command == "describe":
+                result = robot.describe()
+            elif command == "end_episode":
+                result = {"observation": robot.observation(), "staged": robot.end_episode(**payload)}
+            elif command == "sleep":  # for tests: a robot that is slow to answer
+                time.sleep(float(payload["seconds"]))
+                result = {}
+            elif command == "crash":  # for tests: a robot whose simulator dies
+                import os
+
+                os._exit(3)
+            else:
+                result = getattr(robot, command)(**payload) if command in ("reset", "step") else None
+                if result is None:
+                    raise ValueError(f"unknown robot command {command!r}")
+            conn.send(("reply", result))
+        except RobotStateError as error:
+            conn.send(("error", ("state", str(error))))
+        except ValueError as error:
+            conn.send(("error", ("value", str(error))))
+        except Exception as error:  # noqa: BLE001 - the robot keeps serving; the server reports it
+            conn.send(("error", ("internal", f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")))
