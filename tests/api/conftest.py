@@ -59,3 +59,33 @@ def live(tmp_path_factory):
     yield state
     server.should_exit = True
     thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def live_state_fleet(tmp_path_factory):
+    """Two state-only robots (no rendering): the fuzz and load tests' fleet."""
+    state, server, thread = start_live(tmp_path_factory.mktemp("api_state"), "metaworld/reach-v3*2", obs="state", max_episode_steps=20)
+    yield state
+    server.should_exit = True
+    thread.join(60)
+
+
+@pytest.fixture
+def start_server():
+    """Start servers of one's own (a database, a fleet); each is stopped after the test."""
+    started = []
+
+    def start(tmp: Path, robots: str, **kwargs) -> Live:
+        state, server, thread = start_live(tmp, robots, **kwargs)
+        started.append((server, thread))
+        return state
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(60)
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> int:
+    return free_port()

@@ -132,6 +132,12 @@ class Fleet:
     async def stop(self) -> None:
         """Close every worker; each stages the episode it was recording, and that episode is committed."""
         self.closing = True
+        for handle in self.robots.values():
+            for queue in list(handle.subscribers):  # end every observation stream
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
         async def close(handle: RobotHandle) -> None:
             if handle.status in ("ready", "running") and handle.conn is not None:
                 try:

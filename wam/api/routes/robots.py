@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 
 from wam.api import convert, schemas
 from wam.api.auth import authorize_websocket, require
@@ -60,16 +60,29 @@ async def stream_observations(websocket: WebSocket, robot_id: str):
     await websocket.accept()
     queue: asyncio.Queue = asyncio.Queue(maxsize=16)
     handle.subscribers.add(queue)
-    try:
+
+    async def send_observations() -> None:
         if handle.latest is not None:
             await websocket.send_json(convert.observation(robot_id, handle.latest).model_dump())
-        while True:
-            obs = await queue.get()
+        while (obs := await queue.get()) is not None:  # None: the server is shutting down
             await websocket.send_json(convert.observation(robot_id, obs).model_dump())
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+
+    async def until_disconnect() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(send_observations()), asyncio.create_task(until_disconnect())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         handle.subscribers.discard(queue)
+        try:
+            await websocket.close()
+        except RuntimeError:
+            pass
 
 
 @router.post("/robots/{robot_id}/lease", response_model=schemas.Lease, status_code=201, responses={409: {"model": schemas.Problem}})
