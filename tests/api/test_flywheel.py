@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from wam.api.client import Client
+import pytest
+
+from wam.api.client import ApiError, Client
 
 
 def test_recorded_episodes_train_a_policy(tmp_path, start_server):
@@ -28,3 +30,24 @@ def test_recorded_episodes_train_a_policy(tmp_path, start_server):
     config = replace(config, episodes_per_task=4, train=replace(config.train, steps=10, eval_every=0, checkpoint_every=10))
     summary = finetune(None, [live.data], tmp_path / "from_fleet", config, progress=False)
     assert summary["episodes"]["train"] == 4 and (tmp_path / "from_fleet" / "wam" / "checkpoint").exists()
+
+    # ... and the finetuned run is itself a robot: a dream behind the same API, recording the same way
+    dream = start_server(tmp_path / "dream", f"dream/{tmp_path / 'from_fleet'}", max_episode_steps=6)
+    with Client(dream.url, dream.keys["control"]) as client:
+        robot = client.robots()[0]["id"]
+        assert robot == "dream-from_fleet-0"
+        client.lease(robot, 60)
+        with pytest.raises(ApiError) as error:
+            client.step(robot, [0, 0, 0, 0])
+        assert error.value.status == 409
+        obs = client.reset(robot, task="reach-v3", seed=0)
+        assert len(obs["state"]) == 4 and obs["has_image"] and obs["sim_state"] is None
+        assert client.robot(robot)["action_space"]["shape"] == [4]
+        with pytest.raises(ApiError) as error:
+            client.step(robot, [0, 3, 0, 0])
+        assert error.value.status == 422
+        result = client.step(robot, actions=[[0.1, 0, 0, 0]] * 8)
+        assert result["episode_id"] == 0 and result["steps"] <= 6
+        assert client.image(robot)[:4] == b"\x89PNG"
+    recorded = Dataset(dream.data)
+    assert recorded.num_episodes == 1 and recorded.episodes[0].info["env"].startswith("dream/")

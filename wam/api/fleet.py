@@ -299,6 +299,8 @@ class Fleet:
         async with handle.lock:
             result = await self._request(handle, command, payload or {}, self.timeout_s if timeout == -1.0 else timeout)
         if isinstance(result, dict):
+            if "description" in result:  # a reset may build a new scene (another task, a dream's first one)
+                handle.description = result.pop("description")
             self._observe(handle, result.get("observation"))
             if result.get("staged") is not None:
                 result["episode_id"] = await self.record(robot_id, result.pop("staged"), handle.run_id or "")

@@ -145,7 +145,7 @@ class Robot:
                        "action": [], "reward": [0.0], "success": [False]}
         self.episode_step, self.done = 0, False
         self.last = {"reward": 0.0, "success": False, "terminated": False, "truncated": False}
-        return {"observation": self.observation(), "staged": staged}
+        return {"observation": self.observation(), "staged": staged, "description": self.describe()}
 
     def step(self, actions: np.ndarray) -> dict:
         if self.done:

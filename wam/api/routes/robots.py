@@ -124,9 +124,11 @@ def _actions(robot_id: str, body: schemas.StepRequest, description: dict) -> np.
     rows = [body.action] if body.action is not None else body.actions
     if not rows:
         raise HTTPException(422, "'actions' is empty")
-    space = description.get("action_space") or {}
-    dim = space.get("shape", [len(rows[0])])[0]
-    low, high = np.asarray(space.get("low", [-np.inf] * dim)), np.asarray(space.get("high", [np.inf] * dim))
+    space = description.get("action_space")
+    if not space:
+        raise HTTPException(409, f"robot {robot_id} has no scene yet; reset it with a task first")
+    dim = space["shape"][0]
+    low, high = np.asarray(space["low"]), np.asarray(space["high"])
     for i, row in enumerate(rows):
         where = "action" if body.action is not None else f"actions[{i}]"
         if len(row) != dim:
