@@ -27,6 +27,7 @@ ROUTES = [  # (method, path, body, scope needed)
     ("POST", "/v1/robots/reach-v3-0/estop", None, "control"),
     ("POST", "/v1/robots/reach-v3-0/estop/release", None, "control"),
     ("POST", "/v1/fleet/estop", None, "control"),
+    ("POST", "/v1/fleet/step", {"steps": [{"robot": "reach-v3-0", "action": [0, 0, 0, 0]}]}, "control"),
     ("POST", "/v1/tasks", {"task": "reach-v3"}, "control"),
     ("GET", "/v1/tasks", None, "read"),
     ("GET", "/v1/tasks/nope", None, "read"),
@@ -291,3 +292,20 @@ def test_a_crashed_or_hung_robot_is_restarted_and_marked(live):
             time.sleep(0.2)
             robot = client.get("/v1/robots/reach-v3-1").json()
         assert robot["restarts"] == 2 and client.post("/v1/robots/reach-v3-1/reset", json={}).status_code == 200
+
+
+def test_one_request_steps_many_robots_each_with_its_own_outcome(live):
+    with http(live, "control") as client, http(live, "control_drawer") as drawer_only:
+        for robot in ("reach-v3-0", "reach-v3-2"):
+            client.post(f"/v1/robots/{robot}/lease", json={"ttl_s": 60})
+            client.post(f"/v1/robots/{robot}/reset", json={"seed": 1})
+        steps = [{"robot": "reach-v3-0", "actions": [[0, 0.1, 0, 0]] * 2}, {"robot": "reach-v3-2", "action": [0, 0, 0.1, 0]},
+                 {"robot": "reach-v3-0", "action": [0, 0, 0, 0]}, {"robot": "reach-v3-2x", "action": [0, 0, 0, 0]}]
+        outcomes = client.post("/v1/fleet/step", json={"steps": steps}).json()
+        assert [o["status"] for o in outcomes] == [200, 200, 422, 404]
+        assert outcomes[0]["result"]["steps"] == 2 and outcomes[1]["result"]["observation"]["episode_step"] == 1
+        bad = client.post("/v1/fleet/step", json={"steps": [{"robot": "reach-v3-2", "action": [0, 0, 0, 7]}]})
+        assert bad.json()[0]["status"] == 422 and "outside the action space" in bad.json()[0]["detail"]
+        refused = drawer_only.post("/v1/fleet/step", json={"steps": [{"robot": "reach-v3-0", "action": [0, 0, 0, 0]}]}).json()
+        assert refused[0]["status"] == 403
+        assert client.post("/v1/fleet/step", json={"steps": []}).status_code == 422

@@ -86,6 +86,21 @@ class StepResult(BaseModel):
     episode_id: int | None = Field(None, description="set when this step ended the episode: its id in the dataset")
 
 
+class FleetStep(StepRequest):
+    robot: str = Field(..., max_length=128)
+
+
+class FleetStepRequest(BaseModel):
+    steps: list[FleetStep] = Field(..., min_length=1, max_length=1024, description="at most one entry per robot")
+
+
+class FleetStepOutcome(BaseModel):
+    robot: str
+    status: int = Field(description="the HTTP status this robot's step alone would have had")
+    detail: str | None = None
+    result: StepResult | None = None
+
+
 class TaskRequest(BaseModel):
     task: str = Field(..., min_length=1, max_length=256, description="Meta-World task name (its instruction is recorded)")
     policy: str = Field("expert", min_length=1, max_length=1024, description="'expert', 'random' or a finetuned WAM run directory")

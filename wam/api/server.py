@@ -154,3 +154,46 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, publi
     if not is_loopback(host) and not public:
         raise ValueError(f"refusing to listen on {host}: the API drives robots; pass --public to listen beyond loopback")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", ws_max_size=config.max_body_bytes)
+
+
+class BackgroundServer:
+    """A server on a free loopback port in a thread of this process (examples, benchmarks, notebooks).
+
+    The robots still run in their own processes; only the HTTP front end shares the caller's process.
+    """
+
+    def __init__(self, config: ServerConfig, port: int | None = None):
+        import socket
+        import threading
+
+        import uvicorn
+
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.config, self.url = config, f"http://127.0.0.1:{port}"
+        self.app = create_app(config)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="wam-api", daemon=True)
+
+    def start(self, timeout_s: float = 300.0) -> "BackgroundServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the API server on {self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(120)
+
+    def __enter__(self) -> "BackgroundServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

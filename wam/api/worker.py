@@ -221,8 +221,11 @@ class Robot:
 
 def robot_main(conn, spec: RobotSpec, config: WorkerConfig) -> None:
     """The worker process: build the robot, then answer commands until "close" or the pipe closes."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle: it closes its robots in order
     torch.set_num_threads(1)
     try:
         robot = Robot(spec, config)

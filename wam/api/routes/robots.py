@@ -143,15 +143,42 @@ def _actions(robot_id: str, body: schemas.StepRequest, description: dict) -> np.
     return np.asarray(rows, dtype=np.float32)
 
 
-@router.post("/robots/{robot_id}/step", response_model=schemas.StepResult,
-             responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
-async def step_robot(robot_id: str, body: schemas.StepRequest, request: Request, key: KeyInfo = Depends(require("control"))):
-    fleet = _fleet(request)
+async def _step(fleet, key: KeyInfo, robot_id: str, body: schemas.StepRequest) -> schemas.StepResult:
     handle = fleet.check_control(robot_id, body.lease_id, key.id)
     actions = _actions(robot_id, body, handle.description)
     result = await fleet.call(robot_id, "step", {"actions": actions})
     return schemas.StepResult(observation=convert.observation(robot_id, result["observation"]), rewards=result["rewards"],
                               steps=len(result["rewards"]), episode_id=result.get("episode_id"))
+
+
+@router.post("/robots/{robot_id}/step", response_model=schemas.StepResult,
+             responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
+async def step_robot(robot_id: str, body: schemas.StepRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    return await _step(_fleet(request), key, robot_id, body)
+
+
+@router.post("/fleet/step", response_model=list[schemas.FleetStepOutcome])
+async def step_fleet(body: schemas.FleetStepRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    """Step many robots in one request, all at once; each robot's outcome (and error) is its own."""
+    from wam.api.auth import check_robot
+    from wam.api.fleet import FleetError
+
+    fleet = _fleet(request)
+
+    async def one(item: schemas.FleetStep, seen: set) -> schemas.FleetStepOutcome:
+        try:
+            if item.robot in seen:
+                raise HTTPException(422, f"robot {item.robot} appears twice in one fleet step")
+            seen.add(item.robot)
+            check_robot(key, item.robot)
+            return schemas.FleetStepOutcome(robot=item.robot, status=200, result=await _step(fleet, key, item.robot, item))
+        except HTTPException as error:
+            return schemas.FleetStepOutcome(robot=item.robot, status=error.status_code, detail=str(error.detail))
+        except FleetError as error:
+            return schemas.FleetStepOutcome(robot=item.robot, status=error.status, detail=str(error))
+
+    seen: set = set()
+    return await asyncio.gather(*(one(item, seen) for item in body.steps))
 
 
 @router.post("/robots/{robot_id}/estop", response_model=schemas.Robot, responses={404: {"model": schemas.Problem}})
