@@ -31,6 +31,16 @@ def test_recorded_episodes_train_a_policy(tmp_path, start_server):
     summary = finetune(None, [live.data], tmp_path / "from_fleet", config, progress=False)
     assert summary["episodes"]["train"] == 4 and (tmp_path / "from_fleet" / "wam" / "checkpoint").exists()
 
+    # The policy trained on the fleet's data runs on the fleet, as an autonomous task
+    with Client(live.url, live.keys["control"]) as client:
+        run = client.run_task("reach-v3", policy=str(tmp_path / "from_fleet"), robots=1, episodes=1)
+        while client.task(run["id"])["status"] == "running":
+            time.sleep(0.2)
+        status = client.task(run["id"])
+        assert status["status"] == "finished" and status["episodes_done"] == 1, status
+        episode = client.episodes(run_id=run["id"])[0]
+        assert (episode["length"], episode["end_reason"]) == (25, "time_limit") or episode["end_reason"] == "success"
+
     # ... and the finetuned run is itself a robot: a dream behind the same API, recording the same way
     dream = start_server(tmp_path / "dream", f"dream/{tmp_path / 'from_fleet'}", max_episode_steps=6)
     with Client(dream.url, dream.keys["control"]) as client:
