@@ -1,12 +1,14 @@
 """Load on the Physical API: 64 simulated robots, one client process stepping all of them at once.
 
-    python benchmarks/api_load.py [--robots 64] [--seconds 20] [--settings robot:1,robot:8,fleet:1,fleet:8]
+    python benchmarks/api_load.py [--robots 64] [--seconds 20] [--settings robot:1,fleet:1,fleet:1:async:g2,...]
 
 Starts `wam serve` in its own process (64 state-only Meta-World robots, one worker process
 each, every episode recorded), then this process, the one agent, steps every robot
 concurrently through `wam.api.AsyncClient` for a fixed time per setting: one action per
-request, action chunks of 8 (what a WAM emits) per request, and the same through one
-`/v1/fleet/step` request for all robots at once. Reports aggregated
+request, action chunks of 8 (what a WAM emits) per request, the same through one
+`/v1/fleet/step` request for all robots at once, with episode commits awaited by the step
+that ends the episode (durable, the default) or done in the background
+(`wait_recorded=false`), and the fleet stepped in two groups in turn. Reports aggregated
 actions/s, requests/s and p50/p99 request latency, beside the raw simulator's steps/s
 measured in the same run (one env stepped in-process, no API). Writes
 benchmarks/results/api_load.json and a PNG.
@@ -49,7 +51,8 @@ def raw_simulator_steps_per_s(seconds: float = 5.0) -> float:
     return rate
 
 
-async def load(url: str, key: str, robots: list[str], seconds: float, chunk: int, batched: bool) -> dict:
+async def load(url: str, key: str, robots: list[str], seconds: float, chunk: int, batched: bool, wait_recorded: bool,
+               groups: int = 1) -> dict:
     from wam.api.client import AsyncClient
 
     latencies: list[float] = []
@@ -68,9 +71,13 @@ async def load(url: str, key: str, robots: list[str], seconds: float, chunk: int
 
         async def drive_fleet() -> None:
             nonlocal actions, episodes
+            turn = 0
             while time.perf_counter() < stop:
+                group = robots[turn % groups::groups]  # groups > 1: the fleet stepped in turns, fewer actions in flight
+                turn += 1
                 t0 = time.perf_counter()
-                outcomes = await client.step_fleet({r: rng.uniform(-1, 1, (chunk, 4)).round(4).tolist() for r in robots})
+                outcomes = await client.step_fleet({r: rng.uniform(-1, 1, (chunk, 4)).round(4).tolist() for r in group},
+                                                   wait_recorded=wait_recorded)
                 latencies.append(time.perf_counter() - t0)
                 done = []
                 for outcome in outcomes:
@@ -85,7 +92,7 @@ async def load(url: str, key: str, robots: list[str], seconds: float, chunk: int
             while time.perf_counter() < stop:
                 batch = rng.uniform(-1, 1, (chunk, 4)).round(4).tolist()
                 t0 = time.perf_counter()
-                result = await client.step(robot, actions=batch)
+                result = await client.step(robot, actions=batch, wait_recorded=wait_recorded)
                 latencies.append(time.perf_counter() - t0)
                 actions += result["steps"]
                 if result["observation"]["done"]:
@@ -96,8 +103,10 @@ async def load(url: str, key: str, robots: list[str], seconds: float, chunk: int
         await (drive_fleet() if batched else asyncio.gather(*(drive(r) for r in robots)))
         elapsed = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
-    return {"setting": f"{'one request for all robots' if batched else 'one request per robot'}, {chunk} action(s) each",
-            "batched": batched, "chunk": chunk, "seconds": round(elapsed, 2), "requests": len(latencies), "actions": actions,
+    who = "one request per robot" if not batched else "one request for all robots" if groups == 1 else \
+        f"one request for {len(robots) // groups} robots, {groups} groups in turn"
+    return {"setting": f"{who}, {chunk} action(s) each" + ("" if wait_recorded else ", episodes committed in the background"),
+            "batched": batched, "chunk": chunk, "wait_recorded": wait_recorded, "groups": groups, "seconds": round(elapsed, 2), "requests": len(latencies), "actions": actions,
             "episodes_recorded": episodes, "actions_per_s": round(actions / elapsed, 1),
             "requests_per_s": round(len(latencies) / elapsed, 1), "latency_ms": {
                 "p50": round(float(np.percentile(ms, 50)), 2), "p90": round(float(np.percentile(ms, 90)), 2),
@@ -111,8 +120,9 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = results["settings"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    labels = [f"{'fleet' if r['batched'] else 'per robot'}\n{r['chunk']} act/req" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    labels = [f"{'fleet' if r['batched'] else 'per robot'}{'/' + str(r['groups']) if r.get('groups', 1) > 1 else ''}\n"
+              f"{r['chunk']} act/req" + ("" if r.get("wait_recorded", True) else "\nasync") for r in rows]
     axes[0].bar(labels, [r["actions_per_s"] for r in rows], color="tab:blue", label="through the API (64 robots)")
     axes[0].axhline(results["raw_simulator_steps_per_s"], color="tab:gray", ls="--", label="raw simulator, 1 env in-process")
     axes[0].axhline(1000, color="tab:red", ls=":", label="target 1000 actions/s")
@@ -135,11 +145,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robots", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per setting")
-    parser.add_argument("--settings", default="robot:1,robot:8,fleet:1,fleet:8",
-                        help="robot:N = one request per robot with N actions; fleet:N = one /v1/fleet/step for all robots")
+    parser.add_argument("--settings", default="robot:1,robot:8,fleet:1,fleet:8,fleet:1:async,fleet:1:async:g2",
+                        help="robot:N = one request per robot with N actions; fleet:N = one /v1/fleet/step for all robots; "
+                             ":async = the step that ends an episode does not wait for its commit (wait_recorded=false); "
+                             ":gN = the fleet stepped in N groups in turn")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path, default=RESULTS / "api_load.json")
     args = parser.parse_args()
+    # The agent here is latency-sensitive: keep what it has imported (torch, the simulator) out of the
+    # garbage collector's full passes, as the server does for itself.
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
     from wam.api.auth import create_key
     from wam.api.server import default_db
@@ -172,8 +190,9 @@ def main() -> None:
         print(f"raw simulator: {raw:.0f} steps/s (one env, this process)")
         settings = []
         for setting in args.settings.split(","):
-            kind, chunk = setting.split(":")
-            row = asyncio.run(load(url, key, robots, args.seconds, int(chunk), kind == "fleet"))
+            kind, chunk, *mode = setting.split(":")
+            groups = int(next((m[1:] for m in mode if m.startswith("g")), 1))
+            row = asyncio.run(load(url, key, robots, args.seconds, int(chunk), kind == "fleet", "async" not in mode, groups))
             settings.append(row)
             print(f"{row['setting']}: {row['actions_per_s']:.0f} actions/s, {row['requests_per_s']:.0f} requests/s, "
                   f"p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms")

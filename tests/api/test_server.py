@@ -309,3 +309,17 @@ def test_one_request_steps_many_robots_each_with_its_own_outcome(live):
         refused = drawer_only.post("/v1/fleet/step", json={"steps": [{"robot": "reach-v3-0", "action": [0, 0, 0, 0]}]}).json()
         assert refused[0]["status"] == 403
         assert client.post("/v1/fleet/step", json={"steps": []}).status_code == 422
+
+
+def test_a_step_need_not_wait_for_its_episode_commit(live):
+    with http(live, "control") as client:
+        client.post("/v1/robots/reach-v3-0/lease", json={"ttl_s": 60})
+        client.post("/v1/robots/reach-v3-0/reset", json={"seed": 8})
+        before = len(client.get("/v1/episodes", params={"robot": "reach-v3-0", "limit": 1000}).json())
+        result = client.post("/v1/robots/reach-v3-0/step", json={"actions": [[0, 0, 0, 0]] * 40, "wait_recorded": False}).json()
+        assert result["recording"] and result["episode_id"] is None and result["observation"]["done"]
+        deadline = time.monotonic() + 30
+        while len(client.get("/v1/episodes", params={"robot": "reach-v3-0", "limit": 1000}).json()) == before:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.post("/v1/robots/reach-v3-0/reset", json={}).status_code == 200

@@ -84,15 +84,17 @@ class _Routes:
     def reset(self, robot_id: str, task: str | None = None, seed: int | None = None, lease_id: str | None = None):
         return self._request("POST", f"/v1/robots/{robot_id}/reset", json=_clean({"task": task, "seed": seed, "lease_id": lease_id}))
 
-    def step(self, robot_id: str, action=None, actions=None, lease_id: str | None = None):
+    def step(self, robot_id: str, action=None, actions=None, lease_id: str | None = None, wait_recorded: bool = True):
         """One action, or a chunk (`actions`, executed in order until the episode ends)."""
         body = {"action": None if action is None else [float(a) for a in action],
-                "actions": None if actions is None else [[float(a) for a in row] for row in actions], "lease_id": lease_id}
+                "actions": None if actions is None else [[float(a) for a in row] for row in actions], "lease_id": lease_id,
+                "wait_recorded": None if wait_recorded else False}
         return self._request("POST", f"/v1/robots/{robot_id}/step", json=_clean(body))
 
-    def step_fleet(self, steps: dict[str, list]):
+    def step_fleet(self, steps: dict[str, list], wait_recorded: bool = True):
         """Step many robots in one request: {robot_id: action chunk (a list of actions)}; one outcome per robot."""
-        body = [{"robot": robot, "actions": [[float(a) for a in row] for row in rows]} for robot, rows in steps.items()]
+        body = [{"robot": robot, "actions": [[float(a) for a in row] for row in rows], "wait_recorded": wait_recorded}
+                for robot, rows in steps.items()]
         return self._request("POST", "/v1/fleet/step", json={"steps": body})
 
     def estop(self, robot_id: str):

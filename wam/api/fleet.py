@@ -155,6 +155,7 @@ class Fleet:
                     handle.process.kill()
             handle.status = "stopped"
         await asyncio.gather(*(close(h) for h in self.robots.values()))
+        await asyncio.gather(*list(self._background), return_exceptions=True)  # background commits land before the writer closes
 
     def _read(self, handle: RobotHandle, conn, loop: asyncio.AbstractEventLoop) -> None:
         """Reader thread: every message to the loop; a closed pipe (the worker died) as a crash."""
@@ -294,7 +295,8 @@ class Fleet:
         return handle
 
     # -- control --------------------------------------------------------------------------
-    async def call(self, robot_id: str, command: str, payload: dict | None = None, timeout: float | None = -1.0) -> Any:
+    async def call(self, robot_id: str, command: str, payload: dict | None = None, timeout: float | None = -1.0,
+                   wait_recorded: bool = True) -> Any:
         handle = self.get(robot_id)
         async with handle.lock:
             result = await self._request(handle, command, payload or {}, self.timeout_s if timeout == -1.0 else timeout)
@@ -302,7 +304,12 @@ class Fleet:
             if "description" in result:  # a reset may build a new scene (another task, a dream's first one)
                 handle.description = result.pop("description")
             self._observe(handle, result.get("observation"))
-            if result.get("staged") is not None:
+            if result.get("staged") is not None and not wait_recorded:
+                task = self._spawn_background(self.record(robot_id, result.pop("staged"), handle.run_id or ""))
+                handle.recording.add(task)
+                task.add_done_callback(handle.recording.discard)
+                result["recording"] = True
+            elif result.get("staged") is not None:
                 result["episode_id"] = await self.record(robot_id, result.pop("staged"), handle.run_id or "")
             elif "staged" in result:
                 result.pop("staged")

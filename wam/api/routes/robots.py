@@ -146,9 +146,10 @@ def _actions(robot_id: str, body: schemas.StepRequest, description: dict) -> np.
 async def _step(fleet, key: KeyInfo, robot_id: str, body: schemas.StepRequest) -> schemas.StepResult:
     handle = fleet.check_control(robot_id, body.lease_id, key.id)
     actions = _actions(robot_id, body, handle.description)
-    result = await fleet.call(robot_id, "step", {"actions": actions})
+    result = await fleet.call(robot_id, "step", {"actions": actions}, wait_recorded=body.wait_recorded)
     return schemas.StepResult(observation=convert.observation(robot_id, result["observation"]), rewards=result["rewards"],
-                              steps=len(result["rewards"]), episode_id=result.get("episode_id"))
+                              steps=len(result["rewards"]), episode_id=result.get("episode_id"),
+                              recording=result.get("recording", False))
 
 
 @router.post("/robots/{robot_id}/step", response_model=schemas.StepResult,
