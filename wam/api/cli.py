@@ -64,7 +64,7 @@ def serve(
     from wam.api.server import ServerConfig, serve as run_server
 
     try:
-        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps)
+        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True)
         console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
         run_server(config, host, port, public)
     except ValueError as error:

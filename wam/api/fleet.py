@@ -110,8 +110,14 @@ class Fleet:
         self._background: set[asyncio.Task] = set()
 
     # -- life cycle -----------------------------------------------------------------------
-    async def start(self) -> None:
-        await asyncio.gather(*(self._spawn(handle) for handle in self.robots.values()))
+    async def start(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start every robot; `on_started` is called as each one is up (or has failed), for a progress bar."""
+        async def spawn(handle: RobotHandle) -> None:
+            await self._spawn(handle)
+            if on_started is not None:
+                on_started()
+
+        await asyncio.gather(*(spawn(handle) for handle in self.robots.values()))
 
     async def _spawn(self, handle: RobotHandle) -> None:
         loop = asyncio.get_running_loop()
