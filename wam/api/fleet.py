@@ -180,9 +180,7 @@ class Fleet:
         elif kind == "event":
             self._observe(handle, payload.get("observation"))
             if payload.get("staged") is not None:
-                task = self._spawn_background(self.record(handle.robot_id, payload["staged"], handle.run_id or ""))
-                handle.recording.add(task)
-                task.add_done_callback(handle.recording.discard)
+                self._record_later(handle, payload["staged"])
         elif handle.ready is not None and not handle.ready.done() and kind == "error":
             handle.ready.set_exception(RobotUnavailable(payload[1]))
         elif handle.pending is not None and not handle.pending.done():
@@ -230,6 +228,12 @@ class Fleet:
         await self._spawn(handle)
         if handle.status == "ready":
             handle.last_error = f"restarted after a crash ({handle.restarts} restart(s)); reset before stepping"
+
+    def _record_later(self, handle: RobotHandle, staged) -> None:
+        """Commit an episode in the background; `handle.recording` lets a run wait for its last one."""
+        task = self._spawn_background(self.record(handle.robot_id, staged, handle.run_id or ""))
+        handle.recording.add(task)
+        task.add_done_callback(handle.recording.discard)
 
     def _spawn_background(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -311,9 +315,7 @@ class Fleet:
                 handle.description = result.pop("description")
             self._observe(handle, result.get("observation"))
             if result.get("staged") is not None and not wait_recorded:
-                task = self._spawn_background(self.record(robot_id, result.pop("staged"), handle.run_id or ""))
-                handle.recording.add(task)
-                task.add_done_callback(handle.recording.discard)
+                self._record_later(handle, result.pop("staged"))
                 result["recording"] = True
             elif result.get("staged") is not None:
                 result["episode_id"] = await self.record(robot_id, result.pop("staged"), handle.run_id or "")

@@ -60,8 +60,7 @@ def _make_policy(name: str, task: str, seed: int):
         return _RandomPolicy(seed)
     from wam.policy import load
 
-    policy = load(name, device="cpu")
-    return policy
+    return load(name, device="cpu")
 
 
 class _RandomPolicy:
