@@ -49,16 +49,23 @@ def main() -> None:
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
-    for policy in args.policies:
+    missing = [p for p in args.policies if not (p / "finetune.json").exists() or not (p / "wam" / "checkpoint").exists()]
+    for policy in missing:
+        print(f"{policy}: not a finished policy run, left out")
+    for policy in [p for p in args.policies if p not in missing]:
         for env in ("metaworld", f"dream/{args.world}"):
             key = f"{policy}|{'real' if env == 'metaworld' else 'dream'}"
             if key in results["cells"]:
                 continue
             r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env))
-            results["cells"][key] = {"mean_success": r["mean_success"], "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()}}
+            results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
+                                     "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()}}
             args.out.write_text(json.dumps(results, indent=2))
             print(f"{key}: {r['mean_success']:.3f}")
-    names = [str(p) for p in args.policies]
+    names = [str(p) for p in args.policies if f"{p}|real" in results["cells"] and f"{p}|dream" in results["cells"]]
+    results["policies"] = names
+    results["left_out"] = [str(p) for p in missing]
+    results["partial"] = bool(missing)
     real = np.array([results["cells"][f"{n}|real"]["mean_success"] for n in names])
     dream = np.array([results["cells"][f"{n}|dream"]["mean_success"] for n in names])
     results["pearson"] = float(np.corrcoef(real, dream)[0, 1]) if real.std() and dream.std() else None

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--starts", type=int, default=RLConfig.starts, help="first frames per RL iteration")
+    parser.add_argument("--group", type=int, default=RLConfig.group, help="rollouts per first frame")
+    parser.add_argument("--horizon", type=int, default=RLConfig.horizon, help="control steps per dream rollout")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/dream_rl"))
@@ -51,43 +55,69 @@ def main() -> None:
         return evaluate_policy(EvalConfig(policy, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
                                           env=env), progress=False)["mean_success"]
 
+    # The policy before RL is the same for every seed, and evaluation is deterministic (same scenes, same
+    # result), so its real and dream success are measured once per task.
+    before = results.setdefault("before", {})
     for task in tasks:
+        if task not in before:
+            before[task] = {"real": success(args.policy, task), "dream": success(args.policy, task, f"dream/{args.world}")}
+            args.out.write_text(json.dumps(results, indent=2))
+            print(task, "before RL:", before[task])
         for seed in [int(s) for s in args.seeds.split(",")]:
             key = f"{task}|{seed}"
             if key in results["cells"]:
                 continue
             out = args.runs / f"{task}-s{seed}"
-            summary = rl(args.policy, args.world, out, RLConfig(task=task, iterations=args.iterations, seed=seed),
-                         resume=(out / "rl.json").exists())
+            config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
+                              horizon=args.horizon, seed=seed)
+            summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
-                "task": task, "seed": seed, "real_before": success(args.policy, task), "real_after": success(out, task),
-                "dream_before": success(args.policy, task, f"dream/{args.world}"), "dream_after": success(out, task, f"dream/{args.world}"),
-                "rl": summary,
+                "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),
+                "dream_before": before[task]["dream"], "dream_after": success(out, task, f"dream/{args.world}"),
+                "rl": summary, "rl_config": asdict(config),
             }
             args.out.write_text(json.dumps(results, indent=2))
             print(key, {k: v for k, v in results["cells"][key].items() if k.startswith(("real", "dream"))})
-    cells = list(results["cells"].values())
+    seeds = [int(s) for s in args.seeds.split(",")]
+    planned = [f"{t}|{s}" for t in tasks for s in seeds]
+    results["planned"] = planned
+    results["partial"] = any(key not in results["cells"] for key in planned)
+    cells = [results["cells"][key] for key in planned if key in results["cells"]]
+    done_tasks = [t for t in tasks if any(c["task"] == t for c in cells)]
     results["mean_real_gain"] = float(np.mean([c["real_after"] - c["real_before"] for c in cells]))
-    results["per_task"] = {t: {"real_before": float(np.mean([c["real_before"] for c in cells if c["task"] == t])),
-                               "real_after": float(np.mean([c["real_after"] for c in cells if c["task"] == t]))} for t in tasks}
+    results["per_task"] = {}
+    for t in done_tasks:
+        mine = [c for c in cells if c["task"] == t]
+        results["per_task"][t] = {key: float(np.mean([c[key] for c in mine])) for key in
+                                  ("real_before", "real_after", "dream_before", "dream_after")}
+        results["per_task"][t]["real_after_per_seed"] = [c["real_after"] for c in mine]
     args.out.write_text(json.dumps(results, indent=2))
+    tasks = done_tasks
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    # Left: reality (bars: mean over seeds, dots: each seed). Right: the dream's verdict on the same
+    # policies; a dream gain that reality does not share is the dream being exploited.
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
     x = np.arange(len(tasks))
-    ax.bar(x - 0.2, [results["per_task"][t]["real_before"] for t in tasks], 0.4, label="finetuned WAM")
-    ax.bar(x + 0.2, [results["per_task"][t]["real_after"] for t in tasks], 0.4, label="after RL in dreams")
-    ax.set_xticks(x, [t.removesuffix("-v3") for t in tasks], fontsize=8)
-    ax.set_ylabel("real success")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    for ax, where in zip(axes, ("real", "dream")):
+        ax.bar(x - 0.2, [results["per_task"][t][f"{where}_before"] for t in tasks], 0.4, label="finetuned WAM")
+        ax.bar(x + 0.2, [results["per_task"][t][f"{where}_after"] for t in tasks], 0.4, label="after RL in dreams")
+        for i, t in enumerate(tasks):
+            after = [c[f"{where}_after"] for c in cells if c["task"] == t]
+            ax.scatter(np.full(len(after), i + 0.2), after, color="k", s=8, zorder=3)
+        ax.set_xticks(x, [t.removesuffix("-v3") for t in tasks], fontsize=8)
+        ax.set_title(f"success in {'Meta-World' if where == 'real' else 'the dream'}", fontsize=9)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("success rate")
+    axes[0].legend(fontsize=7)
+    status = "PARTIAL, " if results["partial"] else ""
+    fig.suptitle(f"{status}{len(cells)} RL runs: mean real gain {results['mean_real_gain']:+.3f}", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out.with_suffix(".png"), dpi=120)
-
 
 if __name__ == "__main__":
     main()

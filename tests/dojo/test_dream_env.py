@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
@@ -64,6 +65,22 @@ def test_a_batch_of_dreams_equals_the_same_dreams_one_by_one(tmp_path_factory):
             np.testing.assert_allclose(obs["state"][0], trace[step][0]["state"][i], atol=1e-4)
             assert reward[0] == pytest.approx(trace[step][1][i], abs=1e-4)
             assert bool(terminated[0] | truncated[0]) == bool(trace[step][2][i])
+
+
+def test_images_are_decoded_only_when_a_frame_changes_and_always_match_the_latent(tmp_path_factory):
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=2, max_episode_steps=5, device="cpu"))
+    decoded = []
+    original = env._decode
+    env._decode = lambda latents: decoded.append(len(latents)) or original(latents)
+    obs, _ = env.reset(seed=0)
+    changed = 2  # both first frames
+    for a in np.random.default_rng(1).uniform(-1, 1, (9, 2, 4)).astype(np.float32):
+        before = obs["latent"]
+        obs, *_ = env.step(a)
+        np.testing.assert_array_equal(obs["image"], original(torch.from_numpy(obs["latent"])))
+        changed += int(sum(not np.array_equal(x, y) for x, y in zip(before, obs["latent"])))
+    # One decoded row per new frame (model step or reset); none for control steps that keep the frame.
+    assert sum(decoded) == changed
 
 
 def test_episodes_end_at_the_horizon_and_autoreset_on_the_next_step(tmp_path_factory):

@@ -117,6 +117,10 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._success = np.zeros(self.num_envs, bool)
         self._steps = np.zeros(self.num_envs, np.int64)
         self._actions_of: list[list[torch.Tensor]] = [[] for _ in range(self.num_envs)]  # (stride, A) per history frame
+        # Decoded frames, redone only for dreams whose latent changed: between model steps (stride - 1 of
+        # every stride control steps) the observation is the same frame, and decoding is a large share of a step.
+        self._images = np.zeros((self.num_envs, size, size, 3), np.uint8)
+        self._stale = np.ones(self.num_envs, bool)
 
     # -- gymnasium ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
@@ -175,6 +179,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._history[i].append((self.start_latents[start], self.start_states[start]))
         self._reward[i], self._success[i], self._steps[i] = 0.0, False, 0
         self._needs_reset[i] = False
+        self._stale[i] = True
         self._actions_of[i] = []
 
     @torch.no_grad()
@@ -196,6 +201,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             probability = torch.sigmoid(success[:, -1]).cpu().numpy()
             for row, i in enumerate(group):
                 self._latest[i], self._state[i] = next_latents[row, -1], next_state[row, -1]
+                self._stale[i] = True
                 self._history[i].append((next_latents[row, -1], next_state[row, -1]))
                 self._reward[i] = float(reward[row, -1])
                 self._success[i] = bool(probability[row] > self.config.success_threshold)
@@ -207,7 +213,11 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     def _observation(self) -> dict[str, np.ndarray]:
         obs = {"latent": self._latest.cpu().numpy().astype(np.float32), "state": self._state.cpu().numpy().astype(np.float32)}
         if self.config.decode_images:
-            obs["image"] = self._decode(self._latest)
+            stale = np.flatnonzero(self._stale)
+            if len(stale):
+                self._images[stale] = self._decode(self._latest[torch.from_numpy(stale).to(self.device)])
+                self._stale[:] = False
+            obs["image"] = self._images.copy()
         return obs
 
 
