@@ -49,7 +49,8 @@ def main() -> None:
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
-    missing = [p for p in args.policies if not (p / "finetune.json").exists() or not (p / "wam" / "checkpoint").exists()]
+    # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
+    missing = [p for p in args.policies if not (p / "summary.json").exists()]
     for policy in missing:
         print(f"{policy}: not a finished policy run, left out")
     for policy in [p for p in args.policies if p not in missing]:
