@@ -6,10 +6,11 @@
 Each policy is evaluated twice on the same tasks and the same scene seeds: in real
 Meta-World episodes and in dreams of `--world` (a finetuned WAM: its action-conditioned
 world model steps, its reward/success heads end the episodes; images are decoded so any
-policy, pretrained or not, sees frames). Reports Pearson and Spearman correlation of dream
-vs real mean success over the policies and the policies where the dream is most
-optimistic (exploited), and draws the scatter. Cells (policy x env) are written to the JSON
-as they finish and skipped on rerun.
+policy, pretrained or not, sees frames). Each dream starts from the simulator's first
+frame of the same scene, so both judge the same episodes. Reports Pearson and Spearman
+correlation of dream vs real mean success over the policies and the policies where the
+dream is most optimistic (exploited), and draws the scatter. Cells (policy x env) are
+written to the JSON as they finish and skipped on rerun.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dream-start", choices=("scene", "data"), default="scene",
+                        help="dreams start from the same scenes' first frames as the real episodes, or from data")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_eval.json")
     args = parser.parse_args()
     tasks = tuple(resolve_tasks(args.tasks))
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
+                   dream_start=args.dream_start,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
     # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
@@ -58,7 +62,8 @@ def main() -> None:
             key = f"{policy}|{'real' if env == 'metaworld' else 'dream'}"
             if key in results["cells"]:
                 continue
-            r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env))
+            r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env,
+                                           dream_start=args.dream_start))
             results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
                                      "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()}}
             args.out.write_text(json.dumps(results, indent=2))

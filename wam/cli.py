@@ -227,6 +227,8 @@ def eval_policy(
     video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here"),
     out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
     env: str = typer.Option("metaworld", help="metaworld (the simulator) or dream/RUN (inside a finetuned WAM's world model)"),
+    dream_start: str = typer.Option("scene", help="dreams start from the simulator's first frame of each evaluation scene "
+                                    "(scene) or from first frames of the world's robot data (data)"),
 ) -> None:
     """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
@@ -240,7 +242,8 @@ def eval_policy(
             if env == "metaworld":
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
-        config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env)
+        config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
+                            dream_start=dream_start)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))

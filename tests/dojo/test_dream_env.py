@@ -152,3 +152,21 @@ def test_a_wam_finetuned_without_rewards_cannot_dream(tmp_path_factory):
     run, _ = tiny_wam_run(tmp_path_factory)  # its robot data has no reward or success features
     with pytest.raises(CheckpointError, match="without rewards"):
         make(f"dream/{run}", task=TASK)
+
+
+def test_a_dream_starts_from_the_frame_it_is_given(tmp_path_factory):
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=2, max_episode_steps=5, device="cpu"))
+    image = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    state = np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]], np.float32)
+    obs, _ = env.reset(seed=0, options={"image": image, "state": state})
+    with torch.no_grad():
+        expected = env.tokenizer.encode(torch.from_numpy(image).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(obs["latent"], expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(obs["state"], state)
+    with pytest.raises(ValueError, match="'image' must be uint8 of shape"):
+        env.reset(options={"image": image[:1], "state": state})
+    with pytest.raises(ValueError, match="'image' and 'state'"):
+        env.reset(options={"image": image})
+    single = make(f"dream/{dream_run(tmp_path_factory)}", task=TASK, device="cpu")
+    obs, _ = single.reset(seed=1, options={"image": image[1], "state": state[1]})
+    np.testing.assert_allclose(obs["latent"], expected[1].numpy(), atol=1e-6)

@@ -98,7 +98,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self.num_envs = config.num_envs
         self.render_mode = "rgb_array"
         wc = self.model.config.world
-        size = int(saved["image_size"])
+        size = self.tokenizer_image_size = int(saved["image_size"])
         spaces = {"latent": gym.spaces.Box(-1.0, 1.0, (wc.latent_channels, wc.latent_size, wc.latent_size), np.float32),
                   "state": gym.spaces.Box(-np.inf, np.inf, (wc.state_dim,), np.float32)}
         if config.decode_images:
@@ -124,12 +124,32 @@ class DreamVectorEnv(gym.vector.VectorEnv):
 
     # -- gymnasium ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        """Start every dream from a first frame of the task's data (picked by the seed), or, with
+        `options={"image": (N, H, W, 3) uint8, "state": (N, S)}`, from the frames given: a real scene's first
+        frame dreams the same episode the simulator would run."""
         if seed is not None:
             seeds = seed if isinstance(seed, (list, tuple)) else [seed + i for i in range(self.num_envs)]
             self._rngs = [np.random.default_rng(s) for s in seeds]
+        starts = self._given_starts(options) if options else None
         for i in range(self.num_envs):
-            self._reset_one(i)
+            self._reset_one(i, None if starts is None else (starts[0][i], starts[1][i]))
         return self._observation(), {"success": self._success.copy(), "task": [self.task_text] * self.num_envs}
+
+    @torch.no_grad()
+    def _given_starts(self, options: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        unknown = set(options) - {"image", "state"}
+        if unknown or not {"image", "state"} <= set(options):
+            raise ValueError(f"reset options take 'image' and 'state' (both), got {sorted(options)}")
+        image = np.asarray(options["image"])
+        state = np.asarray(options["state"], dtype=np.float32)
+        size = self.tokenizer_image_size
+        if image.shape != (self.num_envs, size, size, 3) or image.dtype != np.uint8:
+            raise ValueError(f"reset option 'image' must be uint8 of shape {(self.num_envs, size, size, 3)}, "
+                             f"got {image.dtype} {image.shape}")
+        if state.shape != (self.num_envs, self.single_observation_space["state"].shape[0]):
+            raise ValueError(f"reset option 'state' must have shape {(self.num_envs, self._state.shape[1])}, got {state.shape}")
+        frames = torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2).to(self.device)
+        return self.tokenizer.encode(frames), torch.from_numpy(state).to(self.device)
 
     def step(self, actions):
         actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
@@ -170,13 +190,14 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         pass
 
     # -- inside ----------------------------------------------------------------------------------
-    def _reset_one(self, i: int) -> None:
-        start = int(self._rngs[i].integers(len(self.start_latents)))
+    def _reset_one(self, i: int, given: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        if given is None:
+            start = int(self._rngs[i].integers(len(self.start_latents)))
+            given = self.start_latents[start], self.start_states[start]
         self._history[i].clear()
         self._pending[i] = []
-        self._latest[i] = self.start_latents[start]
-        self._state[i] = self.start_states[start]
-        self._history[i].append((self.start_latents[start], self.start_states[start]))
+        self._latest[i], self._state[i] = given
+        self._history[i].append(given)
         self._reward[i], self._success[i], self._steps[i] = 0.0, False, 0
         self._needs_reset[i] = False
         self._stale[i] = True
@@ -240,7 +261,9 @@ class DreamEnv(gym.Env):
         if seed is None and not getattr(self, "_seeded", False):
             seed = int(self.np_random.integers(2**31 - 1))
         self._seeded = True
-        obs, info = self.dreams.reset(seed=None if seed is None else [seed])
+        if options:
+            options = {key: np.asarray(value)[None] for key, value in options.items()}
+        obs, info = self.dreams.reset(seed=None if seed is None else [seed], options=options)
         return {k: v[0] for k, v in obs.items()}, {"success": bool(info["success"][0]), "task": self.task_text}
 
     def step(self, action):

@@ -40,6 +40,9 @@ class EvalConfig:
     videos_per_task: int = 1
     env: str = "metaworld"  # or "dream/<WAM RUN>": the same episodes inside a learned world model
     planner: dict | None = None  # PlanConfig fields: plan with CEM in the policy run's world model instead of acting
+    # Where a dream starts: "scene", the simulator's first frame of the same evaluation scene (so the dream
+    # and the simulator judge the same episodes), or "data", a first frame of the world's robot data.
+    dream_start: str = "scene"
 
 
 @dataclass
@@ -63,8 +66,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def run_episode(env, policy, task: str, seed: int, record: bool) -> tuple[bool, int, float, np.ndarray | None]:
-    obs, _ = env.reset(seed=seed)
+def run_episode(env, policy, task: str, seed: int, record: bool,
+                options: dict | None = None) -> tuple[bool, int, float, np.ndarray | None]:
+    obs, _ = env.reset(seed=seed, options=options)
     policy.reset(task)
     frames = [obs["image"]] if record else None
     success, steps, policy_seconds = False, 0, 0.0
@@ -125,8 +129,22 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
                                  max_episode_steps=config.max_steps)
     seed = evaluation_seed(config.seed, task, number)
     record = config.video_out is not None and number < config.videos_per_task
-    success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record)
+    options = None
+    if config.env.startswith("dream/") and config.dream_start == "scene" and task in MT50:
+        options = _scene_start(task, seed, policy.image_size, config.camera)
+    success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record, options)
     return EpisodeResult(task, number, seed, success, length, seconds, frames)
+
+
+def _scene_start(task: str, seed: int, size: int, camera: str) -> dict:
+    """The simulator's first image and state of the evaluation scene `seed`: where its dream starts."""
+    from wam.envs.registry import make
+
+    key = f"scene/{task}"
+    if key not in _WORKER:
+        _WORKER[key] = make(f"metaworld/{task}", obs="pixels", size=size, camera=camera)
+    obs, _ = _WORKER[key].reset(seed=seed)
+    return {"image": obs["image"], "state": obs["state"]}
 
 
 def _close_worker() -> None:
@@ -163,6 +181,8 @@ def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
 def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
     """Success per task (Wilson 95%), mean length and control rate; writes videos when asked."""
     tasks = tuple(resolve_tasks(",".join(config.tasks))) if config.env == "metaworld" else tuple(config.tasks)
+    if config.dream_start not in ("scene", "data"):
+        raise ValueError(f"dream_start must be 'scene' or 'data', got {config.dream_start!r}")
     if config.episodes < 1 or config.workers < 1:
         raise ValueError(f"episodes and workers must be >= 1, got {config.episodes}, {config.workers}")
     from wam.policy import load
