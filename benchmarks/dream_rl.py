@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=RLConfig.starts, help="first frames per RL iteration")
     parser.add_argument("--group", type=int, default=RLConfig.group, help="rollouts per first frame")
     parser.add_argument("--horizon", type=int, default=RLConfig.horizon, help="control steps per dream rollout")
+    parser.add_argument("--lr", type=float, default=RLConfig.lr)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/dream_rl"))
@@ -69,7 +70,7 @@ def main() -> None:
                 continue
             out = args.runs / f"{task}-s{seed}"
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
-                              horizon=args.horizon, seed=seed)
+                              horizon=args.horizon, lr=args.lr, seed=seed)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),
