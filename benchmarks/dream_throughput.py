@@ -42,10 +42,11 @@ def real_env_rate(steps: int) -> float:
     return rate
 
 
-def dream_rate(run: Path, task: str, batch: int, steps: int, decode: bool) -> float:
+def dream_rate(run: Path, task: str, batch: int, steps: int, decode: bool, bf16: bool = False) -> float:
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 
-    env = DreamVectorEnv(DreamConfig(run, task, num_envs=batch, max_episode_steps=10_000, decode_images=decode, device="auto"))
+    env = DreamVectorEnv(DreamConfig(run, task, num_envs=batch, max_episode_steps=10_000, decode_images=decode, device="auto",
+                                     bf16=bf16))
     env.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, batch, 4)).astype(np.float32)
     for a in actions[:4]:
@@ -93,9 +94,11 @@ def main() -> None:
     print(f"real Meta-World pixel env (64x64, 1 process): {real:.0f} steps/s")
     rows = []
     for batch in [int(b) for b in args.batches.split(",")]:
-        rate = dream_rate(run, task, batch, args.steps, args.decode)
-        rows.append({"batch": batch, "dream_steps_per_s": round(rate, 1), "ratio_to_real": round(rate / real, 2)})
-        print(f"dream batch {batch:4d}: {rate:8.0f} steps/s  ({rate / real:.1f}x the simulator)")
+        for bf16 in (False, True):
+            rate = dream_rate(run, task, batch, args.steps, args.decode, bf16)
+            rows.append({"batch": batch, "precision": "bf16" if bf16 else "fp32", "dream_steps_per_s": round(rate, 1),
+                         "ratio_to_real": round(rate / real, 2)})
+            print(f"dream batch {batch:4d} {rows[-1]['precision']}: {rate:8.0f} steps/s  ({rate / real:.1f}x the simulator)")
     result = {"run": str(run), "random_weights": args.run is None, "preset": args.preset, "decode_images": args.decode,
               "real_env_steps_per_s": round(real, 1), "dreams": rows,
               "machine": {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -109,7 +112,9 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot([r["batch"] for r in rows], [r["dream_steps_per_s"] for r in rows], marker="o", label="dream (batched world model)")
+    for precision in ("fp32", "bf16"):
+        mine = [r for r in rows if r["precision"] == precision]
+        ax.plot([r["batch"] for r in mine], [r["dream_steps_per_s"] for r in mine], marker="o", label=f"dream, {precision}")
     ax.axhline(real, color="k", ls="--", label="Meta-World pixel env")
     ax.axhline(50 * real, color="r", ls=":", label="target: 50x the simulator")
     ax.set_xscale("log", base=2)

@@ -170,3 +170,21 @@ def test_a_dream_starts_from_the_frame_it_is_given(tmp_path_factory):
     single = make(f"dream/{dream_run(tmp_path_factory)}", task=TASK, device="cpu")
     obs, _ = single.reset(seed=1, options={"image": image[1], "state": state[1]})
     np.testing.assert_allclose(obs["latent"], expected[1].numpy(), atol=1e-6)
+
+
+def test_bf16_dreams_stay_close_to_float32_dreams(tmp_path_factory):
+    run = dream_run(tmp_path_factory)
+    actions = np.random.default_rng(2).uniform(-1, 1, (6, 2, 4)).astype(np.float32)
+    traces = []
+    for bf16 in (False, True):
+        env = DreamVectorEnv(DreamConfig(run, TASK, num_envs=2, max_episode_steps=50, decode_images=False, device="cpu", bf16=bf16))
+        obs, _ = env.reset(seed=4)
+        for a in actions:
+            obs, reward, *_ = env.step(a)
+        traces.append((obs["latent"], obs["state"], reward))
+        assert obs["latent"].dtype == np.float32
+    (lat32, state32, reward32), (lat16, state16, reward16) = traces
+    assert not np.array_equal(lat32, lat16)  # bf16 really ran
+    np.testing.assert_allclose(lat16, lat32, atol=0.05)
+    np.testing.assert_allclose(state16, state32, atol=0.05)
+    np.testing.assert_allclose(reward16, reward32, atol=0.5)

@@ -45,6 +45,9 @@ class DreamConfig:
     terminate_on_success: bool = True
     data: tuple[Path, ...] = ()  # datasets with the task's first frames; default: the run's robot data
     device: str = "auto"
+    # Run the world model's step in bfloat16 (autocast): about twice the steps on CPUs with bf16 units (AVX512-BF16,
+    # AMX) and on GPUs, at the price of dreams that differ from float32 ones in the third decimal.
+    bf16: bool = False
 
 
 def _load_dreamer(run: Path, device: torch.device):
@@ -218,7 +221,9 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             latents = torch.stack([torch.stack([h[0] for h in self._history[i]]) for i in group])  # (G, T, C, h, w)
             states = torch.stack([torch.stack([h[1] for h in self._history[i]]) for i in group])  # (G, T, S)
             actions = torch.stack([torch.stack(self._actions_of[i][-length:]) for i in group])  # (G, T, stride, A)
-            next_latents, next_state, reward, success = self.model.step(latents, actions, self.text_ids[group], states)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+                next_latents, next_state, reward, success = self.model.step(latents, actions, self.text_ids[group], states)
+            next_latents, next_state, reward, success = (t.float() for t in (next_latents, next_state, reward, success))
             probability = torch.sigmoid(success[:, -1]).cpu().numpy()
             for row, i in enumerate(group):
                 self._latest[i], self._state[i] = next_latents[row, -1], next_state[row, -1]
@@ -276,10 +281,11 @@ class DreamEnv(gym.Env):
 
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
-               data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, **_ignored) -> gym.Env:
+               data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
+               **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
-                         data=tuple(data), device=device)
+                         data=tuple(data), device=device, bf16=bf16)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)
