@@ -4,8 +4,8 @@ The policy is a finetuned WAM; its action chunk becomes the mean of a Gaussian w
 fixed std `sigma`. Every iteration starts `starts` dreams from real first frames, each
 `group` times (the same start for the whole group), and rolls the policy out with noise
 for `horizon` control steps in the world model of another (or the same) WAM run. A
-rollout's return is its mean predicted reward per step plus `success_bonus` times the
-success head's final verdict; its advantage is the return minus its group's mean, over
+rollout's return is its mean predicted reward per step plus `success_bonus` if the success
+head said success at any step; its advantage is the return minus its group's mean, over
 the group's std (GRPO: no value network, the group is the baseline). The loss per chunk
 decision is
 
@@ -108,7 +108,7 @@ class DreamRollouts:
         obs, _ = dreams.reset(seed=seeds)
         rng = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
         frames, states = [[] for _ in range(n)], [[] for _ in range(n)]
-        decisions, rewards = [], np.zeros(n)
+        decisions, rewards, succeeded = [], np.zeros(n), np.zeros(n, bool)
         queue: np.ndarray | None = None
         for t in range(cfg.horizon):
             if t % self.stride == 0:
@@ -125,7 +125,10 @@ class DreamRollouts:
                 queue = chunk[:, : self.execute].clamp(-1, 1).cpu().numpy()
             obs, reward, _, _, info = dreams.step(queue[:, t % self.execute])
             rewards += reward / cfg.horizon
-        success = np.asarray(info["success"], dtype=float)
+            succeeded |= np.asarray(info["success"], dtype=bool)
+        # Success anywhere in the rollout, as evaluation counts it (the success head's verdict at the last step
+        # alone misses episodes that succeed and then drift).
+        success = succeeded.astype(float)
         returns = rewards / 10.0 + cfg.success_bonus * success
         grouped = returns.reshape(cfg.starts, cfg.group)
         advantage = (grouped - grouped.mean(1, keepdims=True)) / (grouped.std(1, keepdims=True) + 1e-6)
@@ -153,7 +156,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
         shutil.copy(policy_run / name, out / name)
     if not (out / "tokenizer").exists():
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
-    # Dreams run the whole horizon: the success head's verdict at the end scores the rollout.
+    # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
     dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
                   max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device)
     policy = load_wam(policy_run).to(dreams.device)
