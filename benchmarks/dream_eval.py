@@ -76,6 +76,15 @@ def main() -> None:
     dream = np.array([results["cells"][f"{n}|dream"]["mean_success"] for n in names])
     results["pearson"] = float(np.corrcoef(real, dream)[0, 1]) if real.std() and dream.std() else None
     results["spearman"] = spearman(real, dream) if real.std() and dream.std() else None
+    # Per task, over the same policies: which tasks the dream judges (a task whose dream success is the same for
+    # every policy, or rises where reality falls, is one the dream cannot tell apart).
+    results["per_task"] = {}
+    for task in tasks:
+        r_t = np.array([results["cells"][f"{n}|real"]["tasks"][task] for n in names])
+        d_t = np.array([results["cells"][f"{n}|dream"]["tasks"][task] for n in names])
+        results["per_task"][task] = {
+            "real": r_t.tolist(), "dream": d_t.tolist(), "mean_gap": float((d_t - r_t).mean()),
+            "pearson": float(np.corrcoef(r_t, d_t)[0, 1]) if r_t.std() and d_t.std() else None}
     gap = dream - real
     results["most_optimistic"] = [{"policy": names[i], "real": float(real[i]), "dream": float(dream[i])} for i in np.argsort(-gap)[:3]]
     args.out.write_text(json.dumps(results, indent=2))
@@ -86,15 +95,19 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    ax.scatter(real, dream)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for task in tasks:  # small marks: each task's success, per policy
+        ax.scatter(results["per_task"][task]["real"], results["per_task"][task]["dream"], s=10, alpha=0.5,
+                   label=task.removesuffix("-v3"))
+    ax.scatter(real, dream, color="k", s=30, label="mean over tasks")
     for n, x, y in zip(names, real, dream):
         ax.annotate(Path(n).name, (x, y), fontsize=6)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("real success (Meta-World)")
     ax.set_ylabel("dream success (learned world model)")
+    ax.legend(fontsize=6, loc="lower right")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    ax.set_title(f"{len(names)} policies: Pearson {fmt(results['pearson'])}, Spearman {fmt(results['spearman'])}", fontsize=8)
+    ax.set_title(("PARTIAL: " if results["partial"] else "") + f"{len(names)} policies: Pearson {fmt(results['pearson'])}, Spearman {fmt(results['spearman'])}", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out.with_suffix(".png"), dpi=120)
 
