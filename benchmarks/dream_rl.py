@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=RLConfig.group, help="rollouts per first frame")
     parser.add_argument("--horizon", type=int, default=RLConfig.horizon, help="control steps per dream rollout")
     parser.add_argument("--lr", type=float, default=RLConfig.lr)
+    parser.add_argument("--bc-weight", type=float, default=RLConfig.bc_weight, help="weight of the anchor to the finetuned policy")
+    parser.add_argument("--sigma", type=float, default=RLConfig.sigma, help="exploration std on every action")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/dream_rl"))
@@ -70,7 +72,8 @@ def main() -> None:
                 continue
             out = args.runs / f"{task}-s{seed}"
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
-                              horizon=args.horizon, lr=args.lr, seed=seed)
+                              horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
+                              sigma=args.sigma, seed=seed)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),
