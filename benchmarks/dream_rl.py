@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=RLConfig.starts, help="first frames per RL iteration")
     parser.add_argument("--group", type=int, default=RLConfig.group, help="rollouts per first frame")
     parser.add_argument("--horizon", type=int, default=RLConfig.horizon, help="control steps per dream rollout")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: summarise and plot the cells already in --out")
     parser.add_argument("--lr", type=float, default=RLConfig.lr)
     parser.add_argument("--bc-weight", type=float, default=RLConfig.bc_weight, help="weight of the anchor to the finetuned policy")
     parser.add_argument("--sigma", type=float, default=RLConfig.sigma, help="exploration std on every action")
@@ -52,7 +53,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
     results.update(policy=str(args.policy), world=str(args.world), episodes_per_task=args.episodes,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
-                   command="python benchmarks/dream_rl.py " + " ".join(os.sys.argv[1:]))
+                   command=results.get("command") if args.report_only else "python benchmarks/dream_rl.py " + " ".join(os.sys.argv[1:]))
 
     def success(policy: Path, task: str, env: str = "metaworld") -> float:
         return evaluate_policy(EvalConfig(policy, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
@@ -61,7 +62,7 @@ def main() -> None:
     # The policy before RL is the same for every seed, and evaluation is deterministic (same scenes, same
     # result), so its real and dream success are measured once per task.
     before = results.setdefault("before", {})
-    for seed in [int(s) for s in args.seeds.split(",")]:  # seed-major: a cut-off run has every task at least once
+    for seed in [] if args.report_only else [int(s) for s in args.seeds.split(",")]:  # seed-major: a cut-off run has every task
         for task in tasks:
             if task not in before:
                 before[task] = {"real": success(args.policy, task), "dream": success(args.policy, task, f"dream/{args.world}")}

@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--elites", type=int, default=4)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--report-only", action="store_true", help="run nothing: summarise and plot the cells already in --out")
     parser.add_argument("--out", type=Path, default=RESULTS / "plan.json")
     args = parser.parse_args()
     tasks = tuple(resolve_tasks(args.tasks))
@@ -55,13 +56,13 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
-                   command="python benchmarks/plan.py " + " ".join(os.sys.argv[1:]))
+                   command=results.get("command") if args.report_only else "python benchmarks/plan.py " + " ".join(os.sys.argv[1:]))
     methods = {"policy": None} | {f"cem {s}x{i}": {"samples": s, "iterations": i, "elites": min(args.elites, s), "seed": 0}
                                    for s, i in plans}
     for method, planner in methods.items():
         for task in tasks:
             key = f"{method}|{task}"
-            if key in results["cells"]:
+            if key in results["cells"] or args.report_only:
                 continue
             r = evaluate_policy(EvalConfig(args.world, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
                                            planner=planner))
@@ -73,10 +74,13 @@ def main() -> None:
             print(f"{key}: success {t['success_rate']:.2f}, {t['policy_steps_per_s']:.1f} control steps/s")
     planned = [f"{m}|{t}" for m in methods for t in tasks]
     results["planned"], results["partial"] = planned, any(k not in results["cells"] for k in planned)
-    results["summary"] = {m: {"mean_success": float(np.mean([results["cells"][f"{m}|{t}"]["success_rate"] for t in tasks])),
-                              "control_steps_per_s": float(np.mean([results["cells"][f"{m}|{t}"]["control_steps_per_s"]
-                                                                    for t in tasks]))}
-                          for m in methods if all(f"{m}|{t}" in results["cells"] for t in tasks)}
+    results["summary"] = {}
+    for m in methods:  # over the tasks finished so far; "tasks" says which
+        mine = [results["cells"][f"{m}|{t}"] for t in tasks if f"{m}|{t}" in results["cells"]]
+        if mine:
+            results["summary"][m] = {"tasks": [c["task"] for c in mine],
+                                     "mean_success": float(np.mean([c["success_rate"] for c in mine])),
+                                     "control_steps_per_s": float(np.mean([c["control_steps_per_s"] for c in mine]))}
     args.out.write_text(json.dumps(results, indent=2))
     for m, s in results["summary"].items():
         print(f"{m}: mean success {s['mean_success']:.3f}, {s['control_steps_per_s']:.1f} control steps/s")
@@ -90,11 +94,12 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     width = 0.8 / max(1, len(done))
     for j, m in enumerate(done):
-        rates = [results["cells"][f"{m}|{t}"]["success_rate"] for t in tasks]
-        errors = np.array([[r - results["cells"][f"{m}|{t}"]["wilson95"][0], results["cells"][f"{m}|{t}"]["wilson95"][1] - r]
-                           for r, t in zip(rates, tasks)]).T
-        label = f"{m} ({results['summary'][m]['control_steps_per_s']:.0f} steps/s)"
-        ax.bar(np.arange(len(tasks)) + (j - (len(done) - 1) / 2) * width, rates, width, yerr=errors, capsize=2, label=label)
+        where = [i for i, t in enumerate(tasks) if f"{m}|{t}" in results["cells"]]
+        cells = [results["cells"][f"{m}|{tasks[i]}"] for i in where]
+        rates = [c["success_rate"] for c in cells]
+        errors = np.array([[r - c["wilson95"][0], c["wilson95"][1] - r] for r, c in zip(rates, cells)]).T
+        label = f"{m} ({results['summary'][m]['control_steps_per_s']:.1f} steps/s)"
+        ax.bar(np.array(where) + (j - (len(done) - 1) / 2) * width, rates, width, yerr=errors, capsize=2, label=label)
     ax.set_xticks(np.arange(len(tasks)), [t.removesuffix("-v3") for t in tasks], fontsize=8)
     ax.set_ylabel(f"real success ({args.episodes} episodes)")
     ax.set_ylim(0, 1.05)
