@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wam.dojo.evaluate import _scene_start, evaluation_seed
+from wam.dojo.evaluate import scene_start, evaluation_seed
 from wam.envs.registry import make
 from wam.envs.tasks import resolve_tasks
 
@@ -64,7 +64,7 @@ def main() -> None:
                 outcomes = []
                 for n in range(args.scenes):
                     seed = evaluation_seed(0, task, n)
-                    options = _scene_start(task, seed, 64, "corner2") if where == "dream" else None
+                    options = scene_start(task, seed, 64, "corner2") if where == "dream" else None
                     outcomes.append(episode(env, seed, options, kind, rng, args.max_steps))
                 row[f"{where}_{kind}"] = {"success_rate": float(np.mean([s for s, _ in outcomes])),
                                           "mean_length": float(np.mean([n for _, n in outcomes]))}

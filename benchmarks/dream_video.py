@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from wam.data.export import write_video
-from wam.dojo.evaluate import evaluation_seed
+from wam.dojo.evaluate import evaluation_seed, scene_start
 from wam.envs.metaworld_env import CONTROL_FPS
 from wam.envs.registry import make
 from wam.policy import load
@@ -57,7 +57,7 @@ def main() -> None:
     seed = evaluation_seed(0, args.task, args.episode)
     real = make(f"metaworld/{args.task}", obs="pixels", size=policy.image_size, camera="corner2", max_episode_steps=args.max_steps)
     real_frames, actions, real_success = run(real, policy, args.task, seed, None)
-    start = {"image": real_frames[0], "state": real.reset(seed=seed)[0]["state"]}
+    start = scene_start(args.task, seed, policy.image_size, "corner2")
     # The replay must not stop at the dream's success verdict: it shows the drift over the whole episode.
     replay_env = make(f"dream/{args.world}", task=args.task, max_episode_steps=len(actions) + 1, device="cpu",
                       terminate_on_success=False)

@@ -63,8 +63,7 @@ class WAMPolicy:
             image = np.asarray(obs["image"])
             if image.shape != (self.image_size, self.image_size, 3):
                 raise ValueError(f"observation image is {image.shape}, the policy expects ({self.image_size}, {self.image_size}, 3)")
-            frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(self.device)
-            self.latents.append(self.tokenizer.encode(frame)[0])
+            self.latents.append(self.tokenizer.encode_images(image[None])[0])
             self.states.append(torch.as_tensor(np.asarray(obs["state"], dtype=np.float32), device=self.device))
         if not self.queue:
             latents = torch.stack(list(self.latents))[None]  # (1, T, C, h, w)

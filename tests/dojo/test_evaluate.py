@@ -63,15 +63,15 @@ def test_a_pretraining_run_is_refused_before_any_episode(tmp_path_factory):
 
 
 def test_a_dream_of_an_evaluation_scene_starts_from_the_simulators_first_frame_of_that_scene():
-    from wam.dojo.evaluate import _scene_start, evaluation_seed
+    from wam.dojo.evaluate import scene_start, evaluation_seed
     from wam.envs.registry import make as make_env
 
     seed = evaluation_seed(0, "drawer-open-v3", 3)
-    start = _scene_start("drawer-open-v3", seed, 64, "corner2")
+    start = scene_start("drawer-open-v3", seed, 64, "corner2")
     real = make_env("metaworld/drawer-open-v3", obs="pixels", size=64, camera="corner2")
     obs, _ = real.reset(seed=seed)
     np.testing.assert_array_equal(start["image"], obs["image"])
     np.testing.assert_allclose(start["state"], obs["state"])
-    other = _scene_start("drawer-open-v3", evaluation_seed(0, "drawer-open-v3", 4), 64, "corner2")
+    other = scene_start("drawer-open-v3", evaluation_seed(0, "drawer-open-v3", 4), 64, "corner2")
     assert not np.array_equal(other["image"], start["image"])
     real.close()

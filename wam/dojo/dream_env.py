@@ -81,8 +81,7 @@ def _first_frames(datasets: list[Path], text: str, tokenizer, device) -> tuple[t
             states.append(dataset.low_dim(meta.index)[STATE_KEY][0])
     if not images:
         raise DatasetError(f"{', '.join(map(str, datasets))}: no episode of task {text!r} to start dreams from")
-    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device)
-    return tokenizer.encode(frames), torch.from_numpy(np.stack(states).astype(np.float32)).to(device)
+    return tokenizer.encode_images(np.stack(images)), torch.from_numpy(np.stack(states).astype(np.float32)).to(device)
 
 
 class DreamVectorEnv(gym.vector.VectorEnv):
@@ -149,10 +148,9 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         if image.shape != (self.num_envs, size, size, 3) or image.dtype != np.uint8:
             raise ValueError(f"reset option 'image' must be uint8 of shape {(self.num_envs, size, size, 3)}, "
                              f"got {image.dtype} {image.shape}")
-        if state.shape != (self.num_envs, self.single_observation_space["state"].shape[0]):
-            raise ValueError(f"reset option 'state' must have shape {(self.num_envs, self._state.shape[1])}, got {state.shape}")
-        frames = torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2).to(self.device)
-        return self.tokenizer.encode(frames), torch.from_numpy(state).to(self.device)
+        if state.shape != self._state.shape:
+            raise ValueError(f"reset option 'state' must have shape {tuple(self._state.shape)}, got {state.shape}")
+        return self.tokenizer.encode_images(image), torch.from_numpy(state).to(self.device)
 
     def step(self, actions):
         actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)

@@ -131,12 +131,12 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     record = config.video_out is not None and number < config.videos_per_task
     options = None
     if config.env.startswith("dream/") and config.dream_start == "scene" and task in MT50:
-        options = _scene_start(task, seed, policy.image_size, config.camera)
+        options = scene_start(task, seed, policy.image_size, config.camera)
     success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record, options)
     return EpisodeResult(task, number, seed, success, length, seconds, frames)
 
 
-def _scene_start(task: str, seed: int, size: int, camera: str) -> dict:
+def scene_start(task: str, seed: int, size: int, camera: str) -> dict:
     """The simulator's first image and state of the evaluation scene `seed`: where its dream starts."""
     from wam.envs.registry import make
 

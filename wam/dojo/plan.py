@@ -49,8 +49,7 @@ class CEMPlanner(WAMPolicy):
         self.generator = torch.Generator().manual_seed(config.seed)
         self.goal = None
         if goal_image is not None:
-            frame = torch.from_numpy(np.ascontiguousarray(goal_image)).permute(2, 0, 1)[None].to(self.device)
-            self.goal = self.tokenizer.encode(frame)[0]
+            self.goal = self.tokenizer.encode_images(np.asarray(goal_image)[None])[0]
         self.actions_taken: deque = deque()
 
     def reset(self, task: str | None = None) -> None:
