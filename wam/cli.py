@@ -37,6 +37,8 @@ def collect(
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
     seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, seed and number"),
     max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
+    explore: float = typer.Option(0.0, help="play data: probability that each 16-step segment is one held random action"),
+    after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
 ) -> None:
     """Run scripted experts on Meta-World tasks and record their episodes (resumable)."""
     from wam.envs.collect import CollectConfig
@@ -46,7 +48,8 @@ def collect(
 
     try:
         names = tuple(resolve_tasks(tasks))
-        config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps)
+        config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps,
+                               explore=explore, after_success=after_success)
         result = run_collect(config)
     except (ValueError, WamError) as err:
         _fail(str(err))
@@ -189,6 +192,8 @@ def finetune(
     out: Path = typer.Option(..., help="run directory"),
     pretrained: Optional[Path] = typer.Option(None, help="pretraining run (wam pretrain --out); omit for the from-scratch baseline"),
     video: Optional[list[Path]] = typer.Option(None, help="action-free video datasets to keep mixing in"),
+    play: Optional[list[Path]] = typer.Option(None, help="labelled play datasets (exploration, failures): they train the "
+                                             "action-conditioned dynamics, reward and success heads, not the policy"),
     preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
     steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
     episodes_per_task: Optional[int] = typer.Option(None, "--episodes-per-task", "-k", help="use K labelled episodes per task"),
@@ -210,7 +215,8 @@ def finetune(
             train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
                                 eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed)
-        summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume)
+        summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
+                               play=list(play or []))
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

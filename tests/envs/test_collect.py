@@ -179,6 +179,27 @@ def test_short_step_limit_truncates_unsuccessful_episodes(tmp_path):
     assert not dataset.low_dim(0)["success"].any()
 
 
+def test_after_success_records_the_goal_state_held(tmp_path):
+    result = _collect(tmp_path / "held", tasks=("button-press-topdown-v3",), episodes=1, after_success=6)
+    plain = _collect(tmp_path / "plain", tasks=("button-press-topdown-v3",), episodes=1)
+    assert result.successes == 1 and result.frames == plain.frames + 6
+    dataset = Dataset(tmp_path / "held")
+    success = dataset.low_dim(0)["success"]
+    first = int(np.flatnonzero(success)[0])
+    assert first == plain.frames - 1 and len(success) == first + 7, "six steps after the first success"
+    assert success[first:].sum() >= 4, f"the pressed button stays pressed: {success[first:]}"
+    assert dataset.episodes[0].info["after_success"] == 6 and dataset.episodes[0].success
+
+
+def test_exploring_collection_is_recorded_as_play_data(tmp_path):
+    _collect(tmp_path / "play", tasks=("reach-v3",), episodes=1, explore=0.5, max_steps=64)
+    dataset = Dataset(tmp_path / "play")
+    assert dataset.episodes[0].info["explore"] == 0.5
+    action = dataset.low_dim(0)["action"]
+    repeats = np.all(action[1:] == action[:-1], axis=1)
+    assert repeats.sum() >= 7, "held random actions repeat exactly within a segment"
+
+
 # -- action-free and mixed datasets --------------------------------------------------------------
 def test_action_free_dataset_has_no_action_feature(action_free):
     info = json.loads((action_free / "meta/info.json").read_text())
@@ -217,7 +238,8 @@ def test_labelled_episodes_are_refused_by_an_action_free_dataset(action_free, tm
 # -- arguments -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, named",
-    [({"tasks": ("reach-v3", "fly-v3")}, "fly-v3"), ({"workers": 0}, "workers"), ({"episodes": -1}, "episodes")],
+    [({"tasks": ("reach-v3", "fly-v3")}, "fly-v3"), ({"workers": 0}, "workers"), ({"episodes": -1}, "episodes"),
+     ({"explore": -0.1}, "explore"), ({"after_success": -1}, "after_success")],
 )
 def test_bad_arguments_raise_value_error(tmp_path, kwargs, named):
     with pytest.raises(ValueError, match=named):

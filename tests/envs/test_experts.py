@@ -103,8 +103,24 @@ def test_actions_within_bounds_under_heavy_noise():
     assert np.any(np.abs(actions) == 1.0), "heavy noise should have hit the clip"
 
 
+def test_exploration_holds_one_random_action_per_segment_and_is_seeded():
+    env = make("metaworld/push-v3", obs="state", max_episode_steps=64)
+    try:
+        experts = [ScriptedExpert("push-v3", explore=0.5, segment=8, seed=s) for s in (5, 5)] + [ScriptedExpert("push-v3")]
+        a, b, clean = _actions_along(env, experts, steps=64)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(a, b)
+    segments = a[: len(a) // 8 * 8].reshape(-1, 8, 4)
+    held = [np.all(seg == seg[0]) and not np.array_equal(seg, c) for seg, c in zip(segments, clean.reshape(-1, 8, 4))]
+    assert 0 < sum(held) < len(held), f"with explore 0.5 some segments, not all, are held random actions: {held}"
+    assert np.all(np.abs(a) <= 1.0)
+
+
 @pytest.mark.parametrize(
-    "kwargs, named", [({"task": "no-such-task-v3"}, "no-such-task-v3"), ({"task": "reach-v3", "noise": -0.1}, "-0.1")]
+    "kwargs, named",
+    [({"task": "no-such-task-v3"}, "no-such-task-v3"), ({"task": "reach-v3", "noise": -0.1}, "-0.1"),
+     ({"task": "reach-v3", "explore": 1.5}, "explore"), ({"task": "reach-v3", "segment": 0}, "segment")],
 )
 def test_bad_expert_arguments(kwargs, named):
     with pytest.raises(ValueError, match=named):

@@ -71,6 +71,29 @@ def test_video_windows_add_the_pretraining_loss():
     assert "video_mse" in metrics and mixed > base
 
 
+def _scored(batch: dict) -> dict:
+    b, w = batch["latents"].shape[:2]
+    return {**batch, "reward": torch.rand(b, w) * 10, "success": torch.rand(b, w) > 0.5,
+            "reward_mask": torch.ones(b, w, dtype=torch.bool)}
+
+
+def test_play_windows_train_the_simulator_and_never_the_policy():
+    model = _model()
+    play = _scored(_batch(model))
+    losses = model.conditioned_losses(play)
+    assert set(losses) == {"align", "dynamics", "state", "reward", "success"} and losses["success"] > 0
+    sum(losses.values()).backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(grads[n] is None for n in grads if n.startswith("action_chunk.")), "play data reached the policy head"
+    for name in ("action_encoder.0.weight", "reward.weight", "success.weight", "world.blocks.0.qkv.weight"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0, name
+
+    batch = _batch(model)
+    base, _ = model(batch)
+    mixed, metrics = model({**batch, "play": play})
+    assert "play_dynamics" in metrics and mixed > base
+
+
 def test_config_round_trips_through_a_dict():
     config = WAMConfig(world=pretrain_preset("tiny").world, chunk=5)
     assert WAMConfig.from_dict(config.to_dict()) == config

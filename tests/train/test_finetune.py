@@ -57,6 +57,24 @@ def test_video_mixing_reuses_the_pretraining_cache(tmp_path_factory, tmp_path):
     assert not (tmp_path / "mixed" / "cache_video").exists()
 
 
+def test_play_data_trains_the_dynamics_alongside_the_demonstrations(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    play = write_dataset(tmp_path / "play", range(40, 43), rewards=True)
+    summary = finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "ft", tiny_finetune_config(steps=10, episodes_per_task=2),
+                       play=[play], progress=False)
+    assert summary["play"] == {"datasets": [str(play)], "episodes": 3}
+    assert summary["episodes"]["train"] == 2 * len(json.loads((tmp_path / "ft" / "finetune.json").read_text())["tasks"])
+    assert "play_dynamics" in _metrics(tmp_path / "ft")[-1]
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["play"] == [str(play)]
+
+
+def test_action_free_play_data_is_refused(tmp_path_factory, tmp_path):
+    pretrained, _ = tiny_run(tmp_path_factory)
+    video = write_dataset(tmp_path / "video", range(3), labelled=False)
+    with pytest.raises(DatasetError, match="play data needs the actions"):
+        finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "ft", tiny_finetune_config(), play=[video], progress=False)
+
+
 def test_action_free_data_alone_is_refused_before_training(tmp_path_factory, tmp_path):
     pretrained, _ = tiny_run(tmp_path_factory)
     video = write_dataset(tmp_path / "video", range(3), labelled=False)

@@ -9,7 +9,9 @@ only the episodes that are missing.
 Frame t of a recorded episode holds the observation o_t, the action the expert takes
 there, the reward received on arriving at o_t (0 at t=0) and whether o_t satisfies the
 task. The episode ends at the first success (the success frame is recorded, with the
-expert's action there as its label) or at the step limit.
+expert's action there as its label) or at the step limit; with `after_success` = N it runs
+N steps more, so that a success head sees the goal state held and not one positive frame
+per episode. `explore` turns the expert into a play-data generator (see experts.py).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class CollectConfig:
     noise: float = 0.0
     seed: int = 0
     max_steps: int = 500
+    explore: float = 0.0  # probability that a 16-step segment is one held random action instead of the expert
+    after_success: int = 0  # steps recorded after the first success (the step limit still applies)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
     obs, _ = env.reset(seed=job.seed)
     expert.reset(seed=job.seed)
     images, states, actions, rewards, successes = [obs["image"]], [obs["state"]], [], [0.0], [False]
+    extra = None  # steps still to record once the task is first satisfied
     while True:
         action = expert.act(obs)
         actions.append(action)
@@ -100,7 +105,11 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
         states.append(obs["state"])
         rewards.append(reward)
         successes.append(info["success"])
-        if terminated or truncated:
+        if extra is None and info["success"]:
+            extra = config.after_success
+        elif extra is not None:
+            extra -= 1
+        if truncated or len(actions) >= config.max_steps or (extra is not None and extra <= 0):
             break
     actions.append(expert.act(obs))
     data = {
@@ -116,10 +125,12 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
         "collect_seed": config.seed,
         "episode_number": job.number,
         "noise": float(config.noise),
+        "explore": float(config.explore),
+        "after_success": int(config.after_success),
         "camera": config.camera,
         "source": "scripted_expert",
     }
-    return Episode(env.task_text, {IMAGE_KEY: np.stack(images)}, data, success=bool(successes[-1]), info=info)
+    return Episode(env.task_text, {IMAGE_KEY: np.stack(images)}, data, success=bool(any(successes)), info=info)
 
 
 # -- worker side: one env and expert per task, kept for the life of the worker -----------------
@@ -138,7 +149,7 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
     config: CollectConfig = _WORKER["config"]
     if job.task not in _WORKER:
         env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera, max_episode_steps=config.max_steps)
-        _WORKER[job.task] = (env, ScriptedExpert(job.task, noise=config.noise))
+        _WORKER[job.task] = (env, ScriptedExpert(job.task, noise=config.noise, explore=config.explore))
     env, expert = _WORKER[job.task]
     episode = record_episode(env, expert, job, config)
     return stage_episode(config.out, episode, dataset_features(config.size, config.actions), CONTROL_FPS, VideoConfig())
@@ -170,6 +181,10 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         raise ValueError(f"size must be an even number of pixels in 8..1024 (H.264 needs even sizes), got {config.size}")
     if config.noise < 0:
         raise ValueError(f"noise must be >= 0, got {config.noise}")
+    if not 0.0 <= config.explore <= 1.0:
+        raise ValueError(f"explore must be a probability in [0, 1], got {config.explore}")
+    if config.after_success < 0:
+        raise ValueError(f"after_success must be >= 0 steps, got {config.after_success}")
     if not 1 <= config.max_steps <= 500:
         raise ValueError(f"max_steps must be in 1..500 (Meta-World's episode limit), got {config.max_steps}")
     features = dataset_features(config.size, config.actions)

@@ -26,6 +26,10 @@ The joint objective on labelled robot windows (`forward`), with the weights of `
   + state_weight  * MSE(next state), both passes
   + reward_weight * MSE(reward / 10) + success_weight * BCE(success)   what the dream dojo scores with
 
+Labelled play windows (`batch["play"]`: exploration, failures, anything that is not a
+demonstration) add the action-conditioned terms only, with the same weights: they teach
+what actions do and what success looks like, and never what the policy should do.
+
 The `reward` and `success` heads read the conditioning token of the action-conditioned
 pass: given the frames so far and the action taken, the reward received and whether the
 task is done at the next frame (Meta-World rewards lie in [0, 10], hence the scale).
@@ -136,6 +140,28 @@ class WorldActionModel(nn.Module):
         return next_latents, next_state, reward, self.success(condition).squeeze(-1)
 
     # -- training ---------------------------------------------------------------------------------
+    def conditioned_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The action-conditioned pass on labelled windows: align, dynamics, state, reward and success losses."""
+        latents, state, text = batch["latents"], batch["state"], batch["text_ids"]
+        now, following = latents[:, :-1], latents[:, 1:]
+        encoded = self.encode_actions(batch["action"][:, :-1])  # (B, W-1, action_dim)
+        with torch.no_grad():
+            target_motion = torch.tanh(self.world.latent_actions(now.flatten(0, 1), following.flatten(0, 1))).view_as(encoded)
+        x = self.world.features(now, encoded, text, state[:, :-1])
+        conditioned, conditioned_state = self.world.heads(x, now, state[:, :-1])
+        losses = {"align": F.mse_loss(encoded, target_motion), "dynamics": F.mse_loss(conditioned, following),
+                  "state": F.mse_loss(conditioned_state, state[:, 1:])}
+        losses["reward"] = losses["success"] = torch.zeros((), device=latents.device)
+        if "reward" in batch:
+            scored = batch["reward_mask"][:, 1:].float()  # (B, W-1): episodes that recorded rewards
+            count = scored.sum().clamp(min=1.0)
+            reward_error = (self.reward(x[:, :, -1]).squeeze(-1) - batch["reward"][:, 1:] / REWARD_SCALE).pow(2)
+            losses["reward"] = (reward_error * scored).sum() / count
+            success_error = F.binary_cross_entropy_with_logits(
+                self.success(x[:, :, -1]).squeeze(-1), batch["success"][:, 1:].float(), reduction="none")
+            losses["success"] = (success_error * scored).sum() / count
+        return losses
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         latents, state, text = batch["latents"], batch["state"], batch["text_ids"]  # (B, W, C, h, w), (B, W, S)
@@ -147,30 +173,22 @@ class WorldActionModel(nn.Module):
         imagined_loss = F.mse_loss(imagined, following)
         state_loss = F.mse_loss(imagined_state, state[:, 1:])
 
-        encoded = self.encode_actions(batch["action"][:, :-1])  # (B, W-1, action_dim)
-        with torch.no_grad():
-            target_motion = torch.tanh(self.world.latent_actions(now.flatten(0, 1), following.flatten(0, 1))).view_as(encoded)
-        align_loss = F.mse_loss(encoded, target_motion)
-        x = self.world.features(now, encoded, text, state[:, :-1])
-        conditioned, conditioned_state = self.world.heads(x, now, state[:, :-1])
-        dynamics_loss = F.mse_loss(conditioned, following)
-        state_loss = state_loss + F.mse_loss(conditioned_state, state[:, 1:])
-        reward_loss = success_loss = torch.zeros((), device=latents.device)
-        if "reward" in batch:
-            scored = batch["reward_mask"][:, 1:].float()  # (B, W-1): episodes that recorded rewards
-            count = scored.sum().clamp(min=1.0)
-            reward_error = (self.reward(x[:, :, -1]).squeeze(-1) - batch["reward"][:, 1:] / REWARD_SCALE).pow(2)
-            reward_loss = (reward_error * scored).sum() / count
-            success_error = F.binary_cross_entropy_with_logits(
-                self.success(x[:, :, -1]).squeeze(-1), batch["success"][:, 1:].float(), reduction="none")
-            success_loss = (success_error * scored).sum() / count
-
+        conditioned = self.conditioned_losses(batch)
+        state_loss = state_loss + conditioned["state"]
+        align_loss, dynamics_loss = conditioned["align"], conditioned["dynamics"]
+        reward_loss, success_loss = conditioned["reward"], conditioned["success"]
         loss = (cfg.action_weight * action_loss + cfg.latent_weight * (imagined_loss + dynamics_loss)
                 + cfg.align_weight * align_loss + cfg.state_weight * state_loss
                 + cfg.reward_weight * reward_loss + cfg.success_weight * success_loss)
         metrics = {"action_l1": action_loss.detach(), "imagined_mse": imagined_loss.detach(),
                    "dynamics_mse": dynamics_loss.detach(), "align_mse": align_loss.detach(), "state_mse": state_loss.detach(),
                    "reward_mse": reward_loss.detach(), "success_bce": success_loss.detach()}
+        if "play" in batch:  # labelled play windows: what actions do, never what the policy should do
+            play = self.conditioned_losses(batch["play"])
+            loss = loss + (cfg.latent_weight * play["dynamics"] + cfg.align_weight * play["align"]
+                           + cfg.state_weight * play["state"] + cfg.reward_weight * play["reward"]
+                           + cfg.success_weight * play["success"])
+            metrics.update({f"play_{k}": v.detach() for k, v in play.items()})
         if "video" in batch:  # action-free windows keep the pretraining objective alive
             video_loss, video_metrics = self.world(batch["video"])
             loss = loss + cfg.latent_weight * video_loss

@@ -3,7 +3,10 @@
 `finetune` starts from a pretraining run (its frozen tokenizer and its world model) and
 trains the World Action Model (`wam/models/wam.py`) through the shared loop: the action
 chunk, the imagined next state and the action-conditioned dynamics on labelled windows,
-optionally with action-free video windows mixed into every step. Without a pretraining
+optionally with action-free video windows mixed into every step, and optionally with
+labelled play episodes (`play`: exploration and failures) that train only the
+action-conditioned dynamics and the reward and success heads, the dream dojo's simulator,
+never the policy. Without a pretraining
 run it is the from-scratch baseline: the same architecture, a tokenizer trained on the
 robot frames alone, and a randomly initialised world model.
 
@@ -42,15 +45,17 @@ CONFIG_FILE = "finetune.json"
 
 
 class MixedBatches:
-    """Labelled robot windows, plus action-free video windows under "video"; a pure function of step."""
+    """Labelled robot windows, plus action-free video under "video" and play under "play"; a pure function of step."""
 
-    def __init__(self, robot: WindowBatches, video: WindowBatches | None):
-        self.robot, self.video = robot, video
+    def __init__(self, robot: WindowBatches, video: WindowBatches | None, play: WindowBatches | None = None):
+        self.robot, self.video, self.play = robot, video, play
 
     def batch(self, step: int) -> dict:
         batch = self.robot.batch(step)
         if self.video is not None:
             batch["video"] = self.video.batch(step)
+        if self.play is not None:
+            batch["play"] = self.play.batch(step)
         return batch
 
 
@@ -91,6 +96,7 @@ def finetune(
     video: Sequence[str | Path] = (),
     resume: bool = False,
     progress: bool = True,
+    play: Sequence[str | Path] = (),
 ) -> dict:
     """Train a WAM in `out`; returns a summary (also written to out/summary.json)."""
     out = Path(out)
@@ -99,6 +105,7 @@ def finetune(
             raise CheckpointError(f"{out}: a finetuning run already exists here; pass --resume to continue it or choose another --out")
         config, saved = load_finetune_config(out)  # the run's own config wins
         pretrained = saved["pretrained"]
+        play = saved.get("play", [])
     if not robot:
         raise DatasetError("no robot dataset given (--data)")
 
@@ -123,7 +130,8 @@ def finetune(
         raise DatasetError(f"no selected robot episode has the {span} frames a window of {config.window} at stride {stride} needs")
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"config": config.to_dict(), "pretrained": None if pretrained is None else str(pretrained),
-                  "robot": [str(p) for p in robot], "video": [str(p) for p in video], "stride": stride,
+                  "robot": [str(p) for p in robot], "video": [str(p) for p in video], "play": [str(p) for p in play],
+                  "stride": stride,
                   "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps}),
                   "rewards": any(e.has_reward for e in train_eps)}  # whether the reward and success heads learned anything
     (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
@@ -165,7 +173,16 @@ def finetune(
                                                               tokenizer_cfg.image_size, world_cfg.state_dim)
         video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, stride, config.video_batch,
                                       config.seed + 7, world_cfg.text)
-    batches = MixedBatches(robot_windows(train_eps, config.train.seed, config.train.batch_size), video_windows)
+    play_windows = None
+    if play:
+        play_cache = build_frame_cache(play, out / "cache_play", tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+        play_eps = [e for e in play_cache.episodes if e.has_actions]
+        if not play_eps:
+            raise DatasetError(f"{', '.join(map(str, play))}: no labelled episode; play data needs the actions taken")
+        play_latents = encode_latents(tokenizer, play_cache, out / "cache_play" / f"latents-{tokenizer_step}.npy", device, progress)
+        play_windows = WindowBatches(play_cache, play_latents, play_eps, config.window, stride, config.play_batch,
+                                     config.seed + 11, world_cfg.text, require_actions=True)
+    batches = MixedBatches(robot_windows(train_eps, config.train.seed, config.train.batch_size), video_windows, play_windows)
     val_source = robot_windows(val_eps or train_eps, config.seed + 1, 32)
     val_batches = [val_source.batch(i) for i in range(4)]
 
@@ -189,6 +206,7 @@ def finetune(
         "episodes": {"train": len(train_eps), "val": len(val_eps), "per_task": config.episodes_per_task},
         "frames": {"train": int(sum(e.length for e in train_eps))},
         "video": provenance["video"],
+        "play": {"datasets": provenance["play"], "episodes": 0 if play_windows is None else len(play_windows.episodes)},
         "wam": {"params": sum(p.numel() for p in model.parameters()), **evaluate(model.eval())},
         "seconds": {k: round(v.seconds, 1) for k, v in results.items() if v is not None},
     }
