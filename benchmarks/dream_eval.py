@@ -35,6 +35,16 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rank(x), rank(y))[0, 1])
 
 
+def real_cells(path: Path, tasks: tuple[str, ...], episodes: int, max_steps: int) -> dict:
+    """The "|real" cells of another run, refused unless they judged the same episodes."""
+    other = json.loads(Path(path).read_text())
+    settings = {"tasks": list(tasks), "episodes_per_task": episodes, "max_steps": max_steps}
+    differ = {k: (other.get(k), v) for k, v in settings.items() if other.get(k) != v}
+    if differ:
+        raise SystemExit(f"{path}: its real cells were run with other settings, {differ} (theirs, ours)")
+    return {k: v for k, v in other["cells"].items() if k.endswith("|real")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", type=Path, required=True)
@@ -46,9 +56,15 @@ def main() -> None:
     parser.add_argument("--dream-start", choices=("scene", "data"), default="scene",
                         help="dreams start from the same scenes' first frames as the real episodes, or from data")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_eval.json")
+    parser.add_argument("--real-from", type=Path, default=None,
+                        help="reuse the real-simulator cells of another results file run on the same tasks, episodes and "
+                             "step limit (reality does not depend on --world)")
     args = parser.parse_args()
     tasks = tuple(resolve_tasks(args.tasks))
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
+    if args.real_from is not None:
+        results["cells"].update(real_cells(args.real_from, tasks, args.episodes, args.max_steps))
+        results["real_from"] = str(args.real_from)
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    dream_start=args.dream_start,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},

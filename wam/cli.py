@@ -235,6 +235,8 @@ def eval_policy(
     env: str = typer.Option("metaworld", help="metaworld (the simulator) or dream/RUN (inside a finetuned WAM's world model)"),
     dream_start: str = typer.Option("scene", help="dreams start from the simulator's first frame of each evaluation scene "
                                     "(scene) or from first frames of the world's robot data (data)"),
+    dream_student: bool = typer.Option(False, "--dream-student", help="dream with the world run's distilled student "
+                                       "(wam distill): many times faster a step"),
 ) -> None:
     """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
@@ -249,7 +251,7 @@ def eval_policy(
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
-                            dream_start=dream_start)
+                            dream_start=dream_start, dream_student=dream_student)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))
@@ -318,6 +320,33 @@ def rl_command(
     try:
         summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
                                                   bc_weight=bc_weight, seed=seed), resume=resume)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+def distill(
+    world: Path = typer.Option(..., help="finetuned WAM run whose action-conditioned world model is distilled"),
+    preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
+    steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume", help="continue the student in WORLD/student from its last checkpoint"),
+) -> None:
+    """Distil the world model into a fast dream student (WORLD/student): dream with it via --dream-student."""
+    from dataclasses import replace
+
+    from wam.config import distill_preset
+    from wam.errors import WamError
+    from wam.train.distill import distill as run_distill
+
+    try:
+        config = distill_preset(preset)
+        train_cfg = replace(config.train, seed=seed)
+        if steps is not None:
+            train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
+                                eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
+        summary = run_distill(world, replace(config, train=train_cfg, seed=seed), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -202,3 +202,42 @@ def finetune_preset(name: str) -> FinetuneConfig:
         return FINETUNE_PRESETS[name]()
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; presets: {sorted(FINETUNE_PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How a WAM's action-conditioned world model is distilled into a fast dream student (wam/train/distill.py)."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hidden: int = 512
+    layers: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.layers < 0:
+            raise ValueError(f"hidden must be >= 1 and layers >= 0, got {self.hidden}, {self.layers}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DistillConfig":
+        train = data["train"]
+        return cls(**{**data, "train": TrainConfig(**{**train, "betas": tuple(train["betas"])})})
+
+
+DISTILL_PRESETS = {
+    "tiny": lambda: DistillConfig(TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup_steps=5, log_every=5, eval_every=15,
+                                              checkpoint_every=15), hidden=64, layers=1),
+    "cpu": lambda: DistillConfig(TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=50, eval_every=500,
+                                             checkpoint_every=250)),
+    "gpu": lambda: DistillConfig(TrainConfig(steps=20000, batch_size=512, lr=1e-3, warmup_steps=500, log_every=100,
+                                             eval_every=2000, checkpoint_every=2000), hidden=1024, layers=4),
+}
+
+
+def distill_preset(name: str) -> DistillConfig:
+    try:
+        return DISTILL_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(DISTILL_PRESETS)}") from None

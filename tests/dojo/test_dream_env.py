@@ -8,28 +8,18 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from finetune_fixtures import tiny_finetune_config  # noqa: E402
-from pretrain_fixtures import tiny_run, write_dataset  # noqa: E402
+from finetune_fixtures import tiny_dream_run  # noqa: E402
+from pretrain_fixtures import tiny_run  # noqa: E402
 
 from wam.dojo.dream_env import DreamConfig, DreamEnv, DreamVectorEnv  # noqa: E402
 from wam.envs import make  # noqa: E402
 from wam.errors import CheckpointError  # noqa: E402
 
 TASK = "move the square"
-_CACHE: dict = {}
 
 
 def dream_run(tmp_path_factory) -> Path:
-    """A tiny WAM finetuned on episodes that carry rewards and success flags."""
-    if "run" not in _CACHE:
-        from wam.train.finetune import finetune
-
-        pretrained, _ = tiny_run(tmp_path_factory)
-        root = tmp_path_factory.mktemp("dream")
-        data = write_dataset(root / "rewarded", range(20, 30), rewards=True)
-        finetune(pretrained, [data], root / "wam", tiny_finetune_config(steps=60), progress=False)
-        _CACHE["run"] = root / "wam"
-    return _CACHE["run"]
+    return tiny_dream_run(tmp_path_factory)
 
 
 def test_the_reward_and_success_heads_train_on_a_tiny_dataset(tmp_path_factory):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from pretrain_fixtures import tiny_dataset, tiny_run
+from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
 
 _CACHE: dict[str, object] = {}
 
@@ -29,3 +29,16 @@ def tiny_wam_run(tmp_path_factory) -> tuple[Path, dict]:
         summary = finetune(pretrained, [tiny_dataset(tmp_path_factory)], out, tiny_finetune_config(episodes_per_task=4), progress=False)
         _CACHE["run"] = (out, summary)
     return _CACHE["run"]
+
+
+def tiny_dream_run(tmp_path_factory) -> Path:
+    """A tiny WAM finetuned on episodes that carry rewards and success flags: something to dream with."""
+    if "dream" not in _CACHE:
+        from wam.train.finetune import finetune
+
+        pretrained, _ = tiny_run(tmp_path_factory)
+        root = tmp_path_factory.mktemp("dream")
+        data = write_dataset(root / "rewarded", range(20, 30), rewards=True)
+        finetune(pretrained, [data], root / "wam", tiny_finetune_config(steps=60), progress=False)
+        _CACHE["dream"] = root / "wam"
+    return _CACHE["dream"]

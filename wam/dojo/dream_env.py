@@ -15,7 +15,9 @@ when `decode_images`; off for speed). Episodes end when the success head says so
 probability above `success_threshold`) or at `max_episode_steps`. Autoreset follows
 Gymnasium's next-step mode: the step after an episode ends resets that dream.
 
-`wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view.
+`wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view. With
+`student=True` the model steps are the run's distilled dream student's
+(`wam distill`; wam/models/dream_student.py): the same dream, tens of times cheaper a step.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class DreamConfig:
     # Run the world model's step in bfloat16 (autocast): about twice the steps on CPUs with bf16 units (AVX512-BF16,
     # AMX) and on GPUs, at the price of dreams that differ from float32 ones in the third decimal.
     bf16: bool = False
+    student: bool = False  # step with the run's distilled dream student instead of the WAM itself
 
 
 def _load_dreamer(run: Path, device: torch.device):
@@ -92,6 +95,12 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         device = config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         self.model, self.tokenizer, saved = _load_dreamer(config.run, self.device)
+        if config.student:
+            from wam.train.distill import load_student
+
+            self.stepper = load_student(config.run).to(self.device)
+        else:
+            self.stepper = self.model  # anything with WorldActionModel.step's signature
         self.stride, self.context = int(saved["stride"]), int(saved["config"]["window"]) - 1
         self.task_text = TASK_TEXT.get(config.task, config.task)
         data = list(config.data) or [Path(p) for p in saved["robot"]]
@@ -220,7 +229,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             states = torch.stack([torch.stack([h[1] for h in self._history[i]]) for i in group])  # (G, T, S)
             actions = torch.stack([torch.stack(self._actions_of[i][-length:]) for i in group])  # (G, T, stride, A)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-                next_latents, next_state, reward, success = self.model.step(latents, actions, self.text_ids[group], states)
+                next_latents, next_state, reward, success = self.stepper.step(latents, actions, self.text_ids[group], states)
             next_latents, next_state, reward, success = (t.float() for t in (next_latents, next_state, reward, success))
             probability = torch.sigmoid(success[:, -1]).cpu().numpy()
             for row, i in enumerate(group):
@@ -280,10 +289,10 @@ class DreamEnv(gym.Env):
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
-               **_ignored) -> gym.Env:
+               student: bool = False, **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
-                         data=tuple(data), device=device, bf16=bf16)
+                         data=tuple(data), device=device, bf16=bf16, student=student)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)

@@ -43,6 +43,7 @@ class EvalConfig:
     # Where a dream starts: "scene", the simulator's first frame of the same evaluation scene (so the dream
     # and the simulator judge the same episodes), or "data", a first frame of the world's robot data.
     dream_start: str = "scene"
+    dream_student: bool = False  # dream with the world run's distilled student (wam distill)
 
 
 @dataclass
@@ -123,7 +124,8 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     policy = _WORKER["policy"]
     if task not in _WORKER:
         if config.env.startswith("dream/"):
-            _WORKER[task] = make(config.env, task=task, max_episode_steps=config.max_steps, device="cpu")
+            _WORKER[task] = make(config.env, task=task, max_episode_steps=config.max_steps, device="cpu",
+                                 student=config.dream_student)
         else:
             _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, camera=config.camera,
                                  max_episode_steps=config.max_steps)
