@@ -9,7 +9,10 @@ conditioned on the actions: it dreams the demonstrations' typical future from th
 and the instruction, and then every policy gets the same verdict. For every task, the same
 evaluation scenes (dreams start from the simulator's first frame of each) are run with
 zero and with random actions, in the dream and in Meta-World; reports success rate and
-mean episode length of each. Writes benchmarks/results/dream_action_sensitivity.json.
+mean episode length of each. The positive control, `expert`: the scripted expert runs the
+scene in Meta-World and its recorded actions are replayed open-loop in the dream (then zero
+actions): a dream that listens to actions succeeds there and fails under the other two.
+Writes benchmarks/results/dream_action_sensitivity.json.
 """
 
 from __future__ import annotations
@@ -30,11 +33,33 @@ from wam.envs.tasks import resolve_tasks
 RESULTS = Path(__file__).parent / "results"
 
 
-def episode(env, seed: int, options: dict | None, kind: str, rng: np.random.Generator, max_steps: int) -> tuple[bool, int]:
+def expert_actions(task: str, seed: int, max_steps: int) -> tuple[bool, np.ndarray]:
+    """The scripted expert's success and actions in the real scene `seed`."""
+    from wam.envs.experts import ScriptedExpert
+
+    env = make(f"metaworld/{task}", obs="state", max_episode_steps=max_steps)
+    expert = ScriptedExpert(task, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    actions, success = [], False
+    for _ in range(max_steps):
+        actions.append(expert.act(obs))
+        obs, _, terminated, truncated, info = env.step(actions[-1])
+        success = success or bool(info["success"])
+        if terminated or truncated:
+            break
+    env.close()
+    return success, np.stack(actions)
+
+
+def episode(env, seed: int, options: dict | None, kind: str, rng: np.random.Generator, max_steps: int,
+            replay: np.ndarray | None = None) -> tuple[bool, int]:
     env.reset(seed=seed, options=options)
     success = False
     for step in range(1, max_steps + 1):
-        action = np.zeros(4, np.float32) if kind == "zero" else rng.uniform(-1, 1, 4).astype(np.float32)
+        if kind == "expert":
+            action = replay[step - 1] if step <= len(replay) else np.zeros(4, np.float32)
+        else:
+            action = np.zeros(4, np.float32) if kind == "zero" else rng.uniform(-1, 1, 4).astype(np.float32)
         _, _, terminated, truncated, info = env.step(action)
         success = success or bool(info["success"])
         if terminated or truncated:
@@ -48,24 +73,31 @@ def main() -> None:
     parser.add_argument("--tasks", default="drawer-open-v3,window-open-v3,button-press-topdown-v3,drawer-close-v3")
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--student", action="store_true", help="dream with the world's distilled student (wam distill)")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_action_sensitivity.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {"world": str(args.world), "scenes": args.scenes, "max_steps": args.max_steps, "tasks": {},
+    results = {"world": str(args.world), "student": args.student, "scenes": args.scenes, "max_steps": args.max_steps, "tasks": {},
                "machine": {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                "command": "python benchmarks/dream_action_sensitivity.py " + " ".join(os.sys.argv[1:])}
     for task in resolve_tasks(args.tasks):
-        dream = make(f"dream/{args.world}", task=task, max_episode_steps=args.max_steps, device="cpu", decode_images=False)
+        dream = make(f"dream/{args.world}", task=task, max_episode_steps=args.max_steps, device="cpu", decode_images=False,
+                     student=args.student)
         real = make(f"metaworld/{task}", obs="state", max_episode_steps=args.max_steps)
         row = {}
-        for kind in ("zero", "random"):
+        experts = [expert_actions(task, evaluation_seed(0, task, n), args.max_steps) for n in range(args.scenes)]
+        for kind in ("zero", "random", "expert"):
             for where, env in (("dream", dream), ("real", real)):
+                if kind == "expert" and where == "real":
+                    row["real_expert"] = {"success_rate": float(np.mean([s for s, _ in experts])),
+                                          "mean_length": float(np.mean([len(a) for _, a in experts]))}
+                    continue
                 rng = np.random.default_rng(0)
                 outcomes = []
                 for n in range(args.scenes):
                     seed = evaluation_seed(0, task, n)
                     options = scene_start(task, seed, 64, "corner2") if where == "dream" else None
-                    outcomes.append(episode(env, seed, options, kind, rng, args.max_steps))
+                    outcomes.append(episode(env, seed, options, kind, rng, args.max_steps, experts[n][1]))
                 row[f"{where}_{kind}"] = {"success_rate": float(np.mean([s for s, _ in outcomes])),
                                           "mean_length": float(np.mean([n for _, n in outcomes]))}
         results["tasks"][task] = row

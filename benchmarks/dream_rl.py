@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=RLConfig.lr)
     parser.add_argument("--bc-weight", type=float, default=RLConfig.bc_weight, help="weight of the anchor to the finetuned policy")
     parser.add_argument("--sigma", type=float, default=RLConfig.sigma, help="exploration std on every action")
+    parser.add_argument("--student", action="store_true", help="practise and judge in dreams of the world's distilled student")
+    parser.add_argument("--real-before-from", type=Path, default=None,
+                        help="reuse the real before-RL success of another results file (same policy, episodes, step limit)")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/dream_rl"))
@@ -51,13 +54,20 @@ def main() -> None:
     args = parser.parse_args()
     tasks = resolve_tasks(args.tasks)
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
-    results.update(policy=str(args.policy), world=str(args.world), episodes_per_task=args.episodes,
+    results.update(policy=str(args.policy), world=str(args.world), episodes_per_task=args.episodes, student=args.student,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command=results.get("command") if args.report_only else "python benchmarks/dream_rl.py " + " ".join(os.sys.argv[1:]))
 
     def success(policy: Path, task: str, env: str = "metaworld") -> float:
         return evaluate_policy(EvalConfig(policy, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
-                                          env=env), progress=False)["mean_success"]
+                                          env=env, dream_student=args.student), progress=False)["mean_success"]
+
+    real_before = {}
+    if args.real_before_from is not None:
+        other = json.loads(args.real_before_from.read_text())
+        if (other["policy"], other["episodes_per_task"]) != (str(args.policy), args.episodes):
+            raise SystemExit(f"{args.real_before_from}: another policy or episode count, its before-RL figures do not apply")
+        real_before = {task: row["real"] for task, row in other.get("before", {}).items()}
 
     # The policy before RL is the same for every seed, and evaluation is deterministic (same scenes, same
     # result), so its real and dream success are measured once per task.
@@ -65,7 +75,8 @@ def main() -> None:
     for seed in [] if args.report_only else [int(s) for s in args.seeds.split(",")]:  # seed-major: a cut-off run has every task
         for task in tasks:
             if task not in before:
-                before[task] = {"real": success(args.policy, task), "dream": success(args.policy, task, f"dream/{args.world}")}
+                real = real_before[task] if task in real_before else success(args.policy, task)
+                before[task] = {"real": real, "dream": success(args.policy, task, f"dream/{args.world}")}
                 args.out.write_text(json.dumps(results, indent=2))
                 print(task, "before RL:", before[task])
             key = f"{task}|{seed}"
@@ -74,7 +85,7 @@ def main() -> None:
             out = args.runs / f"{task}-s{seed}"
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
                               horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
-                              sigma=args.sigma, seed=seed)
+                              sigma=args.sigma, seed=seed, student=args.student)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),

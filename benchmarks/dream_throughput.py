@@ -8,6 +8,8 @@ weights) and a tiny dataset of first frames. One dream step is one control step 
 dream in the batch (the model runs once every `stride` steps); images are not decoded
 (the dojo's fast path) unless `--decode`. The simulator is stepped with random actions and
 64x64 rendering in the same run, so the ratio is measured on one machine at one time.
+With `--student` the run's distilled dream student (`wam distill --world RUN`) is timed
+beside the WAM (a random-weights run gets a random student of the cpu preset's size).
 Writes benchmarks/results/dream_throughput.json and a PNG.
 """
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -42,11 +45,11 @@ def real_env_rate(steps: int) -> float:
     return rate
 
 
-def dream_rate(run: Path, task: str, batch: int, steps: int, decode: bool, bf16: bool = False) -> float:
+def dream_rate(run: Path, task: str, batch: int, steps: int, decode: bool, bf16: bool = False, student: bool = False) -> float:
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 
     env = DreamVectorEnv(DreamConfig(run, task, num_envs=batch, max_episode_steps=10_000, decode_images=decode, device="auto",
-                                     bf16=bf16))
+                                     bf16=bf16, student=student))
     env.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, batch, 4)).astype(np.float32)
     for a in actions[:4]:
@@ -69,12 +72,28 @@ def random_wam_run(out: Path, preset: str) -> tuple[Path, str]:
     from wam.config import finetune_preset
     from wam.train.finetune import finetune
 
+    if (out / "wam" / "summary.json").exists():
+        return out / "wam", "move the square"  # built by an earlier run
+    shutil.rmtree(out, ignore_errors=True)
     data = write_dataset(out / "frames", range(8), rewards=True)
     config = finetune_preset(preset)
     config = replace(config, scratch_preset=preset, scratch_tokenizer_steps=1, window=min(config.window, 5),
                      train=replace(config.train, steps=1, warmup_steps=1, eval_every=0, checkpoint_every=1))
     finetune(None, [data], out / "wam", config, progress=False)
     return out / "wam", "move the square"
+
+
+def random_student(run: Path) -> None:
+    from dataclasses import replace
+
+    from wam.config import distill_preset
+    from wam.train.checkpoint import resolve
+    from wam.train.distill import STUDENT_DIR, distill
+
+    if resolve(run / STUDENT_DIR / "checkpoint") is None:
+        config = distill_preset("cpu")
+        config = replace(config, train=replace(config.train, steps=1, warmup_steps=1, eval_every=0, checkpoint_every=1, batch_size=2))
+        distill(run, config, progress=False)
 
 
 def main() -> None:
@@ -86,19 +105,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--real-steps", type=int, default=400)
     parser.add_argument("--decode", action="store_true")
+    parser.add_argument("--student", action="store_true", help="also time the run's distilled dream student")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     run, task = (args.run, args.task) if args.run else random_wam_run(Path("/tmp/wam-dream-throughput"), args.preset)
+    if args.student and args.run is None:
+        random_student(run)
     real = real_env_rate(args.real_steps)
     print(f"real Meta-World pixel env (64x64, 1 process): {real:.0f} steps/s")
     rows = []
+    models = ("wam", "student") if args.student else ("wam",)
     for batch in [int(b) for b in args.batches.split(",")]:
-        for bf16 in (False, True):
-            rate = dream_rate(run, task, batch, args.steps, args.decode, bf16)
-            rows.append({"batch": batch, "precision": "bf16" if bf16 else "fp32", "dream_steps_per_s": round(rate, 1),
-                         "ratio_to_real": round(rate / real, 2)})
-            print(f"dream batch {batch:4d} {rows[-1]['precision']}: {rate:8.0f} steps/s  ({rate / real:.1f}x the simulator)")
+        for model in models:
+            for bf16 in (False, True):
+                rate = dream_rate(run, task, batch, args.steps, args.decode, bf16, student=model == "student")
+                rows.append({"model": model, "batch": batch, "precision": "bf16" if bf16 else "fp32",
+                             "dream_steps_per_s": round(rate, 1), "ratio_to_real": round(rate / real, 2)})
+                print(f"dream {model:7s} batch {batch:4d} {rows[-1]['precision']}: {rate:8.0f} steps/s  "
+                      f"({rate / real:.1f}x the simulator)")
     result = {"run": str(run), "random_weights": args.run is None, "preset": args.preset, "decode_images": args.decode,
               "real_env_steps_per_s": round(real, 1), "dreams": rows,
               "machine": {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -112,9 +137,11 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    for precision in ("fp32", "bf16"):
-        mine = [r for r in rows if r["precision"] == precision]
-        ax.plot([r["batch"] for r in mine], [r["dream_steps_per_s"] for r in mine], marker="o", label=f"dream, {precision}")
+    for model in models:
+        for precision in ("fp32", "bf16"):
+            mine = [r for r in rows if r["precision"] == precision and r["model"] == model]
+            ax.plot([r["batch"] for r in mine], [r["dream_steps_per_s"] for r in mine], marker="o" if model == "wam" else "s",
+                    label=f"dream ({'WAM' if model == 'wam' else 'distilled student'}), {precision}")
     ax.axhline(real, color="k", ls="--", label="Meta-World pixel env")
     ax.axhline(50 * real, color="r", ls=":", label="target: 50x the simulator")
     ax.set_xscale("log", base=2)

@@ -310,6 +310,7 @@ def rl_command(
     group: int = typer.Option(8, help="rollouts per first frame (the group-relative baseline)"),
     horizon: int = typer.Option(160, help="control steps per dream"),
     bc_weight: float = typer.Option(1.0, help="weight of the behaviour-cloning anchor to the finetuned policy"),
+    dream_student: bool = typer.Option(False, "--dream-student", help="practise in dreams of the world's distilled student"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -319,7 +320,7 @@ def rl_command(
 
     try:
         summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
-                                                  bc_weight=bc_weight, seed=seed), resume=resume)
+                                                  bc_weight=bc_weight, seed=seed, student=dream_student), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -229,7 +229,7 @@ class DistillConfig:
 DISTILL_PRESETS = {
     "tiny": lambda: DistillConfig(TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup_steps=5, log_every=5, eval_every=15,
                                               checkpoint_every=15), hidden=64, layers=1),
-    "cpu": lambda: DistillConfig(TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=50, eval_every=500,
+    "cpu": lambda: DistillConfig(TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup_steps=100, log_every=50, eval_every=500,
                                              checkpoint_every=250)),
     "gpu": lambda: DistillConfig(TrainConfig(steps=20000, batch_size=512, lr=1e-3, warmup_steps=500, log_every=100,
                                              eval_every=2000, checkpoint_every=2000), hidden=1024, layers=4),

@@ -90,7 +90,8 @@ class DreamStudent(nn.Module):
         """Everything the student reads, from the WAM-shaped inputs: the last frame, its change, its actions."""
         now = latents[:, -1]
         before = latents[:, -2] if latents.shape[1] > 1 else now
-        condition = self.text(text_ids) + self.state_in(state[:, -1]) + self.action_in(actions[:, -1].flatten(1))
+        unique, which = torch.unique(text_ids, dim=0, return_inverse=True)  # a batch of dreams mostly shares one task
+        condition = self.text(unique)[which] + self.state_in(state[:, -1]) + self.action_in(actions[:, -1].flatten(1))
         x = self.frames_in(torch.cat([now.flatten(1), (now - before).flatten(1)], dim=1))
         for block in self.blocks:
             x = block(x, condition)

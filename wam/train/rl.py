@@ -55,6 +55,7 @@ class RLConfig:
     train_backbone: bool = False
     seed: int = 0
     device: str = "auto"
+    student: bool = False  # practise in dreams of the world's distilled student (wam distill): many times cheaper a step
 
 
 class DreamPolicyGradient(nn.Module):
@@ -158,7 +159,8 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
     # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
     dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
-                  max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device)
+                  max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
+                  student=config.student)
     policy = load_wam(policy_run).to(dreams.device)
     learner = DreamPolicyGradient(policy, config)
     rollouts = DreamRollouts(learner, dreams, int(saved["stride"]), ft_config.execute, ft_config.window - 1, config)
