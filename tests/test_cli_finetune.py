@@ -64,3 +64,20 @@ def test_plan_runs_cem_in_the_simulator(tmp_path_factory, tmp_path):
     assert result.exit_code == 0, result.output
     assert "control steps/s" in result.output
     assert json.loads(out.read_text())["config"]["planner"]["samples"] == 8
+
+
+def test_distill_from_the_command_line_and_its_refusals(tmp_path_factory, tmp_path):
+    import shutil
+
+    from finetune_fixtures import tiny_dream_run
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
+    result = invoke("distill", "--world", world, "--preset", "tiny", "--steps", 4)
+    assert result.exit_code == 0, result.output
+    assert json.loads((world / "student" / "summary.json").read_text())["config"]["train"]["steps"] == 4
+    result = invoke("distill", "--world", world, "--preset", "tiny", "--steps", 4)
+    assert result.exit_code == 2 and "--resume" in result.output
+    pretrained, _ = tiny_run(tmp_path_factory)
+    result = invoke("distill", "--world", pretrained, "--preset", "tiny")
+    assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
