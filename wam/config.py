@@ -135,7 +135,7 @@ class FinetuneConfig:
     execute: int = 4  # of those, how many the policy runs before predicting again (receding horizon)
     window: int = 5  # frames per training window (the policy's context is window - 1 frames)
     video_batch: int = 8  # action-free windows mixed into every step when video is given
-    play_batch: int = 8  # labelled play windows (dynamics, reward and success only) per step when play data is given
+    play_batch: int = 16  # labelled play windows (dynamics, reward and success only) per step when play data is given
     episodes_per_task: int | None = None  # K labelled episodes per task; None: all (minus validation)
     subset_seed: int = 0  # which K episodes
     val_episodes: int = 20  # labelled episodes held out for the validation action loss

@@ -26,11 +26,13 @@ def _batch(model: WorldActionModel, b: int = 2, w: int = 3) -> dict:
 
 def test_forward_gives_a_finite_loss_and_trains_every_part():
     model = _model()
+    torch.nn.init.normal_(model.world.next_latent.weight, std=0.01)  # zero before pretraining: no gradient behind it
     loss, metrics = model(_batch(model))
     assert torch.isfinite(loss)
     assert {"action_l1", "imagined_mse", "dynamics_mse", "align_mse", "state_mse"} <= set(metrics)
     loss.backward()
-    for name in ("action_chunk.0.weight", "action_encoder.0.weight", "world.blocks.0.qkv.weight", "world.unknown_action"):
+    for name in ("action_chunk.0.weight", "action_encoder.0.weight", "robot_action_in.weight", "world.blocks.0.qkv.weight",
+                 "world.unknown_action"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -85,7 +87,7 @@ def test_play_windows_train_the_simulator_and_never_the_policy():
     sum(losses.values()).backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert all(grads[n] is None for n in grads if n.startswith("action_chunk.")), "play data reached the policy head"
-    for name in ("action_encoder.0.weight", "reward.weight", "success.weight", "world.blocks.0.qkv.weight"):
+    for name in ("action_encoder.0.weight", "robot_action_in.weight", "reward.weight", "success.weight", "world.blocks.0.qkv.weight"):
         assert grads[name] is not None and grads[name].abs().sum() > 0, name
 
     batch = _batch(model)

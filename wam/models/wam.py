@@ -95,6 +95,12 @@ class WorldActionModel(nn.Module):
             nn.Linear(config.hidden, config.hidden), nn.SiLU(),
             nn.Linear(config.hidden, config.chunk * config.robot_action_dim),
         )
+        # The real actions also enter the conditioning token directly, past the 8-number latent-action bottleneck:
+        # pretraining's latent actions carry little (their spread is small), and a dream must follow the arm.
+        # Zero-initialised, so a WAM starts as its pretrained world model and WAMs saved without it load unchanged.
+        self.robot_action_in = nn.Linear(config.stride * config.robot_action_dim, d)
+        nn.init.zeros_(self.robot_action_in.weight)
+        nn.init.zeros_(self.robot_action_in.bias)
         self.reward = nn.Linear(d, 1)  # reward received on arriving at the next frame, / REWARD_SCALE
         self.success = nn.Linear(d, 1)  # logit: the next frame satisfies the task
 
@@ -133,7 +139,8 @@ class WorldActionModel(nn.Module):
         state: torch.Tensor,  # (B, T, S)
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """After every frame, given its real actions: next latent, next state, reward, success logit."""
-        x = self.world.features(latents, self.encode_actions(actions), text_ids, state)
+        x = self.world.features(latents, self.encode_actions(actions), text_ids, state,
+                                condition=self.robot_action_in(actions.flatten(-2)))
         next_latents, next_state = self.world.heads(x, latents, state)
         condition = x[:, :, -1]
         reward = self.reward(condition).squeeze(-1) * REWARD_SCALE
@@ -147,7 +154,7 @@ class WorldActionModel(nn.Module):
         encoded = self.encode_actions(batch["action"][:, :-1])  # (B, W-1, action_dim)
         with torch.no_grad():
             target_motion = torch.tanh(self.world.latent_actions(now.flatten(0, 1), following.flatten(0, 1))).view_as(encoded)
-        x = self.world.features(now, encoded, text, state[:, :-1])
+        x = self.world.features(now, encoded, text, state[:, :-1], condition=self.robot_action_in(batch["action"][:, :-1].flatten(-2)))
         conditioned, conditioned_state = self.world.heads(x, now, state[:, :-1])
         losses = {"align": F.mse_loss(encoded, target_motion), "dynamics": F.mse_loss(conditioned, following),
                   "state": F.mse_loss(conditioned_state, state[:, 1:])}
