@@ -12,7 +12,11 @@ zero and with random actions, in the dream and in Meta-World; reports success ra
 mean episode length of each. The positive control, `expert`: the scripted expert runs the
 scene in Meta-World and its recorded actions are replayed open-loop in the dream (then zero
 actions): a dream that listens to actions succeeds there and fails under the other two.
-Writes benchmarks/results/dream_action_sensitivity.json.
+Before the episodes, one-step errors: on labelled windows of the world's own play data (or
+its robot data when it has none), the next latent and next state predicted with the real
+actions, with actions shuffled across the batch, with zero actions, and with the action
+hidden, beside copying the last frame. A model that uses its actions is far better with
+the real ones. Writes benchmarks/results/dream_action_sensitivity.json.
 """
 
 from __future__ import annotations
@@ -67,6 +71,37 @@ def episode(env, seed: int, options: dict | None, kind: str, rng: np.random.Gene
     return success, step
 
 
+@torch.no_grad()
+def one_step_errors(world: Path, cache_dir: Path | None = None, batches: int = 4, batch_size: int = 64) -> dict:
+    """Teacher-forced next-latent and next-state MSE of the action-conditioned pass under real and wrong actions."""
+    from wam.train.batches import WindowBatches
+    from wam.train.finetune import load_finetune_config, load_wam
+    from wam.train.frame_cache import load_frame_cache
+
+    model = load_wam(world)
+    config, saved = load_finetune_config(world)
+    if cache_dir is None:
+        cache_dir = world / "cache_play" if (world / "cache_play" / "manifest.json").exists() else world / "cache"
+    cache = load_frame_cache(cache_dir)
+    latents = np.load(sorted(cache_dir.glob("latents-*.npy"))[-1], mmap_mode="r")
+    windows = WindowBatches(cache, latents, [e for e in cache.episodes if e.has_actions], config.window, int(saved["stride"]),
+                            batch_size, 0, model.config.world.text, require_actions=True)
+    errors: dict[str, list] = {}
+    for i in range(batches):
+        b = windows.batch(i)
+        now, following, state, following_state = b["latents"][:, :-1], b["latents"][:, 1:], b["state"][:, :-1], b["state"][:, 1:]
+        actions = b["action"][:, :-1]
+        shuffled = actions[torch.randperm(len(actions), generator=torch.Generator().manual_seed(i))]
+        for name, a in (("real", actions), ("shuffled", shuffled), ("zero", torch.zeros_like(actions))):
+            latent, next_state, _, _ = model.step(now, a, b["text_ids"], state)
+            errors.setdefault(name, []).append((float((latent - following).pow(2).mean()), float((next_state - following_state).pow(2).mean())))
+        latent, next_state = model.world.heads(model.world.features(now, None, b["text_ids"], state), now, state)
+        errors.setdefault("hidden", []).append((float((latent - following).pow(2).mean()), float((next_state - following_state).pow(2).mean())))
+        errors.setdefault("copy_last", []).append((float((now - following).pow(2).mean()), float((state - following_state).pow(2).mean())))
+    return {"data": str(cache_dir), "windows": batches * batch_size,
+            **{k: {"latent_mse": float(np.mean([e[0] for e in v])), "state_mse": float(np.mean([e[1] for e in v]))} for k, v in errors.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", type=Path, required=True)
@@ -74,12 +109,16 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--student", action="store_true", help="dream with the world's distilled student (wam distill)")
+    parser.add_argument("--one-step-cache", type=Path, default=None,
+                        help="frame cache of labelled windows for the one-step errors (default: the world's play or robot cache)")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_action_sensitivity.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {"world": str(args.world), "student": args.student, "scenes": args.scenes, "max_steps": args.max_steps, "tasks": {},
                "machine": {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                "command": "python benchmarks/dream_action_sensitivity.py " + " ".join(os.sys.argv[1:])}
+    results["one_step"] = one_step_errors(args.world, args.one_step_cache)
+    print("one-step errors:", {k: v for k, v in results["one_step"].items() if isinstance(v, dict)})
     for task in resolve_tasks(args.tasks):
         dream = make(f"dream/{args.world}", task=task, max_episode_steps=args.max_steps, device="cpu", decode_images=False,
                      student=args.student)
