@@ -31,8 +31,8 @@ def test_forward_gives_a_finite_loss_and_trains_every_part():
     assert torch.isfinite(loss)
     assert {"action_l1", "imagined_mse", "dynamics_mse", "align_mse", "state_mse"} <= set(metrics)
     loss.backward()
-    for name in ("action_chunk.0.weight", "action_encoder.0.weight", "robot_action_in.weight", "world.blocks.0.qkv.weight",
-                 "world.unknown_action"):
+    for name in ("action_chunk.0.weight", "action_encoder.0.weight", "robot_action_in.weight", "robot_state_skip.weight",
+                 "world.blocks.0.qkv.weight", "world.unknown_action"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
 

@@ -123,7 +123,7 @@ class WorldModel(nn.Module):
         state: torch.Tensor | None = None,  # (B, T, S)
         state_mask: torch.Tensor | None = None,  # (B, T) bool: which frames have a state
         action_known: torch.Tensor | None = None,  # (B, T) bool: False hides that frame's action
-        condition: torch.Tensor | None = None,  # (B, T, d): added to every frame's conditioning token
+        frame_bias: torch.Tensor | None = None,  # (B, T, d): added to every token of its frame
     ) -> torch.Tensor:
         """The transformer's output tokens, (B, T, n + 1, d): n patch tokens, then the conditioning token."""
         cfg = self.config
@@ -137,12 +137,14 @@ class WorldModel(nn.Module):
             action_tokens = self.action_in(actions)
             if action_known is not None:
                 action_tokens = torch.where(action_known[..., None], action_tokens, self.unknown_action)
-        condition = self.text(text_ids)[:, None, :] + action_tokens + (0.0 if condition is None else condition)  # (B, T, d)
+        condition = self.text(text_ids)[:, None, :] + action_tokens  # (B, T, d)
         if state is not None:
             gate = torch.ones(b, t, 1, device=latents.device) if state_mask is None else state_mask[..., None].float()
             condition = condition + self.state_in(state) * gate
         tokens = torch.cat([self.patch_in(patches), condition[:, :, None, :]], dim=2)  # (B, T, n+1, d)
         tokens = tokens + self.position + self.time[:t, None, :]
+        if frame_bias is not None:
+            tokens = tokens + frame_bias[:, :, None, :]
         x = rearrange(tokens, "b t n d -> b (t n) d")
         mask = frame_causal_mask(t, cfg.patches_per_frame + 1, x.device)
         for block in self.blocks:

@@ -225,7 +225,7 @@ def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
     config = json.loads((directory / "config.json").read_text())["config"]
     model = WorldActionModel(WAMConfig.from_dict(config))
     # WAMs finetuned before the reward and success heads existed still load as policies.
-    load_checkpoint(directory, model, expected_kind="wam", optional_weights=("reward.", "success.", "robot_action_in."))
+    load_checkpoint(directory, model, expected_kind="wam", optional_weights=("reward.", "success.", "robot_action_in.", "robot_state_skip."))
     return model.eval()
 
 
