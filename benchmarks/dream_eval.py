@@ -35,6 +35,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rank(x), rank(y))[0, 1])
 
 
+def absolute_keys(cells: dict) -> dict:
+    """Cells keyed by the policy's absolute path, so runs named relative or absolute find each other."""
+    return {f"{Path(k.rsplit('|', 1)[0]).resolve()}|{k.rsplit('|', 1)[1]}": v for k, v in cells.items()}
+
+
 def real_cells(path: Path, tasks: tuple[str, ...], episodes: int, max_steps: int) -> dict:
     """The "|real" cells of another run, refused unless they judged the same episodes."""
     other = json.loads(Path(path).read_text())
@@ -42,7 +47,7 @@ def real_cells(path: Path, tasks: tuple[str, ...], episodes: int, max_steps: int
     differ = {k: (other.get(k), v) for k, v in settings.items() if other.get(k) != v}
     if differ:
         raise SystemExit(f"{path}: its real cells were run with other settings, {differ} (theirs, ours)")
-    return {k: v for k, v in other["cells"].items() if k.endswith("|real")}
+    return {k: v for k, v in absolute_keys(other["cells"]).items() if k.endswith("|real")}
 
 
 def main() -> None:
@@ -63,6 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     tasks = tuple(resolve_tasks(args.tasks))
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
+    results["cells"] = absolute_keys(results["cells"])
+    args.policies = [p.resolve() for p in args.policies]
     if args.real_from is not None:
         results["cells"].update(real_cells(args.real_from, tasks, args.episodes, args.max_steps))
         results["real_from"] = str(args.real_from)
