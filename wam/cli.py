@@ -199,6 +199,8 @@ def finetune(
     episodes_per_task: Optional[int] = typer.Option(None, "--episodes-per-task", "-k", help="use K labelled episodes per task"),
     subset_seed: int = typer.Option(0, help="which K episodes"),
     seed: int = typer.Option(0, help="seed for data order and initialisation"),
+    task_free_dynamics: bool = typer.Option(False, "--task-free-dynamics", help="the action-conditioned pass (the dream) "
+                                            "without the task text, so motion there is explained by the actions"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
@@ -214,7 +216,8 @@ def finetune(
         if steps is not None:
             train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
                                 eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
-        config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed)
+        config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
+                         task_free_dynamics=task_free_dynamics)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
                                play=list(play or []))
     except (ValueError, WamError) as err:

@@ -135,6 +135,7 @@ class FinetuneConfig:
     execute: int = 4  # of those, how many the policy runs before predicting again (receding horizon)
     window: int = 5  # frames per training window (the policy's context is window - 1 frames)
     video_batch: int = 8  # action-free windows mixed into every step when video is given
+    task_free_dynamics: bool = False  # the action-conditioned pass without the task text (WAMConfig.task_free_dynamics)
     play_batch: int = 16  # labelled play windows (dynamics, reward and success only) per step when play data is given
     episodes_per_task: int | None = None  # K labelled episodes per task; None: all (minus validation)
     subset_seed: int = 0  # which K episodes

@@ -96,6 +96,18 @@ def test_play_windows_train_the_simulator_and_never_the_policy():
     assert "play_dynamics" in metrics and mixed > base
 
 
+def test_task_free_dynamics_ignores_the_text_and_the_policy_does_not():
+    torch.manual_seed(0)
+    model = WorldActionModel(WAMConfig(world=pretrain_preset("tiny").world, chunk=4, stride=1, hidden=32, task_free_dynamics=True))
+    torch.nn.init.normal_(model.world.next_latent.weight, std=0.05)
+    batch = _batch(model)
+    other = tokenize(["open the window"] * 2, model.config.world.text)
+    step = lambda text: model.step(batch["latents"], batch["action"], text, batch["state"])[0]  # noqa: E731
+    torch.testing.assert_close(step(batch["text_ids"]), step(other))
+    act = lambda text: model.act(batch["latents"], text, batch["state"])  # noqa: E731
+    assert not torch.allclose(act(batch["text_ids"]), act(other)), "the policy still reads the instruction"
+
+
 def test_config_round_trips_through_a_dict():
     config = WAMConfig(world=pretrain_preset("tiny").world, chunk=5)
     assert WAMConfig.from_dict(config.to_dict()) == config

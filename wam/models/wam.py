@@ -66,6 +66,10 @@ class WAMConfig:
     state_weight: float = 10.0
     reward_weight: float = 1.0
     success_weight: float = 1.0
+    # The action-conditioned pass (the dream's simulator) without the task text: physics does not depend on the
+    # instruction, and with the text there the dream can predict a demonstration's motion from it and ignore the
+    # actions. The reward and success heads still see the task in the frames (every task has its own scene).
+    task_free_dynamics: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,6 +158,8 @@ class WorldActionModel(nn.Module):
         """The action-conditioned pass: output tokens, next latents and next states after every frame."""
         flat = actions.flatten(-2)
         encoded = self.encode_actions(actions) if encoded is None else encoded
+        if self.config.task_free_dynamics:
+            text_ids = torch.zeros_like(text_ids[:, :1])  # padding only: the text encoder's constant "no text"
         x = self.world.features(latents, encoded, text_ids, state, frame_bias=self.robot_action_in(flat))
         next_latents, next_state = self.world.heads(x, latents, state)
         return x, next_latents, next_state + self.robot_state_skip(flat)

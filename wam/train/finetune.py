@@ -192,7 +192,8 @@ def finetune(
     # 3. the WAM -------------------------------------------------------------------------------
     wam_cfg = WAMConfig(world=world_cfg, chunk=config.chunk, stride=stride, hidden=config.hidden,
                         action_weight=config.action_weight, latent_weight=config.latent_weight,
-                        align_weight=config.align_weight, state_weight=config.state_weight)
+                        align_weight=config.align_weight, state_weight=config.state_weight,
+                        task_free_dynamics=config.task_free_dynamics)
     torch.manual_seed(config.seed + 1)
     world = load_world_model(pretrained) if pretrained is not None else WorldModel(world_cfg)
     model = WorldActionModel(wam_cfg, world)
