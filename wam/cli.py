@@ -25,6 +25,17 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _train_config(train, seed: int, steps: int | None):
+    """A preset's TrainConfig with the seed, and with --steps the schedule and intervals shrunk to fit it."""
+    from dataclasses import replace
+
+    train = replace(train, seed=seed)
+    if steps is None:
+        return train
+    return replace(train, steps=steps, warmup_steps=min(train.warmup_steps, max(1, steps // 10)),
+                   eval_every=min(train.eval_every, steps), checkpoint_every=min(train.checkpoint_every, steps))
+
+
 @app.command()
 def collect(
     tasks: str = typer.Option(..., help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3"),
@@ -212,10 +223,7 @@ def finetune(
 
     try:
         config = finetune_preset(preset)
-        train_cfg = replace(config.train, seed=seed)
-        if steps is not None:
-            train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
-                                eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
+        train_cfg = _train_config(config.train, seed, steps)
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
                          task_free_dynamics=task_free_dynamics)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
@@ -346,10 +354,7 @@ def distill(
 
     try:
         config = distill_preset(preset)
-        train_cfg = replace(config.train, seed=seed)
-        if steps is not None:
-            train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
-                                eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
+        train_cfg = _train_config(config.train, seed, steps)
         summary = run_distill(world, replace(config, train=train_cfg, seed=seed), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))
