@@ -109,19 +109,21 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--student", action="store_true", help="dream with the world's distilled student (wam distill)")
+    parser.add_argument("--success-hold", type=int, default=1,
+                        help="a dream's task is done when its success head agrees this many model steps in a row")
     parser.add_argument("--one-step-cache", type=Path, default=None,
                         help="frame cache of labelled windows for the one-step errors (default: the world's play or robot cache)")
     parser.add_argument("--out", type=Path, default=RESULTS / "dream_action_sensitivity.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {"world": str(args.world), "student": args.student, "scenes": args.scenes, "max_steps": args.max_steps, "tasks": {},
+    results = {"world": str(args.world), "student": args.student, "success_hold": args.success_hold, "scenes": args.scenes, "max_steps": args.max_steps, "tasks": {},
                "machine": {"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                "command": "python benchmarks/dream_action_sensitivity.py " + " ".join(os.sys.argv[1:])}
     results["one_step"] = one_step_errors(args.world, args.one_step_cache)
     print("one-step errors:", {k: v for k, v in results["one_step"].items() if isinstance(v, dict)})
     for task in resolve_tasks(args.tasks):
         dream = make(f"dream/{args.world}", task=task, max_episode_steps=args.max_steps, device="cpu", decode_images=False,
-                     student=args.student)
+                     student=args.student, success_hold=args.success_hold)
         real = make(f"metaworld/{task}", obs="state", max_episode_steps=args.max_steps)
         row = {}
         experts = [expert_actions(task, evaluation_seed(0, task, n), args.max_steps) for n in range(args.scenes)]

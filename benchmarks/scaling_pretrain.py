@@ -1,13 +1,21 @@
 """Scaling law of pretraining: world-model validation loss against the amount of video.
 
     python benchmarks/scaling_pretrain.py --run RUN [--sizes 10,20,45,90,180,360] [--steps 600]
+        [--steps-power 0.5 --min-steps 600 --early-stop]
 
 A fixed world model is trained from scratch on nested subsets of the run's training
-episodes (the smallest inside the next) for the same number of steps, and evaluated on
-the run's held-out episodes. Latents come from the run's frozen tokenizer, so every point
-measures loss in the same space. Fits loss = a - b * log10(frames) and reports R^2; the
-largest size also gives a loss-versus-compute curve (validation loss every few steps).
-Each finished cell is written to the JSON at once and skipped on rerun.
+episodes (the smallest inside the next) and evaluated on the run's held-out episodes.
+Latents come from the run's frozen tokenizer, so every point measures loss in the same space.
+Fits loss = a - b * log10(frames) and reports R^2, beside a power law with a floor
+(loss = e + c * frames^-alpha) for comparison; the largest size also gives a loss-versus-compute
+curve. Each finished cell is written to the JSON at once and skipped on rerun.
+
+Two protocols. The default trains every size for the same `--steps`: small sets overfit and
+large ones are cut short, so the curve measures the step budget as much as the data.
+`--steps-power P` gives size n the budget steps * (n / largest)^P (at least `--min-steps`),
+and `--early-stop` reports the best validation loss seen during training (checked 12 times
+or more), as data-limited scaling studies do: each point then estimates what that much
+video can teach this model, not where one schedule happened to end.
 """
 
 from __future__ import annotations
@@ -58,6 +66,11 @@ def nested_order(episodes: list, seed: int, stratify: bool) -> list[int]:
     return interleaved
 
 
+def steps_for(size: int, largest: int, steps: int, power: float, min_steps: int) -> int:
+    """The step budget of one data size: `steps` at the largest, scaled by (size / largest)^power."""
+    return max(min_steps, round(steps * (size / largest) ** power))
+
+
 def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, stratify: bool = False) -> dict:
     config = load_pretrain_config(run)
     cache = load_frame_cache(run / "cache")
@@ -88,30 +101,54 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, strat
     finally:
         shutil.rmtree(out, ignore_errors=True)
     frames = sum(e.length for e in subset)
+    best = min([{"step": steps, "val_loss": final}] + curve, key=lambda c: c["val_loss"])
     return {
-        "episodes": size, "frames": frames, "val_loss": final, "steps": steps, "batch_size": 16,
+        "episodes": size, "frames": frames, "val_loss": final, "val_loss_best": best["val_loss"], "best_step": best["step"],
+        "steps": steps, "batch_size": 16,
         "window": config.window, "frames_seen": steps * 16 * config.window, "seconds": round(result.seconds, 1),
         "params": sum(p.numel() for p in model.parameters()), "curve": curve,
     }
 
 
-def mean_by_size(cells: dict) -> list[dict]:
-    """One point per data size: the mean validation loss over the seeds run so far."""
+def mean_by_size(cells: dict, early_stop: bool = False) -> list[dict]:
+    """One point per data size: the mean validation loss (final, or best seen) over the seeds run so far."""
+    key = "val_loss_best" if early_stop else "val_loss"
     sizes: dict[int, list[dict]] = {}
     for cell in cells.values():
         sizes.setdefault(cell["episodes"], []).append(cell)
-    return [{"episodes": n, "frames": float(np.mean([c["frames"] for c in group])), "val_loss": float(np.mean([c["val_loss"] for c in group])),
-             "val_loss_std": float(np.std([c["val_loss"] for c in group])), "seeds": len(group)}
+    return [{"episodes": n, "frames": float(np.mean([c["frames"] for c in group])), "val_loss": float(np.mean([c[key] for c in group])),
+             "val_loss_std": float(np.std([c[key] for c in group])), "seeds": len(group),
+             "steps": int(np.mean([c["steps"] for c in group]))}
             for n, group in sorted(sizes.items())]
+
+
+def r_squared(y: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
 def fit(points: list[dict]) -> dict:
     x = np.log10([p["frames"] for p in points])
     y = np.array([p["val_loss"] for p in points])
     slope, intercept = np.polyfit(x, y, 1)
-    predicted = intercept + slope * x
-    r2 = 1 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-    return {"a": float(intercept), "b": float(-slope), "r2": float(r2), "decades": float(x.max() - x.min())}
+    return {"a": float(intercept), "b": float(-slope), "r2": r_squared(y, intercept + slope * x),
+            "decades": float(x.max() - x.min()), "power_law": fit_power_law(10**x, y)}
+
+
+def fit_power_law(frames: np.ndarray, y: np.ndarray) -> dict | None:
+    """loss = e + c * frames^-alpha, the form of compute-optimal scaling studies, for comparison."""
+    from scipy.optimize import curve_fit
+
+    if len(y) < 4:
+        return None
+    scale = frames / frames.min()
+    try:
+        (e, c, alpha), _ = curve_fit(lambda d, e, c, alpha: e + c * d**-alpha, scale, y,
+                                     p0=(y.min() * 0.5, y.max() - y.min() * 0.5, 0.3),
+                                     bounds=([0, 0, 0], [np.inf, np.inf, 3]), maxfev=20000)
+    except RuntimeError:
+        return None
+    predicted = e + c * scale**-alpha
+    return {"e": float(e), "c": float(c * frames.min() ** alpha), "alpha": float(alpha), "r2": r_squared(y, predicted)}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -120,7 +157,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = mean_by_size(results["cells"])
+    points = mean_by_size(results["cells"], results.get("early_stop", False))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     frames = np.array([p["frames"] for p in points])
     left.errorbar(frames, [p["val_loss"] for p in points], yerr=[p["val_loss_std"] for p in points], fmt="o",
@@ -130,8 +167,12 @@ def plot(results: dict, path: Path) -> None:
         f = results["fit"]
         xs = np.logspace(np.log10(frames.min()), np.log10(frames.max()), 50)
         left.semilogx(xs, f["a"] - f["b"] * np.log10(xs), "-", label=f"{f['a']:.4f} - {f['b']:.4f} log10(D), R²={f['r2']:.3f}")
+        if f.get("power_law"):
+            p = f["power_law"]
+            left.semilogx(xs, p["e"] + p["c"] * xs ** -p["alpha"], ":", color="gray",
+                          label=f"power law e + c D^-{p['alpha']:.2f}, R²={p['r2']:.3f}")
     left.set_xlabel("pretraining video frames (D)")
-    left.set_ylabel("validation latent MSE")
+    left.set_ylabel("validation latent MSE" + (" (best seen)" if results.get("early_stop") else ""))
     left.set_title("loss vs data")
     left.legend(fontsize=8)
     largest = max((c for c in results["cells"].values() if c["curve"]), key=lambda c: c["frames"], default=None)
@@ -150,17 +191,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a pretraining run (its cache, tokenizer and split)")
     parser.add_argument("--sizes", default="10,20,45,90,180,360")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=600, help="training steps (at the largest size, with --steps-power)")
+    parser.add_argument("--steps-power", type=float, default=0.0, help="size n trains steps * (n / largest)^P steps; 0: all equal")
+    parser.add_argument("--min-steps", type=int, default=0, help="no size trains fewer steps than this")
+    parser.add_argument("--early-stop", action="store_true", help="fit the best validation loss seen, not the last")
     parser.add_argument("--seeds", default="0", help="comma list; each seed draws its own nested subsets and initialisation")
     parser.add_argument("--stratify", action="store_true", help="subsets hold every task about equally")
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core to other work)")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     sizes = [int(s) for s in args.sizes.split(",")]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update({
-        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps} --seeds {args.seeds}" + (" --stratify" if args.stratify else "") + f" --out {args.out}",
-        "stratified": args.stratify,
+        "benchmark": "scaling_pretrain", "command": f"python benchmarks/scaling_pretrain.py --run {args.run} --sizes {args.sizes} --steps {args.steps} --seeds {args.seeds}"
+        + (f" --steps-power {args.steps_power} --min-steps {args.min_steps}" if args.steps_power or args.min_steps else "")
+        + (" --early-stop" if args.early_stop else "") + (" --stratify" if args.stratify else "") + f" --out {args.out}",
+        "stratified": args.stratify, "early_stop": args.early_stop,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()},
         "model": "world model d128, 4 layers, 4 heads (fixed across points)", "sizes_planned": sizes,
     })
@@ -172,21 +219,22 @@ def main() -> None:
             print(f"size {size} seed {seed}: done already, skipped")
             continue
         start = time.time()
-        track = size == max(sizes) and seed == seeds[0]
-        cell = run_cell(args.run, size, args.steps, seed, eval_every=max(args.steps // 12, 1) if track else 0,
+        steps = steps_for(size, max(sizes), args.steps, args.steps_power, args.min_steps)
+        track = args.early_stop or (size == max(sizes) and seed == seeds[0])
+        cell = run_cell(args.run, size, steps, seed, eval_every=max(min(steps // 12, 100), 1) if track else 0,
                         stratify=args.stratify)
         cell["seed"] = seed
         results["cells"][key] = cell
         results["complete"] = all(k in results["cells"] for _, _, k in keys)
         results["seeds_planned"] = seeds
         if len({c["episodes"] for c in results["cells"].values()}) >= 2:
-            results["points"] = mean_by_size(results["cells"])
+            results["points"] = mean_by_size(results["cells"], args.early_stop)
             results["fit"] = fit(results["points"])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"size {size} episodes ({cell['frames']} frames), seed {seed}: val loss {cell['val_loss']:.5f} in {time.time() - start:.0f} s")
     if len({c["episodes"] for c in results["cells"].values()}) >= 2:
-        results["points"] = mean_by_size(results["cells"])
+        results["points"] = mean_by_size(results["cells"], args.early_stop)
         results["fit"] = fit(results["points"])
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"fit: loss = {results['fit']['a']:.5f} - {results['fit']['b']:.5f} log10(frames), R^2 = {results['fit']['r2']:.4f} "

@@ -248,6 +248,8 @@ def eval_policy(
                                     "(scene) or from first frames of the world's robot data (data)"),
     dream_student: bool = typer.Option(False, "--dream-student", help="dream with the world run's distilled student "
                                        "(wam distill): many times faster a step"),
+    dream_success_hold: int = typer.Option(1, help="a dream's task is done when its success head agrees this many model "
+                                           "steps in a row"),
 ) -> None:
     """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
@@ -262,7 +264,7 @@ def eval_policy(
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
-                            dream_start=dream_start, dream_student=dream_student)
+                            dream_start=dream_start, dream_student=dream_student, dream_success_hold=dream_success_hold)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))

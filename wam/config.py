@@ -61,13 +61,14 @@ def _tiny() -> PretrainConfig:
 
 
 def _cpu() -> PretrainConfig:
-    # Measured on 2 shared cores: ~200 frames/s for this tokenizer (32/64/128 channels: ~40) and
-    # ~370 frames/s for this world model, so about 7 + 20 minutes of training plus encoding.
+    # Sized by a measured end-to-end run on 2 quiet cores (2026-12-01): the tokenizer trains at ~0.69 s a
+    # step and the world model at ~0.70, so 650 + 1,500 steps plus decoding and encoding (~2 min) fit in 30
+    # minutes. The runs behind the recipe benchmark used twice the steps (1,300 + 3,000, ~55 min).
     return PretrainConfig(
         tokenizer=TokenizerConfig(64, (16, 32, 64), 16),
         world=WorldModelConfig(d_model=256, n_layers=6, n_heads=8, context=8),
-        tokenizer_train=TrainConfig(steps=1300, batch_size=64, lr=2e-3, warmup_steps=50, log_every=20, checkpoint_every=200),
-        world_train=TrainConfig(steps=3000, batch_size=16, lr=6e-4, warmup_steps=100, log_every=20, eval_every=500,
+        tokenizer_train=TrainConfig(steps=650, batch_size=64, lr=2e-3, warmup_steps=50, log_every=20, checkpoint_every=200),
+        world_train=TrainConfig(steps=1500, batch_size=16, lr=6e-4, warmup_steps=100, log_every=20, eval_every=500,
                                 checkpoint_every=250),
         window=9,
         stride=2,

@@ -178,3 +178,35 @@ def test_bf16_dreams_stay_close_to_float32_dreams(tmp_path_factory):
     np.testing.assert_allclose(lat16, lat32, atol=0.05)
     np.testing.assert_allclose(state16, state32, atol=0.05)
     np.testing.assert_allclose(reward16, reward32, atol=0.5)
+
+
+@pytest.mark.parametrize("hold, done_at_model_step", [(1, 1), (2, 4), (3, 5), (4, None)])
+def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_a_row(tmp_path_factory, hold, done_at_model_step):
+    from types import SimpleNamespace
+
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
+                                     device="cpu", success_hold=hold))
+    verdicts = iter([5.0, -5.0, 5.0, 5.0, 5.0] + [-5.0] * 100)  # success logits of successive model steps
+    model_step = env.stepper.step
+
+    def scripted(*args):
+        latents, state, reward, success = model_step(*args)
+        return latents, state, reward, torch.full_like(success, next(verdicts))
+
+    env.stepper = SimpleNamespace(step=scripted)
+    env.reset(seed=0)
+    ended = None
+    for control_step in range(1, 41):
+        _, _, terminated, truncated, info = env.step(np.zeros((1, 4), np.float32))
+        if terminated[0] or truncated[0]:
+            ended = (control_step, bool(terminated[0]), bool(info["success"][0]))
+            break
+    if done_at_model_step is None:
+        assert ended == (40, False, False)  # never four in a row: the horizon ends it
+    else:
+        assert ended == (done_at_model_step * env.stride, True, True)
+
+
+def test_a_success_hold_below_one_is_refused(tmp_path_factory):
+    with pytest.raises(ValueError, match="success_hold"):
+        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, success_hold=0, device="cpu"))

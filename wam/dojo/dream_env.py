@@ -12,7 +12,9 @@ step, as in the simulator, and the same policies and tools run in both.
 
 Observations: `latent` (the world model's frame), `state`, and `image` (the decoded frame,
 when `decode_images`; off for speed). Episodes end when the success head says so (its
-probability above `success_threshold`) or at `max_episode_steps`. Autoreset follows
+probability above `success_threshold` for `success_hold` model steps in a row) or at
+`max_episode_steps`. A hold above one guards against the cheapest exploit of a learned
+simulator: a policy that steers the dream through one frame the head mistakes for the goal. Autoreset follows
 Gymnasium's next-step mode: the step after an episode ends resets that dream.
 
 `wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view. With
@@ -44,6 +46,7 @@ class DreamConfig:
     max_episode_steps: int = 300  # control steps
     decode_images: bool = True
     success_threshold: float = 0.5
+    success_hold: int = 1  # model steps in a row the success head must agree before the dream calls the task done
     terminate_on_success: bool = True
     data: tuple[Path, ...] = ()  # datasets with the task's first frames; default: the run's robot data
     device: str = "auto"
@@ -91,6 +94,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def __init__(self, config: DreamConfig):
+        if config.success_hold < 1:
+            raise ValueError(f"success_hold must be at least 1 model step, got {config.success_hold}")
         self.config = config
         device = config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -126,6 +131,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._state = torch.zeros((self.num_envs, wc.state_dim), device=self.device)
         self._reward = np.zeros(self.num_envs, np.float32)
         self._success = np.zeros(self.num_envs, bool)
+        self._agreeing = np.zeros(self.num_envs, np.int64)  # model steps in a row the success head has said done
         self._steps = np.zeros(self.num_envs, np.int64)
         self._actions_of: list[list[torch.Tensor]] = [[] for _ in range(self.num_envs)]  # (stride, A) per history frame
         # Decoded frames, redone only for dreams whose latent changed: between model steps (stride - 1 of
@@ -208,7 +214,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._pending[i] = []
         self._latest[i], self._state[i] = given
         self._history[i].append(given)
-        self._reward[i], self._success[i], self._steps[i] = 0.0, False, 0
+        self._reward[i], self._success[i], self._steps[i], self._agreeing[i] = 0.0, False, 0, 0
         self._needs_reset[i] = False
         self._stale[i] = True
         self._actions_of[i] = []
@@ -237,7 +243,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                 self._stale[i] = True
                 self._history[i].append((next_latents[row, -1], next_state[row, -1]))
                 self._reward[i] = float(reward[row, -1])
-                self._success[i] = bool(probability[row] > self.config.success_threshold)
+                self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.config.success_threshold else 0
+                self._success[i] = bool(self._agreeing[i] >= self.config.success_hold)
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
@@ -289,10 +296,10 @@ class DreamEnv(gym.Env):
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
-               student: bool = False, **_ignored) -> gym.Env:
+               student: bool = False, success_hold: int = 1, **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
-                         data=tuple(data), device=device, bf16=bf16, student=student)
+                         data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)
