@@ -179,6 +179,7 @@ def plot(results: dict, path: Path) -> None:
     if largest is not None:
         compute = [c["step"] * largest["batch_size"] * largest["window"] for c in largest["curve"]]
         right.loglog(compute, [c["val_loss"] for c in largest["curve"]], "o-")
+        right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels of a short log axis collide
     right.set_xlabel("training frames processed (compute)")
     right.set_ylabel("validation latent MSE")
     right.set_title(f"loss vs compute at D={largest['frames']}")
