@@ -81,3 +81,17 @@ def test_distill_from_the_command_line_and_its_refusals(tmp_path_factory, tmp_pa
     pretrained, _ = tiny_run(tmp_path_factory)
     result = invoke("distill", "--world", pretrained, "--preset", "tiny")
     assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
+
+
+def test_eval_in_a_dream_with_a_success_hold_and_its_refusal(tmp_path_factory, tmp_path):
+    from finetune_fixtures import tiny_dream_run
+
+    world = tiny_dream_run(tmp_path_factory)
+    results = tmp_path / "dream.json"
+    result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 2,
+                    "--max-steps", 6, "--dream-success-hold", 2, "--out", results)
+    assert result.exit_code == 0, result.output
+    assert json.loads(results.read_text())["tasks"]["move the square"]["episodes"] == 2
+    result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 1,
+                    "--dream-success-hold", 0)
+    assert result.exit_code == 2 and "success_hold" in squeezed(result.output)
