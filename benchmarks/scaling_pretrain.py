@@ -201,6 +201,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core to other work)")
     args = parser.parse_args()
+    if args.threads < 1 or args.min_steps < 0 or args.steps < 1:
+        parser.error(f"--threads and --steps must be at least 1 and --min-steps at least 0, got "
+                     f"{args.threads}, {args.steps} and {args.min_steps}")
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     sizes = [int(s) for s in args.sizes.split(",")]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -62,8 +62,9 @@ def _tiny() -> PretrainConfig:
 
 def _cpu() -> PretrainConfig:
     # Sized by a measured end-to-end run on 2 quiet cores (2026-12-01): the tokenizer trains at ~0.69 s a
-    # step and the world model at ~0.70, so 650 + 1,500 steps plus decoding and encoding (~2 min) fit in 30
-    # minutes. The runs behind the recipe benchmark used twice the steps (1,300 + 3,000, ~55 min).
+    # step and the world model at ~0.77 (checkpoints and evaluation included), so 650 + 1,500 steps plus
+    # decoding and encoding (~2 min) took 28.6 minutes. The runs behind the recipe benchmark used twice the
+    # steps (1,300 + 3,000, ~55 min).
     return PretrainConfig(
         tokenizer=TokenizerConfig(64, (16, 32, 64), 16),
         world=WorldModelConfig(d_model=256, n_layers=6, n_heads=8, context=8),

@@ -14,8 +14,8 @@ Observations: `latent` (the world model's frame), `state`, and `image` (the deco
 when `decode_images`; off for speed). Episodes end when the success head says so (its
 probability above `success_threshold` for `success_hold` model steps in a row) or at
 `max_episode_steps`. A hold above one guards against the cheapest exploit of a learned
-simulator: a policy that steers the dream through one frame the head mistakes for the goal. Autoreset follows
-Gymnasium's next-step mode: the step after an episode ends resets that dream.
+simulator: a policy that steers the dream through one frame the head mistakes for the goal.
+Autoreset follows Gymnasium's next-step mode: the step after an episode ends resets that dream.
 
 `wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view. With
 `student=True` the model steps are the run's distilled dream student's
