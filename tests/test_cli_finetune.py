@@ -95,3 +95,22 @@ def test_eval_in_a_dream_with_a_success_hold_and_its_refusal(tmp_path_factory, t
     result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 1,
                     "--dream-success-hold", 0)
     assert result.exit_code == 2 and "success_hold" in squeezed(result.output)
+
+
+def test_collect_with_a_policy_then_update_a_world_with_its_rollouts(tmp_path_factory, tmp_path):
+    """The Dyna loop from the command line: a policy's rollouts, then a world started from a WAM takes them in."""
+    from finetune_fixtures import tiny_wam_run
+
+    run, _ = tiny_wam_run(tmp_path_factory)
+    pretrained, _ = tiny_run(tmp_path_factory)
+    rollouts = tmp_path / "rollouts"
+    result = invoke("collect", "--tasks", "reach-v3", "--episodes", 1, "--max-steps", 8, "--policy", run, "--out", rollouts)
+    assert result.exit_code == 0, result.output
+    assert "added 1 episodes" in result.output
+    result = invoke("collect", "--tasks", "reach-v3", "--episodes", 1, "--policy", pretrained, "--out", tmp_path / "bad")
+    assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
+    out = tmp_path / "updated"
+    result = invoke("finetune", "--pretrained", pretrained, "--data", tiny_dataset(tmp_path_factory), "--play", rollouts,
+                    "--init-from", run, "--out", out, "--preset", "tiny", "--steps", 3, "-k", 2)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "finetune.json").read_text())["init_from"] == str(run)

@@ -50,8 +50,10 @@ def collect(
     max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
     explore: float = typer.Option(0.0, help="play data: probability that each 16-step segment is one held random action"),
     after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
+    policy: Optional[Path] = typer.Option(None, help="a finetuning run that drives instead of the scripted expert: "
+                                                      "its own rollouts, failures included (world-model data)"),
 ) -> None:
-    """Run scripted experts on Meta-World tasks and record their episodes (resumable)."""
+    """Run scripted experts (or a finetuned policy) on Meta-World tasks and record their episodes (resumable)."""
     from wam.envs.collect import CollectConfig
     from wam.envs.collect import collect as run_collect
     from wam.envs.tasks import resolve_tasks
@@ -60,7 +62,7 @@ def collect(
     try:
         names = tuple(resolve_tasks(tasks))
         config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps,
-                               explore=explore, after_success=after_success)
+                               explore=explore, after_success=after_success, policy=policy)
         result = run_collect(config)
     except (ValueError, WamError) as err:
         _fail(str(err))
@@ -212,6 +214,8 @@ def finetune(
     seed: int = typer.Option(0, help="seed for data order and initialisation"),
     task_free_dynamics: bool = typer.Option(False, "--task-free-dynamics", help="the action-conditioned pass (the dream) "
                                             "without the task text, so motion there is explained by the actions"),
+    init_from: Optional[Path] = typer.Option(None, help="start from this finetuned WAM's weights (same pretraining): "
+                                              "update a world on new data, e.g. rollouts from `wam collect --policy`"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
@@ -227,7 +231,7 @@ def finetune(
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
                          task_free_dynamics=task_free_dynamics)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
-                               play=list(play or []))
+                               play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -108,3 +108,31 @@ def test_nested_k_subsets_grow_by_adding_episodes():
     one = {e.episode for e in select_episodes(episodes, 1, 0, 3)[0]}
     three = {e.episode for e in select_episodes(episodes, 3, 0, 3)[0]}
     assert one < three
+
+
+def test_init_from_starts_at_the_given_wams_weights(tmp_path_factory, tmp_path):
+    """A world update: one step at a negligible rate from --init-from leaves the weights those of the run started from,
+    while the same step from the pretrained world lands far from them (fresh action and reward heads)."""
+    import torch
+
+    start, _ = tiny_wam_run(tmp_path_factory)
+    pretrained, _ = tiny_run(tmp_path_factory)
+    config = tiny_finetune_config(steps=1, episodes_per_task=4)
+    config = replace(config, train=replace(config.train, lr=1e-12, warmup_steps=1, weight_decay=0.0))
+    finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "updated", config, init_from=start, progress=False)
+    finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "plain", config, progress=False)
+    before = load_wam(start).state_dict()
+    updated, plain = load_wam(tmp_path / "updated").state_dict(), load_wam(tmp_path / "plain").state_dict()
+    assert all(torch.allclose(before[n], updated[n], atol=1e-6) for n in before)
+    assert not all(torch.allclose(before[n], plain[n], atol=1e-6) for n in before)
+    assert json.loads((tmp_path / "updated" / "finetune.json").read_text())["init_from"] == str(start)
+
+
+def test_init_from_a_wam_of_another_pretraining_is_refused(tmp_path_factory, tmp_path):
+    scratch = tmp_path / "scratch"
+    finetune(None, [tiny_dataset(tmp_path_factory)], scratch, tiny_finetune_config(steps=2, episodes_per_task=2), progress=False)
+    pretrained, _ = tiny_run(tmp_path_factory)
+    with pytest.raises(CheckpointError, match="same pretraining"):
+        finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "ft", tiny_finetune_config(), init_from=scratch,
+                 progress=False)
+    assert not (tmp_path / "ft" / "wam").exists()

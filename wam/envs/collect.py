@@ -11,7 +11,9 @@ there, the reward received on arriving at o_t (0 at t=0) and whether o_t satisfi
 task. The episode ends at the first success (the success frame is recorded, with the
 expert's action there as its label) or at the step limit; with `after_success` = N it runs
 N steps more, so that a success head sees the goal state held and not one positive frame
-per episode. `explore` turns the expert into a play-data generator (see experts.py).
+per episode. `explore` turns the expert into a play-data generator (see experts.py). With `policy` = a
+finetuning run, that policy drives instead of the expert and its own rollouts, failures
+included, are recorded (`PolicyActor` in experts.py says why a world model wants them).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class CollectConfig:
     max_steps: int = 500
     explore: float = 0.0  # probability that a 16-step segment is one held random action instead of the expert
     after_success: int = 0  # steps recorded after the first success (the step limit still applies)
+    policy: Path | None = None  # a finetuning run that drives instead of the scripted expert
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
         "explore": float(config.explore),
         "after_success": int(config.after_success),
         "camera": config.camera,
-        "source": "scripted_expert",
+        "source": _source(config),
     }
     return Episode(env.task_text, {IMAGE_KEY: np.stack(images)}, data, success=bool(any(successes)), info=info)
 
@@ -137,19 +140,29 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
 _WORKER: dict = {}
 
 
+def _source(config: CollectConfig) -> str:
+    return "scripted_expert" if config.policy is None else f"policy:{config.policy}"
+
+
 def _worker_init(config: CollectConfig) -> None:
     _WORKER.clear()
     _WORKER["config"] = config
+    if config.policy is not None:
+        import torch
+
+        torch.set_num_threads(1)  # one worker a core: the policy's matmuls must not fight the other workers
 
 
 def _run_job(job: EpisodeJob) -> StagedEpisode:
-    from wam.envs.experts import ScriptedExpert
+    from wam.envs.experts import PolicyActor, ScriptedExpert
     from wam.envs.registry import make
 
     config: CollectConfig = _WORKER["config"]
     if job.task not in _WORKER:
         env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera, max_episode_steps=config.max_steps)
-        _WORKER[job.task] = (env, ScriptedExpert(job.task, noise=config.noise, explore=config.explore))
+        actor = (ScriptedExpert(job.task, noise=config.noise, explore=config.explore) if config.policy is None
+                 else PolicyActor(config.policy, job.task, noise=config.noise))
+        _WORKER[job.task] = (env, actor)
     env, expert = _WORKER[job.task]
     episode = record_episode(env, expert, job, config)
     return stage_episode(config.out, episode, dataset_features(config.size, config.actions), CONTROL_FPS, VideoConfig())
@@ -162,13 +175,15 @@ def _close_worker_envs() -> None:
     _WORKER.clear()
 
 
-def _existing_keys(writer: DatasetWriter) -> set[tuple[str, int, int]]:
+def _existing_keys(writer: DatasetWriter) -> set[tuple[str, int, int, str]]:
+    """(task, seed, number, source) of the recorded episodes: the same numbers from another driver are other episodes."""
     from wam.data.meta import read_episode_rows
 
     keys = set()
     for row in read_episode_rows(writer.root):
         if row.get("info/env") is not None and row.get("info/episode_number") is not None:
-            keys.add((row["info/env"].removeprefix("metaworld/"), row.get("info/collect_seed"), row["info/episode_number"]))
+            keys.add((row["info/env"].removeprefix("metaworld/"), row.get("info/collect_seed"), row["info/episode_number"],
+                      row.get("info/source") or "scripted_expert"))
     return keys
 
 
@@ -187,11 +202,19 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         raise ValueError(f"after_success must be >= 0 steps, got {config.after_success}")
     if not 1 <= config.max_steps <= 500:
         raise ValueError(f"max_steps must be in 1..500 (Meta-World's episode limit), got {config.max_steps}")
+    if config.policy is not None:
+        if config.explore > 0:
+            raise ValueError("explore is the scripted expert's play mode; a policy run explores with noise instead")
+        from wam.train.finetune import load_finetune_config
+
+        _, saved = load_finetune_config(Path(config.policy))  # a clear CheckpointError now, not one per worker later
+        if int(saved["image_size"]) != config.size:
+            raise ValueError(f"{config.policy} sees {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
     features = dataset_features(config.size, config.actions)
     writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
     try:
         done = _existing_keys(writer)
-        jobs = [j for j in plan_jobs(config) if (j.task, config.seed, j.number) not in done]
+        jobs = [j for j in plan_jobs(config) if (j.task, config.seed, j.number, _source(config)) not in done]
         skipped = config.episodes * len(config.tasks) - len(jobs)
         result = CollectResult(0, skipped, 0, 0.0, 0)
         start = time.perf_counter()

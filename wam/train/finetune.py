@@ -97,8 +97,14 @@ def finetune(
     resume: bool = False,
     progress: bool = True,
     play: Sequence[str | Path] = (),
+    init_from: str | Path | None = None,
 ) -> dict:
-    """Train a WAM in `out`; returns a summary (also written to out/summary.json)."""
+    """Train a WAM in `out`; returns a summary (also written to out/summary.json).
+
+    `init_from` starts from another finetuned WAM's weights instead of the pretrained world
+    model's: the world update of a Dyna loop, where a trained world takes in new rollouts
+    (`wam collect --policy`) in a few hundred steps rather than being trained again.
+    """
     out = Path(out)
     if (out / CONFIG_FILE).exists():
         if not resume:
@@ -106,6 +112,7 @@ def finetune(
         config, saved = load_finetune_config(out)  # the run's own config wins
         pretrained = saved["pretrained"]
         play = saved.get("play", [])
+        init_from = saved.get("init_from")
     if not robot:
         raise DatasetError("no robot dataset given (--data)")
 
@@ -117,6 +124,8 @@ def finetune(
     else:
         pre = pretrain_preset(config.scratch_preset)
         world_cfg, tokenizer_cfg, stride = pre.world, pre.tokenizer, pre.stride
+    if init_from is not None:
+        _check_init_from(Path(init_from), pretrained)
     if config.window - 1 > world_cfg.context:
         raise ValueError(f"window {config.window} needs a world-model context of {config.window - 1}, the model has {world_cfg.context}")
 
@@ -131,7 +140,7 @@ def finetune(
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"config": config.to_dict(), "pretrained": None if pretrained is None else str(pretrained),
                   "robot": [str(p) for p in robot], "video": [str(p) for p in video], "play": [str(p) for p in play],
-                  "stride": stride,
+                  "init_from": None if init_from is None else str(init_from), "stride": stride,
                   "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps}),
                   "rewards": any(e.has_reward for e in train_eps)}  # whether the reward and success heads learned anything
     (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
@@ -197,6 +206,12 @@ def finetune(
     torch.manual_seed(config.seed + 1)
     world = load_world_model(pretrained) if pretrained is not None else WorldModel(world_cfg)
     model = WorldActionModel(wam_cfg, world)
+    if init_from is not None:
+        start = load_wam(init_from)
+        try:
+            model.load_state_dict(start.state_dict())
+        except RuntimeError as err:
+            raise CheckpointError(f"{init_from}: its WAM has another architecture than this run's ({err})") from None
     wam_dir = out / "wam"
     results["wam"] = train_stage(model, batches, config.train, wam_dir, model_config=wam_cfg.to_dict(), kind="wam",
                                  resume=resume, evaluate=evaluate, progress=progress)
@@ -213,6 +228,15 @@ def finetune(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _check_init_from(run: Path, pretrained: Path | None) -> None:
+    """A WAM to start from must share this run's pretraining (its frame tokenizer and latent space)."""
+    _, saved = load_finetune_config(run)
+    theirs = saved.get("pretrained")
+    if (theirs is None) != (pretrained is None) or (theirs is not None and Path(theirs).resolve() != Path(pretrained).resolve()):
+        raise CheckpointError(f"{run}: finetuned from pretraining run {theirs}, this run from {pretrained}; --init-from "
+                              "needs a WAM of the same pretraining (the same frame tokenizer)")
 
 
 def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
