@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--bc-weight", type=float, default=RLConfig.bc_weight, help="weight of the anchor to the finetuned policy")
     parser.add_argument("--sigma", type=float, default=RLConfig.sigma, help="exploration std on every action")
     parser.add_argument("--student", action="store_true", help="practise and judge in dreams of the world's distilled student")
+    parser.add_argument("--start-data", type=Path, nargs="*", default=[],
+                        help="datasets whose first frames start the practice dreams (default: the world's robot data)")
+    parser.add_argument("--success-hold", type=int, default=1, help="model steps the success head must agree, in practice dreams")
     parser.add_argument("--real-before-from", type=Path, default=None,
                         help="reuse the real before-RL success of another results file (same policy, episodes, step limit)")
     parser.add_argument("--max-steps", type=int, default=300)
@@ -85,7 +88,8 @@ def main() -> None:
             out = args.runs / f"{task}-s{seed}"
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
                               horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
-                              sigma=args.sigma, seed=seed, student=args.student)
+                              sigma=args.sigma, seed=seed, student=args.student,
+                              start_data=tuple(str(p) for p in args.start_data), success_hold=args.success_hold)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),

@@ -328,6 +328,9 @@ def rl_command(
     horizon: int = typer.Option(160, help="control steps per dream"),
     bc_weight: float = typer.Option(1.0, help="weight of the behaviour-cloning anchor to the finetuned policy"),
     dream_student: bool = typer.Option(False, "--dream-student", help="practise in dreams of the world's distilled student"),
+    start_data: Optional[list[Path]] = typer.Option(None, help="datasets whose first frames of the task start the practice "
+                                                    "dreams (default: the world's robot data)"),
+    success_hold: int = typer.Option(1, help="a practice dream succeeds when the success head agrees this many model steps in a row"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -337,7 +340,9 @@ def rl_command(
 
     try:
         summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
-                                                  bc_weight=bc_weight, seed=seed, student=dream_student), resume=resume)
+                                                  bc_weight=bc_weight, seed=seed, student=dream_student,
+                                                  start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold),
+                     resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -136,6 +136,26 @@ def test_an_rl_step_in_a_dream_changes_the_policy_and_keeps_actions_in_bounds(tm
         obs, *_ = env.step(action)
 
 
+def test_practice_dreams_start_from_the_given_datasets_first_frames(tmp_path_factory, tmp_path):
+    from pretrain_fixtures import write_dataset
+
+    from wam.errors import DatasetError
+    from wam.train.rl import RLConfig, rl
+
+    run = dream_run(tmp_path_factory)
+    elsewhere = write_dataset(tmp_path / "other", range(60, 62), task="stack the blocks", rewards=True)
+    config = RLConfig(task=TASK, iterations=1, starts=1, group=2, horizon=4, device="cpu", start_data=(str(elsewhere),))
+    with pytest.raises(DatasetError, match=f"{elsewhere}.*no episode of task"):
+        rl(run, run, tmp_path / "rl", config, progress=False)
+    assert not (tmp_path / "rl").exists(), "a refused run writes nothing"
+    starts = write_dataset(tmp_path / "starts", range(70, 75), rewards=True)
+    config = RLConfig(task=TASK, iterations=1, starts=1, group=2, horizon=4, device="cpu", start_data=(str(starts),),
+                      success_hold=2)
+    summary = rl(run, run, tmp_path / "rl", config, progress=False)
+    assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["start_data"] == [str(starts)]
+    assert 0.0 <= summary["dream_success"]["last"] <= 1.0
+
+
 def test_a_wam_finetuned_without_rewards_cannot_dream(tmp_path_factory):
     from finetune_fixtures import tiny_wam_run
 

@@ -56,6 +56,11 @@ class RLConfig:
     seed: int = 0
     device: str = "auto"
     student: bool = False  # practise in dreams of the world's distilled student (wam distill): many times cheaper a step
+    # Datasets whose first frames of the task start the practice dreams (default: the world's robot data). With K = 3
+    # demos a task has three first frames, and a policy tuned on three scenes learns those scenes; play data and
+    # recorded rollouts (wam collect --policy) have tens.
+    start_data: tuple[str, ...] = ()
+    success_hold: int = 1  # model steps in a row the success head must agree before a practice dream counts a success
 
 
 class DreamPolicyGradient(nn.Module):
@@ -151,16 +156,17 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
                               "finetuned from the same pretraining run as the world")
     if (out / "rl.json").exists() and not resume:
         raise CheckpointError(f"{out}: an RL run already exists here; pass --resume to continue it or choose another --out")
+    # The dreams first: a bad task or start dataset is refused before anything is written.
+    # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
+    dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
+                  max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
+                  student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": str(policy_run), "world": str(world_run)}, indent=2))
     for name in (CONFIG_FILE, "split.json"):
         shutil.copy(policy_run / name, out / name)
     if not (out / "tokenizer").exists():
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
-    # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
-    dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
-                  max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
-                  student=config.student)
     policy = load_wam(policy_run).to(dreams.device)
     learner = DreamPolicyGradient(policy, config)
     rollouts = DreamRollouts(learner, dreams, int(saved["stride"]), ft_config.execute, ft_config.window - 1, config)
