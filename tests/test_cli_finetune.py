@@ -114,3 +114,20 @@ def test_collect_with_a_policy_then_update_a_world_with_its_rollouts(tmp_path_fa
                     "--init-from", run, "--out", out, "--preset", "tiny", "--steps", 3, "-k", 2)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "finetune.json").read_text())["init_from"] == str(run)
+
+
+def test_rl_from_the_command_line_with_start_data_and_its_refusal(tmp_path_factory, tmp_path):
+    from finetune_fixtures import tiny_dream_run
+
+    world = tiny_dream_run(tmp_path_factory)
+    starts = write_dataset(tmp_path / "starts", range(80, 83), rewards=True)
+    out = tmp_path / "rl"
+    common = ("rl", "--policy", world, "--world", world, "--task", "move the square", "--iterations", 1, "--starts", 1,
+              "--group", 2, "--horizon", 4)
+    result = invoke(*common, "--out", out, "--start-data", starts, "--success-hold", 2)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "rl.json").read_text())["config"]
+    assert saved["start_data"] == [str(starts)] and saved["success_hold"] == 2
+    result = invoke(*common, "--out", tmp_path / "bad", "--success-hold", 0)
+    assert result.exit_code == 2 and "success_hold" in squeezed(result.output)
+    assert not (tmp_path / "bad").exists()
