@@ -1,0 +1,79 @@
+"""Guards wam.dojo.replay: recorded episodes replayed open-loop in a dream, and the verdict rates."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+from finetune_fixtures import tiny_dream_run  # noqa: E402
+from pretrain_fixtures import write_dataset  # noqa: E402
+
+from wam.data import Dataset  # noqa: E402
+from wam.dojo.replay import ReplayedEpisode, agreement, replay_in_dream  # noqa: E402
+from wam.errors import DatasetError  # noqa: E402
+
+TASK = "move the square"
+
+
+def test_each_episode_gets_the_verdict_its_own_actions_earn(tmp_path_factory, tmp_path, monkeypatch):
+    """With a success head scripted to fire on a fast rightward frame of actions, the verdicts of a batched replay
+    are exactly those each episode's recorded actions imply (no padding, batching or off-by-one leaks in)."""
+    import torch
+
+    import wam.dojo.dream_env as dream_env
+
+    class Scripted(dream_env.DreamVectorEnv):
+        def __init__(self, config):
+            super().__init__(config)
+            model_step = self.stepper.step
+
+            def step(latents, actions, text_ids, states):  # actions: (G, T, stride, A)
+                next_latents, next_state, reward, _ = model_step(latents, actions, text_ids, states)
+                return next_latents, next_state, reward, torch.where(actions[..., 0].mean(-1) > 0.5, 5.0, -5.0)
+
+            self.stepper = SimpleNamespace(step=step)
+
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(dream_env, "DreamVectorEnv", Scripted)
+    world = tiny_dream_run(tmp_path_factory)
+    data = write_dataset(tmp_path / "episodes", range(90, 98), length=12, rewards=True)
+    dataset, stride = Dataset(data), 2
+    for horizon, length in ((None, 11), (5, 5)):
+        replayed = replay_in_dream(world, [data], [TASK], device="cpu", horizon=horizon)
+        assert [e.length for e in replayed] == [length] * 8
+        expected, real = [], []
+        for index in range(8):
+            low = dataset.low_dim(index)
+            x = low["action"][:length, 0].clip(-1, 1)
+            frames = x[: len(x) // stride * stride].reshape(-1, stride).mean(1)  # one model step per frame of actions
+            expected.append(bool((frames > 0.5).any()))
+            real.append(bool(low["success"][1 : length + 1].any()))  # reality over the same actions
+        assert True in expected and False in expected, "the fixture should give both verdicts"
+        assert [e.dream_success for e in replayed] == expected
+        assert [e.real_success for e in replayed] == real
+
+
+def test_a_task_without_episodes_is_a_clear_error(tmp_path_factory, tmp_path):
+    data = write_dataset(tmp_path / "episodes", range(2), rewards=True)
+    with pytest.raises(DatasetError, match="no episode of task 'stack the blocks'"):
+        replay_in_dream(tiny_dream_run(tmp_path_factory), [data], ["stack the blocks"], device="cpu")
+
+
+def test_a_horizon_below_one_is_refused(tmp_path_factory, tmp_path):
+    data = write_dataset(tmp_path / "episodes", range(2), rewards=True)
+    with pytest.raises(ValueError, match="horizon"):
+        replay_in_dream(tiny_dream_run(tmp_path_factory), [data], [TASK], device="cpu", horizon=0)
+
+
+def test_agreement_rates():
+    def ep(real, dream):
+        return ReplayedEpisode("t", "s", real, dream, 10)
+
+    rates = agreement([ep(True, True), ep(True, False), ep(False, True), ep(False, False), ep(False, False)])
+    assert rates["true_positive_rate"] == 0.5 and rates["false_positive_rate"] == pytest.approx(1 / 3)
+    assert rates["agreement"] == 0.6 and rates["balanced_accuracy"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert agreement([ep(True, True)])["false_positive_rate"] is None
+    assert np.isclose(agreement([ep(False, True)])["dream_success"], 1.0)
