@@ -41,13 +41,14 @@ def test_each_episode_gets_the_verdict_its_own_actions_earn(tmp_path_factory, tm
     world = tiny_dream_run(tmp_path_factory)
     data = write_dataset(tmp_path / "episodes", range(90, 98), length=12, rewards=True)
     dataset, stride = Dataset(data), 2
-    for horizon, length in ((None, 11), (5, 5)):
+    for horizon, length, steps in ((None, 11, 11), (5, 5, 5), (16, 11, 16)):  # past the recording: zero actions
         replayed = replay_in_dream(world, [data], [TASK], device="cpu", horizon=horizon)
         assert [e.length for e in replayed] == [length] * 8
         expected, real = [], []
         for index in range(8):
             low = dataset.low_dim(index)
-            x = low["action"][:length, 0].clip(-1, 1)
+            x = np.zeros(steps)
+            x[:length] = low["action"][:length, 0].clip(-1, 1)
             frames = x[: len(x) // stride * stride].reshape(-1, stride).mean(1)  # one model step per frame of actions
             expected.append(bool((frames > 0.5).any()))
             real.append(bool(low["success"][1 : length + 1].any()))  # reality over the same actions

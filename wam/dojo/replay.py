@@ -9,10 +9,11 @@ episode's length) with the simulator's. A dream that succeeds where reality fail
 a policy can exploit (its false-positive rate is the exploit); one that fails where
 reality succeeded undercounts good policies. All episodes of a task run as one batch.
 
-Recorded episodes end at their first success, so a failure gives the dream the whole step
-limit to find a success and a success only the steps it took: with `horizon` = N both are
-judged on their first N actions (reality: a success flag within them), which takes that
-length bias out.
+Recorded episodes end at their first success, so a failure would give the dream the whole
+step limit to find a success and a success only the steps it took. Every dream therefore
+runs the same number of control steps, `horizon` (default: the longest episode): its
+recorded actions, then zero actions (the arm holds still where the episode left it).
+Reality's verdict is a success flag within the recorded frames up to the horizon.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[s
         # Reality's verdict over the same actions: frame t + 1 is where action t arrives.
         real = [bool(np.asarray(low["success"])[1 : len(a) + 1].any()) if "success" in low else bool(m.success)
                 for low, a, (_, m) in zip(lows, actions, episodes)]
-        horizon = max(len(a) for a in actions)
-        env = DreamVectorEnv(DreamConfig(Path(world), task, num_envs=len(episodes), max_episode_steps=horizon + 1,
+        steps = horizon or max(len(a) for a in actions)
+        env = DreamVectorEnv(DreamConfig(Path(world), task, num_envs=len(episodes), max_episode_steps=steps + 1,
                                          decode_images=False, terminate_on_success=False, device=device, student=student,
                                          success_hold=success_hold))
         if env.tokenizer_image_size != images.shape[1]:
@@ -71,11 +72,10 @@ def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[s
                                f"{env.tokenizer_image_size}")
         env.reset(seed=list(range(len(episodes))), options={"image": images, "state": states})
         dreamed = np.zeros(len(episodes), bool)
-        for t in range(horizon):
+        for t in range(steps):
             batch = np.stack([a[t] if t < len(a) else np.zeros_like(a[0]) for a in actions]).clip(-1, 1)
             _, _, _, _, info = env.step(batch.astype(np.float32))
-            live = np.array([t < len(a) for a in actions])
-            dreamed |= np.asarray(info["success"], bool) & live
+            dreamed |= np.asarray(info["success"], bool)
         env.close()
         for (dataset, meta), did, acted, succeeded in zip(episodes, dreamed, actions, real):
             results.append(ReplayedEpisode(task, str(meta.info.get("source", "unknown")), succeeded, bool(did), len(acted)))
