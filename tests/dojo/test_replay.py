@@ -22,7 +22,7 @@ def test_each_episode_gets_the_verdict_its_own_actions_earn(tmp_path_factory, tm
     are exactly those each episode's recorded actions imply (no padding, batching or off-by-one leaks in)."""
     import torch
 
-    import wam.dojo.dream_env as dream_env
+    from wam.dojo import dream_env
 
     class Scripted(dream_env.DreamVectorEnv):
         def __init__(self, config):

@@ -77,7 +77,7 @@ def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[s
             _, _, _, _, info = env.step(batch.astype(np.float32))
             dreamed |= np.asarray(info["success"], bool)
         env.close()
-        for (dataset, meta), did, acted, succeeded in zip(episodes, dreamed, actions, real):
+        for (_, meta), did, acted, succeeded in zip(episodes, dreamed, actions, real):
             results.append(ReplayedEpisode(task, str(meta.info.get("source", "unknown")), succeeded, bool(did), len(acted)))
     return results
 
