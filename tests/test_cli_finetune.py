@@ -83,6 +83,31 @@ def test_distill_from_the_command_line_and_its_refusals(tmp_path_factory, tmp_pa
     assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
 
 
+def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_factory, tmp_path):
+    import shutil
+
+    from finetune_fixtures import tiny_dream_run
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
+    result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 1,
+                    "--max-steps", 4, "--dream-judge")
+    assert result.exit_code == 2 and squeezed("no success judge; train one first") in squeezed(result.output)
+    result = invoke("judge", "--world", world, "--preset", "tiny", "--steps", 4)
+    assert result.exit_code == 0, result.output
+    assert json.loads((world / "judge" / "summary.json").read_text())["config"]["train"]["steps"] == 4
+    result = invoke("judge", "--world", world, "--preset", "tiny", "--steps", 4)
+    assert result.exit_code == 2 and "--resume" in result.output
+    results = tmp_path / "judged.json"
+    result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 2,
+                    "--max-steps", 6, "--dream-judge", "--out", results)
+    assert result.exit_code == 0, result.output
+    assert json.loads(results.read_text())["tasks"]["move the square"]["episodes"] == 2
+    pretrained, _ = tiny_run(tmp_path_factory)
+    result = invoke("judge", "--world", pretrained, "--preset", "tiny")
+    assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
+
+
 def test_eval_in_a_dream_with_a_success_hold_and_its_refusal(tmp_path_factory, tmp_path):
     from finetune_fixtures import tiny_dream_run
 

@@ -254,6 +254,8 @@ def eval_policy(
                                        "(wam distill): many times faster a step"),
     dream_success_hold: int = typer.Option(1, help="a dream's task is done when its success head agrees this many model "
                                            "steps in a row"),
+    dream_judge: bool = typer.Option(False, "--dream-judge", help="the dream's verdict from the world's success judge "
+                                     "(wam judge) reading each predicted frame"),
 ) -> None:
     """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
@@ -268,7 +270,8 @@ def eval_policy(
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
-                            dream_start=dream_start, dream_student=dream_student, dream_success_hold=dream_success_hold)
+                            dream_start=dream_start, dream_student=dream_student, dream_success_hold=dream_success_hold,
+                            dream_judge=dream_judge)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))
@@ -367,6 +370,35 @@ def distill(
         config = distill_preset(preset)
         train_cfg = _train_config(config.train, seed, steps)
         summary = run_distill(world, replace(config, train=train_cfg, seed=seed), resume=resume)
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+def judge(
+    world: Path = typer.Option(..., help="finetuned WAM run the judge serves (its tokenizer, robot and play data)"),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="more episodes with success flags, e.g. policy rollouts "
+                                              "(wam collect --policy): their failures teach what a near miss looks like"),
+    exclude_source: Optional[list[str]] = typer.Option(None, "--exclude-source",
+                                                       help="leave out episodes whose driver (source) contains this"),
+    preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
+    steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume", help="continue the judge in WORLD/judge from its last checkpoint"),
+) -> None:
+    """Train the world's success judge on real frames (WORLD/judge): dream with it via --dream-judge."""
+    from dataclasses import replace
+
+    from wam.config import judge_preset
+    from wam.errors import WamError
+    from wam.train.judge import train_judge
+
+    try:
+        config = judge_preset(preset)
+        train_cfg = _train_config(config.train, seed, steps)
+        summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed),
+                              exclude_sources=tuple(exclude_source or ()), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -244,3 +244,35 @@ def distill_preset(name: str) -> DistillConfig:
         return DISTILL_PRESETS[name]()
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; presets: {sorted(DISTILL_PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How a world's success judge is trained on real frames (wam/train/judge.py, wam/models/judge.py)."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hidden: int = 256
+    val_fraction: float = 0.1  # episodes of the extra data held out for the judge's own rates
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"hidden must be >= 1 and val_fraction in [0, 1), got {self.hidden}, {self.val_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+JUDGE_PRESETS = {
+    "tiny": lambda: JudgeConfig(TrainConfig(steps=30, batch_size=16, lr=2e-3, warmup_steps=5, log_every=5, eval_every=15,
+                                            checkpoint_every=15), hidden=32),
+    "cpu": lambda: JudgeConfig(TrainConfig(steps=3000, batch_size=128, lr=1e-3, weight_decay=1e-4, warmup_steps=100,
+                                           log_every=50, eval_every=1000, checkpoint_every=500)),
+}
+
+
+def judge_preset(name: str) -> JudgeConfig:
+    try:
+        return JUDGE_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(JUDGE_PRESETS)}") from None

@@ -1,5 +1,6 @@
 """Guards wam.dojo.replay: recorded episodes replayed open-loop in a dream, and the verdict rates."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from finetune_fixtures import tiny_dream_run  # noqa: E402
 from pretrain_fixtures import write_dataset  # noqa: E402
 
 from wam.data import Dataset  # noqa: E402
-from wam.dojo.replay import ReplayedEpisode, agreement, replay_in_dream  # noqa: E402
+from wam.dojo.replay import ReplayedEpisode, agreement, judge_real_frames, replay_in_dream  # noqa: E402
 from wam.errors import DatasetError  # noqa: E402
 
 TASK = "move the square"
@@ -40,7 +41,7 @@ def test_each_episode_gets_the_verdict_its_own_actions_earn(tmp_path_factory, tm
     monkeypatch.setattr(dream_env, "DreamVectorEnv", Scripted)
     world = tiny_dream_run(tmp_path_factory)
     data = write_dataset(tmp_path / "episodes", range(90, 98), length=12, rewards=True)
-    dataset, stride = Dataset(data), 2
+    dataset, stride = Dataset(data), int(json.loads((Path(world) / "finetune.json").read_text())["stride"])
     for horizon, length, steps in ((None, 11, 11), (5, 5, 5), (16, 11, 16)):  # past the recording: zero actions
         replayed = replay_in_dream(world, [data], [TASK], device="cpu", horizon=horizon)
         assert [e.length for e in replayed] == [length] * 8
@@ -55,6 +56,63 @@ def test_each_episode_gets_the_verdict_its_own_actions_earn(tmp_path_factory, tm
         assert True in expected and False in expected, "the fixture should give both verdicts"
         assert [e.dream_success for e in replayed] == expected
         assert [e.real_success for e in replayed] == real
+
+
+def test_the_grounded_verdict_reads_each_real_frame_with_its_own_actions_and_state(tmp_path_factory, tmp_path,
+                                                                                 monkeypatch):
+    """A success head scripted to fire when the frame being judged has a fast rightward frame of actions AND its
+    real state lies right of a cut gives, for every episode, the verdict those recorded frames imply: frames of
+    both stride offsets are judged, each with its own actions and state, never more context than the world's,
+    and never past the horizon."""
+    import torch
+
+    from wam.dojo import dream_env
+
+    world = tiny_dream_run(tmp_path_factory)
+    data = write_dataset(tmp_path / "episodes", range(90, 98), length=12, rewards=True)
+    dataset, stride = Dataset(data), 2
+    states = [dataset.low_dim(i)["observation.state"] for i in range(8)]
+    cut = float(np.median(np.concatenate([s[:, 0] for s in states])))
+    load, seen, only_frame = dream_env._load_dreamer, [], []
+
+    def scripted_loader(run, device):
+        model, tokenizer, saved = load(run, device)
+        saved = {**saved, "stride": stride}  # the tiny world steps every control step; judge two a frame
+        context = int(saved["config"]["window"]) - 1
+
+        def step(latents, actions, text_ids, state):
+            seen.append(latents.shape[1])
+            assert latents.shape[1] <= context and len(text_ids) == len(latents)
+            fire = (actions[:, -1, :, 0].mean(-1) > 0.5) & (state[:, -1, 0] > cut)
+            if only_frame:  # fire on one odd frame of one episode, recognised by its real state
+                fire = (state[:, -1] == torch.as_tensor(only_frame[0])).all(-1)
+            shape = latents.shape[:2]
+            return latents, state, torch.zeros(shape), torch.where(fire[:, None], 5.0, -5.0).expand(shape)
+
+        model.step = step
+        return model, tokenizer, saved
+
+    monkeypatch.setattr(dream_env, "_load_dreamer", scripted_loader)
+    for horizon in (None, 6):
+        judged = judge_real_frames(world, [data], [TASK], device="cpu", horizon=horizon)
+        expected = []
+        for index in range(8):
+            low, acted = dataset.low_dim(index), (horizon or 11)
+            x = low["action"][:acted, 0].clip(-1, 1)
+            expected.append(any(x[f: f + stride].mean() > 0.5 and states[index][f, 0] > cut
+                                for f in range(len(x) - stride + 1)))
+        assert True in expected and False in expected, "the fixture should give both verdicts"
+        assert [e.dream_success for e in judged] == expected
+        assert [e.length for e in judged] == [horizon or 11] * 8
+    assert max(seen) > 1, "later frames are read with real history"
+    only_frame.append(states[5][3])  # frame 3: only the second stride offset judges it
+    assert [e.dream_success for e in judge_real_frames(world, [data], [TASK], device="cpu")] == [i == 5 for i in range(8)]
+
+
+def test_the_grounded_verdict_refuses_a_hold_below_one(tmp_path_factory, tmp_path):
+    data = write_dataset(tmp_path / "episodes", range(2), rewards=True)
+    with pytest.raises(ValueError, match="success_hold"):
+        judge_real_frames(tiny_dream_run(tmp_path_factory), [data], [TASK], device="cpu", success_hold=0)
 
 
 def test_a_task_without_episodes_is_a_clear_error(tmp_path_factory, tmp_path):

@@ -17,6 +17,9 @@ probability above `success_threshold` for `success_hold` model steps in a row) o
 simulator: a policy that steers the dream through one frame the head mistakes for the goal.
 Autoreset follows Gymnasium's next-step mode: the step after an episode ends resets that dream.
 
+With `judge=True` the verdict comes from the run's success judge (`wam judge`;
+wam/models/judge.py) reading each predicted frame, instead of the WAM's own success head.
+
 `wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view. With
 `student=True` the model steps are the run's distilled dream student's
 (`wam distill`; wam/models/dream_student.py): the same dream, tens of times cheaper a step.
@@ -54,6 +57,7 @@ class DreamConfig:
     # AMX) and on GPUs, at the price of dreams that differ from float32 ones in the third decimal.
     bf16: bool = False
     student: bool = False  # step with the run's distilled dream student instead of the WAM itself
+    judge: bool = False  # success from the run's success judge (`wam judge`) reading each predicted frame, not the WAM's head
 
 
 def _load_dreamer(run: Path, device: torch.device):
@@ -106,6 +110,11 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             self.stepper = load_student(config.run).to(self.device)
         else:
             self.stepper = self.model  # anything with WorldActionModel.step's signature
+        self.judge = None
+        if config.judge:
+            from wam.train.judge import load_judge
+
+            self.judge = load_judge(config.run).to(self.device)
         self.stride, self.context = int(saved["stride"]), int(saved["config"]["window"]) - 1
         self.task_text = TASK_TEXT.get(config.task, config.task)
         data = list(config.data) or [Path(p) for p in saved["robot"]]
@@ -237,6 +246,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
                 next_latents, next_state, reward, success = self.stepper.step(latents, actions, self.text_ids[group], states)
             next_latents, next_state, reward, success = (t.float() for t in (next_latents, next_state, reward, success))
+            if self.judge is not None:  # the judge reads the frame and state the dream arrived at
+                success = self.judge.logit(next_latents[:, -1], next_state[:, -1], self.text_ids[group])[:, None]
             probability = torch.sigmoid(success[:, -1]).cpu().numpy()
             for row, i in enumerate(group):
                 self._latest[i], self._state[i] = next_latents[row, -1], next_state[row, -1]
@@ -296,10 +307,11 @@ class DreamEnv(gym.Env):
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
-               student: bool = False, success_hold: int = 1, **_ignored) -> gym.Env:
+               student: bool = False, success_hold: int = 1, judge: bool = False, **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
-                         data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold)
+                         data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold,
+                         judge=judge)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)

@@ -45,6 +45,7 @@ class EvalConfig:
     dream_start: str = "scene"
     dream_student: bool = False  # dream with the world run's distilled student (wam distill)
     dream_success_hold: int = 1  # model steps in a row the dream's success head must agree (DreamConfig.success_hold)
+    dream_judge: bool = False  # the dream's verdict from the world's success judge (wam judge), not the WAM's head
 
 
 @dataclass
@@ -126,7 +127,8 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     if task not in _WORKER:
         if config.env.startswith("dream/"):
             _WORKER[task] = make(config.env, task=task, max_episode_steps=config.max_steps, device="cpu",
-                                 student=config.dream_student, success_hold=config.dream_success_hold)
+                                 student=config.dream_student, success_hold=config.dream_success_hold,
+                                 judge=config.dream_judge)
         else:
             _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, camera=config.camera,
                                  max_episode_steps=config.max_steps)

@@ -1,0 +1,136 @@
+"""Guards wam.train.judge and the dream's use of it: a success judge trained on real frames beside a world."""
+
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from finetune_fixtures import tiny_dream_run  # noqa: E402
+from pretrain_fixtures import features, make_episode  # noqa: E402
+
+from wam.config import judge_preset  # noqa: E402
+from wam.data import DatasetWriter  # noqa: E402
+from wam.errors import CheckpointError, DatasetError  # noqa: E402
+from wam.train.judge import JudgeBatches, load_judge, train_judge  # noqa: E402
+
+TASK = "move the square"
+
+
+def _world(tmp_path_factory, tmp_path) -> Path:
+    """A private copy of the shared tiny dream world, so a judge trained in it stays in this test."""
+    world = tmp_path / "world"
+    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
+    return world
+
+
+def _rollouts(root: Path, sources: dict[str, range]) -> Path:
+    with DatasetWriter(root, features=features(rewards=True), fps=20) as writer:
+        for source, seeds in sources.items():
+            for seed in seeds:
+                episode = make_episode(seed, 16, rewards=True)
+                writer.add_episode(replace(episode, info={**episode.info, "source": source}))
+    return root
+
+
+def _config(steps: int = 40):
+    config = judge_preset("tiny")
+    return replace(config, train=replace(config.train, device="cpu", steps=steps, eval_every=steps, checkpoint_every=steps))
+
+
+def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tmp_path_factory, tmp_path):
+    world = _world(tmp_path_factory, tmp_path)
+    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
+    summary = train_judge(world, [data], _config(steps=60), progress=False)
+    assert (world / "judge" / "summary.json").exists()
+    held_out = summary["held_out"]
+    assert held_out["episodes"] >= 1 and summary["train_positives"] > 0
+    judge = load_judge(world)
+    assert summary["params"] == sum(p.numel() for p in judge.parameters())
+    untrained = type(judge)(judge.config)
+    # Loss on training frames falls from the untrained judge's.
+    sources = _sources_for(world, [data])
+    frames = JudgeBatches(sources, judge.config.text, 256, seed=5).batch(0)
+    with torch.no_grad():
+        trained_loss, _ = judge(frames)
+        untrained_loss, _ = untrained.eval()(frames)
+    assert float(trained_loss) < float(untrained_loss)
+
+
+def _sources_for(world: Path, data: list[Path]):
+    """The judge's training sources as train_judge builds them (the caches exist after training)."""
+    from wam.train.frame_cache import load_frame_cache
+    from wam.train.judge import _Source
+
+    sources = []
+    for name in ("cache", "cache_judge"):
+        cache = load_frame_cache(world / name)
+        latents = np.load(next((world / name).glob("latents-*.npy")), mmap_mode="r")
+        sources.append(_Source(cache, latents, [e for e in cache.episodes if e.has_reward], []))
+    return sources
+
+
+def test_excluded_sources_are_left_out_of_training(tmp_path_factory, tmp_path):
+    world = _world(tmp_path_factory, tmp_path)
+    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 204), "policy:b": range(210, 214)})
+    both = train_judge(world, [data], _config(steps=5), progress=False)["train_frames"]
+    shutil.rmtree(world / "judge")
+    without_b = train_judge(world, [data], _config(steps=5), exclude_sources=("policy:b",), progress=False)
+    assert without_b["exclude_sources"] == ["policy:b"]
+    assert without_b["train_frames"] < both
+
+
+def test_an_existing_judge_is_not_overwritten_without_resume(tmp_path_factory, tmp_path):
+    world = _world(tmp_path_factory, tmp_path)
+    train_judge(world, [], _config(steps=5), progress=False)
+    before = (world / "judge" / "checkpoint" / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="a judge already exists"):
+        train_judge(world, [], _config(steps=5), progress=False)
+    assert (world / "judge" / "checkpoint" / "model.safetensors").read_bytes() == before
+
+
+def test_data_without_success_flags_is_refused(tmp_path_factory, tmp_path):
+    from pretrain_fixtures import write_dataset
+
+    world = _world(tmp_path_factory, tmp_path)
+    unscored = write_dataset(tmp_path / "unscored", range(300, 302))  # no rewards, no success flags
+    saved = json.loads((world / "finetune.json").read_text())
+    (world / "finetune.json").write_text(json.dumps({**saved, "robot": [str(unscored)], "play": []}))
+    with pytest.raises(DatasetError, match="success flags"):
+        train_judge(world, [], _config(steps=5), progress=False)
+
+
+def test_a_dream_asked_for_a_missing_judge_says_how_to_train_one(tmp_path_factory, tmp_path):
+    from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
+
+    world = _world(tmp_path_factory, tmp_path)
+    with pytest.raises(CheckpointError, match="wam judge"):
+        DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", judge=True))
+
+
+@pytest.mark.parametrize("logit, done", [(5.0, True), (-5.0, False)])
+def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp_path, monkeypatch, logit, done):
+    from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
+    from wam.models.judge import SuccessJudge
+
+    world = _world(tmp_path_factory, tmp_path)
+    train_judge(world, [], _config(steps=5), progress=False)
+    seen = []
+
+    def scripted(self, latents, state, text_ids):
+        seen.append(latents.shape)
+        return torch.full((len(latents),), logit)
+
+    monkeypatch.setattr(SuccessJudge, "logit", scripted)
+    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=3, device="cpu", decode_images=False, judge=True))
+    env.reset(seed=0)
+    terminated = np.zeros(3, bool)
+    for _ in range(env.stride):
+        _, _, terminated, _, info = env.step(np.zeros((3, 4), np.float32))
+    assert list(terminated) == [done] * 3 and list(info["success"]) == [done] * 3
+    assert seen and seen[0][0] == 3, "one batched judge call reads the predicted frames"

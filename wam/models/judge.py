@@ -1,0 +1,68 @@
+"""A success judge: is the task done in this frame? Read from one latent frame, its state and the task.
+
+The WAM's own success head is one linear map of the token that also predicts the next
+frame; replaying real episodes of unseen policies, it called success on most of their
+failures, even on the real frames (benchmarks/dream_replay.py --grounded). A detector of
+its own, trained on real frames where the negatives include policies' near misses, does
+much better on policies it never saw (benchmarks/success_probe.py). The judge is that
+detector, kept beside the world (`RUN/judge/`, trained by `wam judge`): it reads the frame
+the dream predicts, so the dream's verdict comes from a classifier that learned what a near
+miss looks like rather than from the dynamics' by-product.
+
+Inputs: the flattened latent grid, the robot state and the task text's embedding (hashed
+words, as everywhere in wam: any instruction is accepted, known ones are what it learned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wam.models.text import TextConfig, TextEncoder
+
+
+@dataclass(frozen=True)
+class SuccessJudgeConfig:
+    latent_channels: int = 16
+    latent_size: int = 8
+    state_dim: int = 4
+    hidden: int = 256
+    dropout: float = 0.1
+    text: TextConfig = field(default_factory=TextConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SuccessJudgeConfig":
+        data = dict(data)
+        data["text"] = TextConfig(**data.get("text", {}))
+        return cls(**data)
+
+
+class SuccessJudge(nn.Module):
+    kind = "success_judge"
+
+    def __init__(self, config: SuccessJudgeConfig = SuccessJudgeConfig()):
+        super().__init__()
+        self.config = config
+        latent = config.latent_channels * config.latent_size**2
+        self.text = TextEncoder(config.text, config.hidden)
+        self.net = nn.Sequential(nn.Linear(latent + config.state_dim, config.hidden), nn.SiLU(), nn.Dropout(config.dropout))
+        self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 1))
+
+    def logit(self, latents: torch.Tensor, state: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w), (B, S), (B, L) -> (B,) success logits."""
+        unique, which = torch.unique(text_ids, dim=0, return_inverse=True)  # a batch of dreams mostly shares one task
+        x = self.net(torch.cat([latents.flatten(1).float(), state.float()], dim=1))
+        return self.head(x * (1 + self.text(unique)[which])).squeeze(1)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = self.logit(batch["latents"], batch["state"], batch["text_ids"])
+        target = batch["success"].float()
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        accuracy = ((logits > 0) == (target > 0.5)).float().mean()
+        return loss, {"success_bce": loss.detach(), "accuracy": accuracy}

@@ -1,0 +1,175 @@
+"""Train a world's success judge on real frames: `wam judge --world RUN [--data ROLLOUTS ...]`.
+
+Frames are the world's own robot and play data (the caches its finetuning built) plus any
+`--data` with success flags, above all rollouts of policies (`wam collect --policy`): their
+failures are the near misses a dream must not call a success, and the play data's goals
+are the positives. Every frame's label is the simulator's success flag for that frame.
+`exclude_sources` drops the episodes of named drivers (substrings of an episode's
+`source`), so a benchmark can test the judge on policies it never saw.
+
+Held out: the world's own validation episodes and `val_fraction` of the extra data's; the
+summary gives the judge's episode verdicts on them (success called at any frame against a
+success flag at any frame). The judge is saved in `RUN/judge/` with the usual checkpoints
+(atomic, resumable); `DreamConfig(judge=True)` dreams with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.config import JudgeConfig
+from wam.errors import CheckpointError, DatasetError
+from wam.models.judge import SuccessJudge, SuccessJudgeConfig
+from wam.models.text import tokenize
+from wam.train.checkpoint import load_checkpoint, resolve
+from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
+from wam.train.loop import resolve_device
+from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, split_cached_episodes
+from wam.train.stages import train_stage, validation_metrics
+
+JUDGE_DIR = "judge"
+
+
+@dataclass(frozen=True)
+class _Source:
+    cache: FrameCache
+    latents: np.ndarray  # (N, C, h, w) float16, memory-mapped
+    train: list[CachedEpisode]
+    val: list[CachedEpisode]
+
+
+class JudgeBatches:
+    """Random labelled frames of the training episodes: a pure function of the step, so resume is exact."""
+
+    def __init__(self, sources: list[_Source], text_config, batch_size: int, seed: int, split: str = "train"):
+        self.sources, self.batch_size, self.seed = sources, batch_size, seed
+        rows, texts = [], []
+        for s, source in enumerate(sources):
+            for episode in getattr(source, split):
+                rows.append(np.stack([np.full(episode.length, s), np.arange(episode.start, episode.start + episode.length),
+                                      np.full(episode.length, len(texts))], 1))
+                texts.append(episode.task)
+        if not rows:
+            raise DatasetError(f"no {split} episode with success flags to train the judge on")
+        self.rows = np.concatenate(rows)
+        self.text_ids = tokenize(texts, text_config)
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        picked = self.rows[np.random.default_rng([self.seed, step]).integers(len(self.rows), size=self.batch_size)]
+        latents, states, success = [], [], []
+        for s, row, _ in picked:
+            source = self.sources[s]
+            latents.append(np.asarray(source.latents[row], np.float32))
+            states.append(source.cache.state[row])
+            success.append(source.cache.success[row])
+        return {"latents": torch.from_numpy(np.stack(latents)), "state": torch.from_numpy(np.stack(states).astype(np.float32)),
+                "text_ids": self.text_ids[picked[:, 2]], "success": torch.from_numpy(np.array(success, np.float32))}
+
+
+def _sources_of(episodes: list[CachedEpisode], exclude: tuple[str, ...]) -> list[CachedEpisode]:
+    """Episodes with success flags, less those driven by an excluded source."""
+    if not exclude:
+        return [e for e in episodes if e.has_reward]
+    from wam.data import Dataset
+
+    opened: dict[str, Dataset] = {}
+    kept = []
+    for e in episodes:
+        if not e.has_reward:
+            continue
+        dataset = opened.setdefault(e.dataset, Dataset(e.dataset))
+        source = str(dataset.episodes[e.episode].info.get("source", ""))
+        if not any(name in source for name in exclude):
+            kept.append(e)
+    return kept
+
+
+def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, exclude_sources: tuple[str, ...] = (),
+                resume: bool = False, progress: bool = True) -> dict:
+    """Train `world/judge`; returns its summary (also judge/summary.json)."""
+    from wam.train.finetune import load_finetune_config
+
+    world = Path(world)
+    _, saved = load_finetune_config(world)
+    out = world / JUDGE_DIR
+    if resolve(out / "checkpoint") is not None and not resume:
+        raise CheckpointError(f"{out}: a judge already exists; pass --resume to continue it, or delete it to train anew")
+    device = resolve_device(config.train.device)
+    tokenizer = load_tokenizer(world).to(device)
+    step = json.loads((resolve(world / "tokenizer" / "checkpoint") / "config.json").read_text())["step"]
+    world_cfg = json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["world"]
+    held_out = {tuple(v) for v in json.loads((world / SPLIT_FILE).read_text())["val"]}
+    state_dim, size = int(world_cfg["state_dim"]), int(saved["image_size"])
+
+    sources = []
+    for name, paths in (("cache", saved["robot"]), ("cache_play", saved.get("play", [])), ("cache_judge", list(data))):
+        if not paths:
+            continue
+        cache = build_frame_cache([str(p) for p in paths], world / name, size, state_dim, 4, progress)
+        episodes = _sources_of(cache.episodes, tuple(exclude_sources))
+        if name == "cache":
+            train_eps = [e for e in episodes if (e.dataset, e.episode) not in held_out]
+            val_eps = [e for e in episodes if (e.dataset, e.episode) in held_out]
+        elif name == "cache_judge":
+            train_eps, val_eps = split_cached_episodes(FrameCache(cache.root, cache.frames, cache.state, cache.action, episodes,
+                                                                  cache.reward, cache.success), config.val_fraction, config.seed)
+        else:
+            train_eps, val_eps = episodes, []
+        if train_eps or val_eps:
+            latents = encode_latents(tokenizer, cache, world / name / f"latents-{step}.npy", device, progress)
+            sources.append(_Source(cache, latents, train_eps, val_eps))
+    if not sources:
+        raise DatasetError(f"{world}: none of its data nor {', '.join(map(str, data)) or 'any --data'} has success flags")
+
+    judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden)
+    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed)
+    has_val = any(s.val for s in sources)
+    val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]
+                   if has_val else [])
+    torch.manual_seed(config.seed)
+    judge = SuccessJudge(judge_cfg)
+    result = train_stage(judge, batches, config.train, out, model_config=judge_cfg.to_dict(), kind=SuccessJudge.kind,
+                         resume=resume, progress=progress,
+                         evaluate=(lambda model: validation_metrics(model, val_batches, "success_bce")) if has_val else None)
+    judge = load_judge(world).to(device)
+    summary = {"world": str(world), "data": [str(p) for p in data], "exclude_sources": list(exclude_sources),
+               "config": config.to_dict(), "params": sum(p.numel() for p in judge.parameters()),
+               "train_frames": int(len(batches.rows)), "train_positives": int(sum(
+                   s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
+               "seconds": None if result is None else round(result.seconds, 1),
+               "held_out": _episode_rates(judge, sources, judge_cfg, device)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@torch.no_grad()
+def _episode_rates(judge: SuccessJudge, sources: list[_Source], config: SuccessJudgeConfig, device) -> dict:
+    """The judge's verdict on every held-out episode (success called at any frame after the first)."""
+    real, called = [], []
+    for source in sources:
+        for e in source.val:
+            rows = slice(e.start + 1, e.start + e.length)
+            latents = torch.from_numpy(np.asarray(source.latents[rows], np.float32)).to(device)
+            states = torch.from_numpy(source.cache.state[rows].astype(np.float32)).to(device)
+            text_ids = tokenize([e.task], config.text).to(device).expand(len(states), -1)
+            called.append(bool((judge.logit(latents, states, text_ids) > 0).any()))
+            real.append(bool(source.cache.success[rows].any()))
+    real_arr, called_arr = np.array(real, bool), np.array(called, bool)
+    return {"episodes": len(real), "real_successes": int(real_arr.sum()),
+            "true_positive_rate": float(called_arr[real_arr].mean()) if real_arr.any() else None,
+            "false_positive_rate": float(called_arr[~real_arr].mean()) if (~real_arr).any() else None}
+
+
+def load_judge(world: str | Path) -> SuccessJudge:
+    directory = resolve(Path(world) / JUDGE_DIR / "checkpoint")
+    if directory is None:
+        raise CheckpointError(f"{world}: no success judge; train one first (`wam judge --world {world} --data ROLLOUTS`)")
+    config = json.loads((directory / "config.json").read_text())["config"]
+    judge = SuccessJudge(SuccessJudgeConfig.from_dict(config))
+    load_checkpoint(directory, judge, expected_kind=SuccessJudge.kind)
+    return judge.eval()
