@@ -52,6 +52,9 @@ def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tm
     assert held_out["episodes"] >= 1 and summary["train_positives"] > 0
     judge = load_judge(world)
     assert summary["params"] == sum(p.numel() for p in judge.parameters())
+    from wam.train.finetune import load_wam
+
+    assert judge.config.text == load_wam(world).config.world.text, "dreams tokenize the task with the world's hashing"
     untrained = type(judge)(judge.config)
     # Loss on training frames falls from the untrained judge's.
     sources = _sources_for(world, [data])

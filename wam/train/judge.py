@@ -25,7 +25,7 @@ import torch
 from wam.config import JudgeConfig
 from wam.errors import CheckpointError, DatasetError
 from wam.models.judge import SuccessJudge, SuccessJudgeConfig
-from wam.models.text import tokenize
+from wam.models.text import TextConfig, tokenize
 from wam.train.checkpoint import load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import resolve_device
@@ -126,7 +126,9 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     if not sources:
         raise DatasetError(f"{world}: none of its data nor {', '.join(map(str, data)) or 'any --data'} has success flags")
 
-    judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden)
+    # The world's text hashing: dreams tokenize the task with it, and the judge must read the same ids.
+    judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden,
+                                   text=TextConfig(**world_cfg["text"]))
     batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed)
     has_val = any(s.val for s in sources)
     val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]
