@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--start-data", type=Path, nargs="*", default=[],
                         help="datasets whose first frames start the practice dreams (default: the world's robot data)")
     parser.add_argument("--success-hold", type=int, default=1, help="model steps the success head must agree, in practice dreams")
+    parser.add_argument("--judge", action="store_true", help="practise and judge with the world's success judge (wam judge)")
     parser.add_argument("--real-before-from", type=Path, default=None,
                         help="reuse the real before-RL success of another results file (same policy, episodes, step limit)")
     parser.add_argument("--max-steps", type=int, default=300)
@@ -58,12 +59,13 @@ def main() -> None:
     tasks = resolve_tasks(args.tasks)
     results = json.loads(args.out.read_text()) if args.out.exists() else {"cells": {}}
     results.update(policy=str(args.policy), world=str(args.world), episodes_per_task=args.episodes, student=args.student,
-                   machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                   judge=args.judge, machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command=results.get("command") if args.report_only else "python benchmarks/dream_rl.py " + " ".join(os.sys.argv[1:]))
 
     def success(policy: Path, task: str, env: str = "metaworld") -> float:
         return evaluate_policy(EvalConfig(policy, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
-                                          env=env, dream_student=args.student), progress=False)["mean_success"]
+                                          env=env, dream_student=args.student, dream_judge=args.judge),
+                              progress=False)["mean_success"]
 
     real_before = {}
     if args.real_before_from is not None:
@@ -89,7 +91,8 @@ def main() -> None:
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
                               horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
                               sigma=args.sigma, seed=seed, student=args.student,
-                              start_data=tuple(str(p) for p in args.start_data), success_hold=args.success_hold)
+                              start_data=tuple(str(p) for p in args.start_data), success_hold=args.success_hold,
+                              judge=args.judge)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),

@@ -161,6 +161,31 @@ def score_cell(frames: TaskFrames, test_episodes: np.ndarray, probability: np.nd
             "episode_auc": auc(peak, real), "frame_auc": auc(probability[in_window], frames.success[in_window])}
 
 
+def summarise(cells: dict) -> dict:
+    """Pooled over tasks and folds, per setting and input: episode rates and the mean episode AUC."""
+    pooled: dict[str, dict] = {}
+    for key, cell in cells.items():
+        _, setting, kind, _ = key.split("/", 3)
+        row = pooled.setdefault(f"{setting}/{kind}", {"cells": 0, "episodes": 0, "successes": 0, "called_successes": 0.0,
+                                                      "called_failures": 0.0, "aucs": []})
+        failures = cell["episodes"] - cell["real_successes"]
+        row["cells"] += 1
+        row["episodes"] += cell["episodes"]
+        row["successes"] += cell["real_successes"]
+        row["called_successes"] += (cell["true_positive_rate"] or 0.0) * cell["real_successes"]
+        row["called_failures"] += (cell["false_positive_rate"] or 0.0) * failures
+        if cell["episode_auc"] is not None:
+            row["aucs"].append(cell["episode_auc"])
+    summary = {}
+    for name, row in pooled.items():
+        failures = row["episodes"] - row["successes"]
+        summary[name] = {"cells": row["cells"], "episodes": row["episodes"], "real_successes": row["successes"],
+                         "true_positive_rate": row["called_successes"] / row["successes"] if row["successes"] else None,
+                         "false_positive_rate": row["called_failures"] / failures if failures else None,
+                         "mean_episode_auc": float(np.mean(row["aucs"])) if row["aucs"] else None}
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", type=Path, required=True, help="a finetuned WAM: its tokenizer encodes the latents")
@@ -194,6 +219,7 @@ def main() -> None:
     tokenizer = load_tokenizer(args.world).eval()
 
     def save() -> None:
+        results["summary"] = summarise(cells)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2))

@@ -103,6 +103,10 @@ def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_
                     "--max-steps", 6, "--dream-judge", "--out", results)
     assert result.exit_code == 0, result.output
     assert json.loads(results.read_text())["tasks"]["move the square"]["episodes"] == 2
+    result = invoke("rl", "--policy", world, "--world", world, "--task", "move the square", "--iterations", 1, "--starts", 1,
+                    "--group", 2, "--horizon", 4, "--dream-judge", "--out", tmp_path / "rl")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["judge"] is True
     pretrained, _ = tiny_run(tmp_path_factory)
     result = invoke("judge", "--world", pretrained, "--preset", "tiny")
     assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)

@@ -334,6 +334,8 @@ def rl_command(
     start_data: Optional[list[Path]] = typer.Option(None, help="datasets whose first frames of the task start the practice "
                                                     "dreams (default: the world's robot data)"),
     success_hold: int = typer.Option(1, help="a practice dream succeeds when the success head agrees this many model steps in a row"),
+    dream_judge: bool = typer.Option(False, "--dream-judge", help="practice dreams judged by the world's success judge "
+                                     "(wam judge)"),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
@@ -344,7 +346,8 @@ def rl_command(
     try:
         summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
                                                   bc_weight=bc_weight, seed=seed, student=dream_student,
-                                                  start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold),
+                                                  start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
+                                                  judge=dream_judge),
                      resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))

@@ -61,6 +61,7 @@ class RLConfig:
     # recorded rollouts (wam collect --policy) have tens.
     start_data: tuple[str, ...] = ()
     success_hold: int = 1  # model steps in a row the success head must agree before a practice dream counts a success
+    judge: bool = False  # practice dreams' success from the world's success judge (wam judge), not the WAM's head
 
 
 class DreamPolicyGradient(nn.Module):
@@ -160,7 +161,8 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
     dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
                   max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
-                  student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold)
+                  student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold,
+                  judge=config.judge)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": str(policy_run), "world": str(world_run)}, indent=2))
     for name in (CONFIG_FILE, "split.json"):
