@@ -385,6 +385,8 @@ def judge(
                                               "(wam collect --policy): their failures teach what a near miss looks like"),
     exclude_source: Optional[list[str]] = typer.Option(None, "--exclude-source",
                                                        help="leave out episodes whose driver (source) contains this"),
+    dreamed: bool = typer.Option(False, "--dreamed", help="also train on the --data episodes replayed in the world's dream, "
+                                 "each predicted frame labelled with reality's success flag"),
     preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
     steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
     seed: int = typer.Option(0),
@@ -400,7 +402,7 @@ def judge(
     try:
         config = judge_preset(preset)
         train_cfg = _train_config(config.train, seed, steps)
-        summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed),
+        summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed),
                               exclude_sources=tuple(exclude_source or ()), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))

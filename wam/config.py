@@ -253,6 +253,9 @@ class JudgeConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     hidden: int = 256
     val_fraction: float = 0.1  # episodes of the extra data held out for the judge's own rates
+    # Also train on the extra data's episodes replayed in the world's dream: every predicted frame labelled with the
+    # real frame's success flag, so the judge learns what the dream draws when reality failed.
+    dreamed: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

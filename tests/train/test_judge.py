@@ -137,3 +137,32 @@ def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp
         _, _, terminated, _, info = env.step(np.zeros((3, 4), np.float32))
     assert list(terminated) == [done] * 3 and list(info["success"]) == [done] * 3
     assert seen and seen[0][0] == 3, "one batched judge call reads the predicted frames"
+
+
+def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reached(tmp_path_factory, tmp_path):
+    from wam.train.frame_cache import build_frame_cache, load_frame_cache
+    from wam.train.judge import _Source, dreamed_source
+
+    world = _world(tmp_path_factory, tmp_path)
+    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
+    summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False)
+    from wam.train.pretrain import split_cached_episodes
+
+    saved = json.loads((world / "finetune.json").read_text())
+    stride = int(saved["stride"])
+    cache = load_frame_cache(world / "cache_judge")
+    trained, _ = split_cached_episodes(cache, 0.1, 0)  # the judge's own split of the extra data (one held out)
+    assert len(trained) == 5
+    assert summary["dreamed_frames"] == sum((e.length - 1) // stride for e in trained)
+
+    cache = build_frame_cache([str(data)], world / "cache_judge", int(saved["image_size"]), 4, 4, False)
+    train_lengths = [e.length for e in cache.episodes]
+    latents = np.load(next((world / "cache_judge").glob("latents-*.npy")), mmap_mode="r")
+    source = _Source(cache, latents, cache.episodes, [])
+    dreamed = dreamed_source(world, source, torch.device("cpu"), batch=4, progress=False)
+    assert [e.length for e in dreamed.train] == [(n - 1) // stride for n in train_lengths]
+    for real, replay in zip(cache.episodes, dreamed.train):
+        reached = cache.success[real.start + stride: real.start + real.length: stride][: replay.length]
+        assert list(dreamed.cache.success[replay.start: replay.start + replay.length]) == list(reached)
+    assert dreamed.cache.success.any() and not dreamed.cache.success.all(), "the fixture should give both labels"
+    assert not np.allclose(np.asarray(dreamed.latents[1], np.float32), np.asarray(dreamed.latents[0], np.float32))

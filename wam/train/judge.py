@@ -7,6 +7,12 @@ are the positives. Every frame's label is the simulator's success flag for that 
 `exclude_sources` drops the episodes of named drivers (substrings of an episode's
 `source`), so a benchmark can test the judge on policies it never saw.
 
+With `config.dreamed` the extra data's training episodes are also replayed in the world's
+dream (open loop, from their first frames, their recorded actions): every frame the dream
+predicts is labelled with the real frame's success flag. A judge of real frames alone is
+fooled by what a dream draws (benchmarks/results/dream_eval_judge.json: every policy
+succeeds in most of its dreams); these frames show it the dream's versions of failures.
+
 Held out: the world's own validation episodes and `val_fraction` of the extra data's; the
 summary gives the judge's episode verdicts on them (success called at any frame against a
 success flag at any frame). The judge is saved in `RUN/judge/` with the usual checkpoints
@@ -123,6 +129,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
         if train_eps or val_eps:
             latents = encode_latents(tokenizer, cache, world / name / f"latents-{step}.npy", device, progress)
             sources.append(_Source(cache, latents, train_eps, val_eps))
+            if name == "cache_judge" and config.dreamed:
+                sources.append(dreamed_source(world, sources[-1], device, progress=progress))
     if not sources:
         raise DatasetError(f"{world}: none of its data nor {', '.join(map(str, data)) or 'any --data'} has success flags")
 
@@ -140,6 +148,7 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
                          evaluate=(lambda model: validation_metrics(model, val_batches, "success_bce")) if has_val else None)
     judge = load_judge(world).to(device)
     summary = {"world": str(world), "data": [str(p) for p in data], "exclude_sources": list(exclude_sources),
+               "dreamed_frames": int(sum(len(s.cache.state) for s in sources if s.cache.root.name == "dreamed")),
                "config": config.to_dict(), "params": sum(p.numel() for p in judge.parameters()),
                "train_frames": int(len(batches.rows)), "train_positives": int(sum(
                    s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
@@ -147,6 +156,54 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
                "held_out": _episode_rates(judge, sources, judge_cfg, device)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def dreamed_source(world: Path, source: _Source, device: torch.device, batch: int = 64, progress: bool = True) -> _Source:
+    """`source`'s training episodes replayed open-loop in the world's dream, as judge training frames: the
+    dream's frame after each model step, labelled with the real success flag of the frame the actions reached."""
+    from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
+    from wam.train.progress import progress_bar
+
+    cache = source.cache
+    by_task: dict[str, list[CachedEpisode]] = {}
+    for e in source.train:
+        if e.has_actions and e.length > 1:
+            by_task.setdefault(e.task, []).append(e)
+    chunks = [(task, eps[i: i + batch]) for task, eps in by_task.items() for i in range(0, len(eps), batch)]
+    latents, states, flags, episodes = [], [], [], []
+    with progress_bar("dream replays", sum(len(c) for _, c in chunks), "episodes", enabled=progress) as advance:
+        for task, chunk in chunks:
+            steps = max(e.length - 1 for e in chunk)  # the last action labels the last frame and is never executed
+            env = DreamVectorEnv(DreamConfig(world, task, num_envs=len(chunk), max_episode_steps=steps + 1,
+                                             decode_images=False, terminate_on_success=False, device=str(device)))
+            env.reset(seed=list(range(len(chunk))),
+                      options={"image": np.stack([cache.frames[e.start] for e in chunk]),
+                               "state": np.stack([cache.state[e.start] for e in chunk]).astype(np.float32)})
+            rows: list[list[tuple]] = [[] for _ in chunk]
+            for t in range(steps):
+                actions = np.stack([cache.action[e.start + t] if t < e.length - 1 else np.zeros_like(cache.action[0])
+                                    for e in chunk]).clip(-1, 1).astype(np.float32)
+                obs, *_ = env.step(actions)
+                if (t + 1) % env.stride:
+                    continue  # no model step yet: the observation is the last predicted frame
+                for i, e in enumerate(chunk):
+                    if t + 1 < e.length:
+                        rows[i].append((obs["latent"][i], obs["state"][i], bool(cache.success[e.start + t + 1])))
+            for e, replay in zip(chunk, rows):
+                if not replay:
+                    continue
+                episodes.append(CachedEpisode(e.dataset, e.episode, sum(len(x) for x in latents), len(replay), e.task,
+                                              has_state=True, has_actions=False, has_reward=True))
+                latents.append(np.stack([r[0] for r in replay]).astype(np.float16))
+                states.append(np.stack([r[1] for r in replay]).astype(np.float32))
+                flags.append(np.array([r[2] for r in replay], bool))
+            advance(len(chunk))
+    if not episodes:
+        raise DatasetError(f"{world}: no episode with actions to replay in the dream for the judge")
+    state = np.concatenate(states)
+    dreamed = FrameCache(world / "dreamed", np.empty((0,), np.uint8), state, np.zeros((len(state), cache.action.shape[1]),
+                         np.float32), episodes, np.zeros(len(state), np.float32), np.concatenate(flags))
+    return _Source(dreamed, np.concatenate(latents), episodes, [])
 
 
 @torch.no_grad()
