@@ -85,7 +85,7 @@ def test_the_grounded_verdict_reads_each_real_frame_with_its_own_actions_and_sta
             assert latents.shape[1] <= context and len(text_ids) == len(latents)
             fire = (actions[:, -1, :, 0].mean(-1) > 0.5) & (state[:, -1, 0] > cut)
             if only_frame:  # fire on one odd frame of one episode, recognised by its real state
-                fire = (state[:, -1] == torch.as_tensor(only_frame[0])).all(-1)
+                fire = (state[:, -1] == torch.tensor(np.array(only_frame[0]))).all(-1)
             shape = latents.shape[:2]
             return latents, state, torch.zeros(shape), torch.where(fire[:, None], 5.0, -5.0).expand(shape)
 
