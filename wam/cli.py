@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wam.api.cli import register as register_api_commands
+from wam.dojo.cli import register as register_dojo_commands
 
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
@@ -288,125 +289,7 @@ def eval_policy(
         out.write_text(json.dumps(results, indent=2))
 
 
-@app.command()
-def plan(
-    world: Path = typer.Option(..., help="finetuned WAM run: its policy proposes, its world model and reward heads judge"),
-    tasks: str = typer.Option("mt10", help="mt10, mt50 or a comma list"),
-    episodes: int = typer.Option(10, help="episodes per task"),
-    samples: int = typer.Option(64, help="action chunks dreamed per CEM round"),
-    elites: int = typer.Option(8, help="best chunks the Gaussian is refitted to"),
-    iterations: int = typer.Option(3, help="CEM rounds per decision"),
-    workers: int = typer.Option(1, help="parallel worker processes"),
-    seed: int = typer.Option(0),
-    max_steps: int = typer.Option(300, help="step limit per episode"),
-    out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
-) -> None:
-    """Model-predictive control: CEM over action chunks in the dream, run in real Meta-World episodes."""
-    from wam.dojo.evaluate import EvalConfig, evaluate_policy
-    from wam.envs.tasks import resolve_tasks
-    from wam.errors import WamError
-
-    try:
-        planner = {"samples": samples, "elites": elites, "iterations": iterations, "seed": seed}
-        results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, planner=planner))
-    except (ValueError, WamError) as err:
-        _fail(str(err))
-    for task, r in results["tasks"].items():
-        console.print(f"{task}: success {r['success_rate']:.2f} [{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]")
-    console.print(f"mean success {results['mean_success']:.3f}; planning {results['policy_steps_per_s']:.1f} control steps/s")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
-
-
-@app.command("rl")
-def rl_command(
-    policy: Path = typer.Option(..., help="finetuned WAM run to improve"),
-    world: Path = typer.Option(..., help="finetuned WAM run whose world model is the dream (may be the same run)"),
-    task: str = typer.Option(..., help="Meta-World task name or instruction to practise"),
-    out: Path = typer.Option(..., help="output run directory (a policy run: wam eval --policy OUT)"),
-    iterations: int = typer.Option(40, help="policy updates"),
-    starts: int = typer.Option(8, help="first frames per update"),
-    group: int = typer.Option(8, help="rollouts per first frame (the group-relative baseline)"),
-    horizon: int = typer.Option(160, help="control steps per dream"),
-    bc_weight: float = typer.Option(1.0, help="weight of the behaviour-cloning anchor to the finetuned policy"),
-    dream_student: bool = typer.Option(False, "--dream-student", help="practise in dreams of the world's distilled student"),
-    start_data: Optional[list[Path]] = typer.Option(None, help="datasets whose first frames of the task start the practice "
-                                                    "dreams (default: the world's robot data)"),
-    success_hold: int = typer.Option(1, help="a practice dream succeeds when the success head agrees this many model steps in a row"),
-    dream_judge: bool = typer.Option(False, "--dream-judge", help="practice dreams judged by the world's success judge "
-                                     "(wam judge)"),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(False, "--resume"),
-) -> None:
-    """Stage three: improve a policy's action head by a group-relative policy gradient inside dreams."""
-    from wam.errors import WamError
-    from wam.train.rl import RLConfig, rl
-
-    try:
-        summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
-                                                  bc_weight=bc_weight, seed=seed, student=dream_student,
-                                                  start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
-                                                  judge=dream_judge),
-                     resume=resume)
-    except (ValueError, WamError) as err:
-        _fail(str(err))
-    console.print_json(json.dumps(summary))
-
-
-@app.command()
-def distill(
-    world: Path = typer.Option(..., help="finetuned WAM run whose action-conditioned world model is distilled"),
-    preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
-    steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(False, "--resume", help="continue the student in WORLD/student from its last checkpoint"),
-) -> None:
-    """Distil the world model into a fast dream student (WORLD/student): dream with it via --dream-student."""
-    from dataclasses import replace
-
-    from wam.config import distill_preset
-    from wam.errors import WamError
-    from wam.train.distill import distill as run_distill
-
-    try:
-        config = distill_preset(preset)
-        train_cfg = _train_config(config.train, seed, steps)
-        summary = run_distill(world, replace(config, train=train_cfg, seed=seed), resume=resume)
-    except (ValueError, WamError) as err:
-        _fail(str(err))
-    console.print_json(json.dumps(summary))
-
-
-@app.command()
-def judge(
-    world: Path = typer.Option(..., help="finetuned WAM run the judge serves (its tokenizer, robot and play data)"),
-    data: Optional[list[Path]] = typer.Option(None, "--data", help="more episodes with success flags, e.g. policy rollouts "
-                                              "(wam collect --policy): their failures teach what a near miss looks like"),
-    exclude_source: Optional[list[str]] = typer.Option(None, "--exclude-source",
-                                                       help="leave out episodes whose driver (source) contains this"),
-    dreamed: bool = typer.Option(False, "--dreamed", help="also train on the --data episodes replayed in the world's dream, "
-                                 "each predicted frame labelled with reality's success flag"),
-    preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
-    steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(False, "--resume", help="continue the judge in WORLD/judge from its last checkpoint"),
-) -> None:
-    """Train the world's success judge on real frames (WORLD/judge): dream with it via --dream-judge."""
-    from dataclasses import replace
-
-    from wam.config import judge_preset
-    from wam.errors import WamError
-    from wam.train.judge import train_judge
-
-    try:
-        config = judge_preset(preset)
-        train_cfg = _train_config(config.train, seed, steps)
-        summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed),
-                              exclude_sources=tuple(exclude_source or ()), resume=resume)
-    except (ValueError, WamError) as err:
-        _fail(str(err))
-    console.print_json(json.dumps(summary))
+register_dojo_commands(app)
 
 
 @app.command()
