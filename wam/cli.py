@@ -217,6 +217,8 @@ def finetune(
                                             "without the task text, so motion there is explained by the actions"),
     init_from: Optional[Path] = typer.Option(None, help="start from this finetuned WAM's weights (same pretraining): "
                                               "update a world on new data, e.g. rollouts from `wam collect --policy`"),
+    augment: int = typer.Option(0, help="train also on this many randomly shifted copies of the robot frames (0: off)"),
+    augment_pad: int = typer.Option(4, help="the largest shift of --augment, in pixels"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
@@ -230,7 +232,7 @@ def finetune(
         config = finetune_preset(preset)
         train_cfg = _train_config(config.train, seed, steps)
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
-                         task_free_dynamics=task_free_dynamics)
+                         task_free_dynamics=task_free_dynamics, augment_copies=augment, augment_pad=augment_pad)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
                                play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:
