@@ -56,7 +56,7 @@ def train_cell(args, method: str, k: int, seed: int, robot: list[Path], run: Pat
     train = replace(config.train, seed=seed, **({"steps": args.steps} if args.steps else {}))
     train = replace(train, eval_every=min(train.eval_every, train.steps), checkpoint_every=min(train.checkpoint_every, train.steps),
                     warmup_steps=min(train.warmup_steps, max(1, train.steps // 10)))
-    config = replace(config, train=train, episodes_per_task=k, subset_seed=seed, seed=seed)
+    config = replace(config, train=train, episodes_per_task=k, subset_seed=seed, seed=seed, augment_copies=args.augment)
     if finished(run):
         return json.loads((run / "summary.json").read_text())
     pretrained = args.pretrained if method == "wam" else None
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per cell (default: the preset's)")
     parser.add_argument("--runs", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--videos", action="store_true", help="keep a rollout video per task and cell")
+    parser.add_argument("--augment", type=int, default=0, help="randomly shifted copies of the robot frames, both methods (0: off)")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")
     parser.add_argument("--plot-only", action="store_true", help="redraw the summary and plot from --out and stop")
     args = parser.parse_args()
@@ -174,6 +175,8 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     settings = {"pretrained": str(args.pretrained), "robot": [str(p) for p in args.robot], "video": [str(p) for p in args.video],
                 "preset": args.preset, "steps": args.steps, "max_steps": args.max_steps, "episodes_per_task": args.episodes}
+    if args.augment:  # absent when off, so results written before the option existed still match
+        settings["augment"] = args.augment
     if results and results.get("settings") != settings:
         raise SystemExit(f"{args.out} holds results of other settings ({results.get('settings')}); choose another --out")
     results.update(settings=settings, episodes_per_task=args.episodes, machine=machine(),

@@ -28,9 +28,10 @@ def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
     pretrained, _ = tiny_run(tmp_path_factory)
     out = tmp_path / "wam"
     result = invoke("finetune", "--pretrained", pretrained, "--data", tiny_dataset(tmp_path_factory), "--out", out,
-                    "--preset", "tiny", "--steps", 6, "-k", 3)
+                    "--preset", "tiny", "--steps", 6, "-k", 3, "--augment", 1)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["episodes"]["train"] == 3
+    assert json.loads((out / "finetune.json").read_text())["config"]["augment_copies"] == 1
     results = tmp_path / "eval.json"
     result = invoke("eval", "--policy", out, "--tasks", "reach-v3", "--episodes", 2, "--max-steps", 5, "--out", results)
     assert result.exit_code == 0, result.output
@@ -52,6 +53,9 @@ def test_finetune_refuses_video_only_data_and_unknown_presets(tmp_path_factory, 
     assert result.exit_code == 2 and squeezed("no labelled episode") in squeezed(result.output)
     result = invoke("finetune", "--data", video, "--out", tmp_path / "b", "--preset", "huge")
     assert result.exit_code == 2 and "unknown preset" in result.output
+    result = invoke("finetune", "--data", tiny_dataset(tmp_path_factory), "--out", tmp_path / "c", "--preset", "tiny",
+                    "--augment", 2, "--augment-pad", 0)
+    assert result.exit_code == 2 and "augment_pad" in result.output and not (tmp_path / "c").exists()
 
 
 def test_plan_runs_cem_in_the_simulator(tmp_path_factory, tmp_path):

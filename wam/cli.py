@@ -191,6 +191,8 @@ def finetune(
     episodes_per_task: Optional[int] = typer.Option(None, "--episodes-per-task", "-k", help="use K labelled episodes per task"),
     subset_seed: int = typer.Option(0, help="which K episodes"),
     seed: int = typer.Option(0, help="seed for data order and initialisation"),
+    augment: int = typer.Option(0, help="train also on this many randomly shifted copies of the robot frames (0: off)"),
+    augment_pad: int = typer.Option(4, help="the largest shift of --augment, in pixels"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
@@ -206,7 +208,8 @@ def finetune(
         if steps is not None:
             train_cfg = replace(train_cfg, steps=steps, warmup_steps=min(train_cfg.warmup_steps, max(1, steps // 10)),
                                 eval_every=min(train_cfg.eval_every, steps), checkpoint_every=min(train_cfg.checkpoint_every, steps))
-        config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed)
+        config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
+                         augment_copies=augment, augment_pad=augment_pad)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume)
     except (ValueError, WamError) as err:
         _fail(str(err))

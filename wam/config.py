@@ -138,6 +138,8 @@ class FinetuneConfig:
     episodes_per_task: int | None = None  # K labelled episodes per task; None: all (minus validation)
     subset_seed: int = 0  # which K episodes
     val_episodes: int = 20  # labelled episodes held out for the validation action loss
+    augment_copies: int = 0  # > 0: this many randomly shifted copies of the training frames (wam/train/augment.py)
+    augment_pad: int = 4  # the largest shift, in pixels
     hidden: int = 512
     action_weight: float = 1.0
     latent_weight: float = 100.0
@@ -154,6 +156,8 @@ class FinetuneConfig:
             raise ValueError(f"window must be >= 2 frames, got {self.window}")
         if self.episodes_per_task is not None and self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+        if self.augment_copies < 0 or (self.augment_copies and self.augment_pad < 1):
+            raise ValueError(f"augment_copies must be >= 0 and augment_pad >= 1, got {self.augment_copies} and {self.augment_pad}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,6 +70,13 @@ class FrameTokenizer(nn.Module):
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.encoder(self.to_unit(frames)))  # (B, C, h, w)
+
+    @torch.no_grad()
+    def encode_images(self, images) -> torch.Tensor:
+        """Camera images as environments and datasets give them, (B, H, W, 3) uint8 arrays, -> latents (B, C, h, w)."""
+        device = next(self.parameters()).device
+        frames = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
+        return self.encode(frames)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decoder(latents)  # (B, 3, H, W) in about [-1, 1]

@@ -47,8 +47,9 @@ class WindowBatches:
         text: TextConfig,
         require_actions: bool = False,
         chunk: int = 0,  # > 0: also the next `chunk` control actions from every frame (the WAM's targets)
+        shifted: np.ndarray | None = None,  # (copies, N, C, h, w): latents of shifted frames (wam/train/augment.py)
     ):
-        self.cache, self.latents, self.chunk = cache, latents, chunk
+        self.cache, self.latents, self.chunk, self.shifted = cache, latents, chunk, shifted
         self.window, self.stride, self.batch_size, self.seed, self.text = window, stride, batch_size, seed, text
         span = (window - 1) * stride + 1
         self.episodes = [e for e in episodes if e.length >= span and (e.has_actions or not require_actions)]
@@ -57,12 +58,18 @@ class WindowBatches:
         self.starts = np.array([e.length - span + 1 for e in self.episodes])
         self.weights = self.starts / self.starts.sum()
 
-    def window_at(self, episodes: Sequence[CachedEpisode], starts: Sequence[int]) -> dict[str, torch.Tensor]:
+    def window_at(
+        self, episodes: Sequence[CachedEpisode], starts: Sequence[int], copies: Sequence[int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """`copies[i]` picks window i's frames: 0 the frames as recorded, c > 0 the c-th shifted copy."""
         offsets = np.arange(self.window) * self.stride
         rows = np.stack([e.start + s + offsets for e, s in zip(episodes, starts)])  # (B, W)
         ends = np.array([e.start + e.length - 1 for e in episodes])[:, None, None]  # last row of each episode
-        latents = torch.from_numpy(np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32))
-        latents = latents.view(len(episodes), self.window, *latents.shape[1:])
+        latents = np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32).reshape(len(episodes), self.window, -1)
+        for i, c in enumerate(copies or ()):
+            if c > 0:
+                latents[i] = np.asarray(self.shifted[c - 1, rows[i]], dtype=np.float32).reshape(self.window, -1)
+        latents = torch.from_numpy(latents).view(len(episodes), self.window, *self.latents.shape[1:])
         has_state = torch.tensor([e.has_state for e in episodes])[:, None].expand(-1, self.window)
         has_actions = torch.tensor([e.has_actions for e in episodes])[:, None].expand(-1, self.window)
         has_reward = torch.tensor([e.has_reward for e in episodes])[:, None].expand(-1, self.window)
@@ -92,4 +99,5 @@ class WindowBatches:
         rng = _rng(self.seed, step)
         chosen = rng.choice(len(self.episodes), self.batch_size, p=self.weights)
         starts = [int(rng.integers(self.starts[i])) for i in chosen]
-        return self.window_at([self.episodes[i] for i in chosen], starts)
+        copies = None if self.shifted is None else rng.integers(len(self.shifted) + 1, size=len(chosen)).tolist()
+        return self.window_at([self.episodes[i] for i in chosen], starts, copies)

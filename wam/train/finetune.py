@@ -29,6 +29,7 @@ from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer
 from wam.models.wam import WAMConfig, WorldActionModel
 from wam.models.world_model import WorldModel
+from wam.train.augment import encode_shifted_latents
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
@@ -155,9 +156,15 @@ def finetune(
     latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
 
     # 2. batches -------------------------------------------------------------------------------
-    def robot_windows(episodes, seed, batch_size):
+    shifted = None
+    if config.augment_copies:
+        shifted = encode_shifted_latents(
+            tokenizer, cache, train_eps, config.augment_copies, config.augment_pad, config.seed,
+            out / "cache" / f"shifted-{tokenizer_step}-{config.augment_copies}x{config.augment_pad}.npy", device, progress)
+
+    def robot_windows(episodes, seed, batch_size, shifted=None):
         return WindowBatches(cache, latents, episodes, config.window, stride, batch_size, seed, world_cfg.text,
-                             require_actions=True, chunk=config.chunk)
+                             require_actions=True, chunk=config.chunk, shifted=shifted)
 
     video_windows = None
     if video:
@@ -165,7 +172,7 @@ def finetune(
                                                               tokenizer_cfg.image_size, world_cfg.state_dim)
         video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, stride, config.video_batch,
                                       config.seed + 7, world_cfg.text)
-    batches = MixedBatches(robot_windows(train_eps, config.train.seed, config.train.batch_size), video_windows)
+    batches = MixedBatches(robot_windows(train_eps, config.train.seed, config.train.batch_size, shifted), video_windows)
     val_source = robot_windows(val_eps or train_eps, config.seed + 1, 32)
     val_batches = [val_source.batch(i) for i in range(4)]
 
