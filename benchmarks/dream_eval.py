@@ -26,6 +26,7 @@ import torch
 
 from wam.dojo.evaluate import EvalConfig, evaluate_policy
 from wam.envs.tasks import resolve_tasks
+from wam.train.finetune import split_snapshot
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -81,7 +82,7 @@ def main() -> None:
                    judge=args.judge, machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
     # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
-    missing = [p for p in args.policies if not (p / "summary.json").exists()]
+    missing = [p for p in args.policies if not (split_snapshot(p)[0] / "summary.json").exists()]
     for policy in missing:
         print(f"{policy}: not a finished policy run, left out")
     for policy in [p for p in args.policies if p not in missing]:

@@ -28,7 +28,7 @@ def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
     pretrained, _ = tiny_run(tmp_path_factory)
     out = tmp_path / "wam"
     result = invoke("finetune", "--pretrained", pretrained, "--data", tiny_dataset(tmp_path_factory), "--out", out,
-                    "--preset", "tiny", "--steps", 6, "-k", 3, "--augment", 1)
+                    "--preset", "tiny", "--steps", 6, "-k", 3, "--augment", 1, "--snapshot-every", 3)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["episodes"]["train"] == 3
     assert json.loads((out / "finetune.json").read_text())["config"]["augment_copies"] == 1
@@ -37,6 +37,8 @@ def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
     assert result.exit_code == 0, result.output
     assert "policy steps/s" in result.output
     assert json.loads(results.read_text())["tasks"]["reach-v3"]["episodes"] == 2
+    result = invoke("eval", "--policy", f"{out}@3", "--tasks", "reach-v3", "--episodes", 1, "--max-steps", 5)
+    assert result.exit_code == 0, result.output  # the policy as it was at step 3
 
 
 def test_eval_refuses_a_pretraining_run(tmp_path_factory):

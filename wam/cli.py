@@ -219,6 +219,8 @@ def finetune(
                                               "update a world on new data, e.g. rollouts from `wam collect --policy`"),
     augment: int = typer.Option(0, help="train also on this many randomly shifted copies of the robot frames (0: off)"),
     augment_pad: int = typer.Option(4, help="the largest shift of --augment, in pixels"),
+    snapshot_every: int = typer.Option(0, help="also keep the weights every N steps: `wam eval --policy RUN@STEP` then "
+                                       "evaluates the policy as it was at STEP (0: off)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
@@ -230,7 +232,7 @@ def finetune(
 
     try:
         config = finetune_preset(preset)
-        train_cfg = _train_config(config.train, seed, steps)
+        train_cfg = replace(_train_config(config.train, seed, steps), snapshot_every=snapshot_every)
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
                          task_free_dynamics=task_free_dynamics, augment_copies=augment, augment_pad=augment_pad)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,

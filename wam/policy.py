@@ -21,13 +21,13 @@ import torch
 from wam.envs.tasks import TASK_TEXT
 from wam.errors import CheckpointError
 from wam.models.text import tokenize
-from wam.train.finetune import load_finetune_config, load_wam
+from wam.train.finetune import load_finetune_config, load_wam, split_snapshot
 from wam.train.pretrain import load_tokenizer
 
 
 class WAMPolicy:
     def __init__(self, run: Path, which: str = "checkpoint", device: str = "cpu", execute: int | None = None):
-        self.run = Path(run)
+        self.run, which = split_snapshot(run, which)
         config, saved = load_finetune_config(self.run)
         self.model = load_wam(self.run, which).to(device)
         self.tokenizer = load_tokenizer(self.run).to(device)
@@ -78,8 +78,8 @@ class WAMPolicy:
 
 
 def load(run: str | Path, which: str = "checkpoint", device: str | None = None, execute: int | None = None) -> WAMPolicy:
-    """The policy of a finetuning run (`wam finetune --out RUN`); a pretraining run is refused."""
-    run = Path(run)
-    if not run.exists():
+    """The policy of a finetuning run (`wam finetune --out RUN`), or `RUN@STEP` for the weights it kept at STEP;
+    a pretraining run is refused."""
+    if not split_snapshot(run)[0].exists():
         raise CheckpointError(f"{run}: no such run directory")
-    return WAMPolicy(run, which, device or ("cuda" if torch.cuda.is_available() else "cpu"), execute)
+    return WAMPolicy(Path(run), which, device or ("cuda" if torch.cuda.is_available() else "cpu"), execute)

@@ -136,3 +136,30 @@ def test_init_from_a_wam_of_another_pretraining_is_refused(tmp_path_factory, tmp
         finetune(pretrained, [tiny_dataset(tmp_path_factory)], tmp_path / "ft", tiny_finetune_config(), init_from=scratch,
                  progress=False)
     assert not (tmp_path / "ft" / "wam").exists()
+
+
+def test_snapshots_keep_the_policy_as_it_was_at_earlier_steps(tmp_path_factory, tmp_path):
+    import torch
+
+    import wam.policy
+    from wam.train.finetune import snapshot_steps
+
+    pretrained, _ = tiny_run(tmp_path_factory)
+    config = tiny_finetune_config(steps=12, episodes_per_task=2)
+    config = replace(config, train=replace(config.train, snapshot_every=4))
+    run = tmp_path / "snap"
+    finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, config, progress=False)
+    assert snapshot_steps(run) == [4, 8, 12]
+    early, last = load_wam(f"{run}@4"), load_wam(run)
+    assert json.loads((run / "wam" / "snapshots" / "step-000004" / "config.json").read_text())["step"] == 4
+    differs = [not torch.equal(a, b) for a, b in zip(early.state_dict().values(), last.state_dict().values())]
+    assert any(differs)  # four steps of training in between
+    assert all(torch.equal(a, b) for a, b in zip(load_wam(f"{run}@12").state_dict().values(), last.state_dict().values()))
+    policy = wam.policy.load(f"{run}@8", device="cpu")
+    assert policy.run == run and policy.chunk == config.chunk
+    with pytest.raises(CheckpointError, match=r"kept steps \[4, 8, 12\]"):
+        load_wam(f"{run}@5")
+    with pytest.raises(CheckpointError, match="step number"):
+        load_wam(f"{run}@last")
+    with pytest.raises(CheckpointError, match="no such run directory"):
+        wam.policy.load(f"{tmp_path / 'nothing'}@4")

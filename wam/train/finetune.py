@@ -36,7 +36,7 @@ from wam.train.augment import encode_shifted_latents
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
-from wam.train.loop import TrainResult, resolve_device
+from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name
 from wam.train.stages import train_stage, validation_metrics
 from wam.train.pretrain import (
     SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
@@ -246,12 +246,32 @@ def _check_init_from(run: Path, pretrained: Path | None) -> None:
                               "needs a WAM of the same pretraining (the same frame tokenizer)")
 
 
+def split_snapshot(run: str | Path, which: str = "checkpoint") -> tuple[Path, str]:
+    """`RUN@STEP` names the weights RUN kept at STEP (`TrainConfig.snapshot_every`); plain `RUN` its `which`."""
+    run = Path(run)
+    name, at, step = run.name.rpartition("@")
+    if not at:
+        return run, which
+    if not step.isdigit():
+        raise CheckpointError(f"{run}: RUN@STEP needs a step number after '@', got {step!r}")
+    return run.with_name(name), f"{SNAPSHOT_DIR}/{snapshot_name(int(step))}"
+
+
+def snapshot_steps(run: str | Path) -> list[int]:
+    """The steps at which a finetuning run kept its weights."""
+    found = Path(run) / "wam" / SNAPSHOT_DIR
+    return sorted(int(d.name.removeprefix("step-")) for d in found.glob("step-*") if resolve(d) is not None)
+
+
 def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
     from wam.train.checkpoint import load_checkpoint
 
-    run = Path(run)
+    run, which = split_snapshot(run, which)
     load_finetune_config(run)  # a clear error for a pretraining run or any other directory
     directory = resolve(run / "wam" / which)
+    if directory is None and which.startswith(SNAPSHOT_DIR):
+        raise CheckpointError(f"{run / 'wam' / which}: no such snapshot; this run kept steps {snapshot_steps(run) or 'none'} "
+                              "(finetune with snapshot_every > 0 to keep some)")
     if directory is None:
         raise CheckpointError(f"{run / 'wam'}: no WAM checkpoint yet (finetuning has not saved one)")
     config = json.loads((directory / "config.json").read_text())["config"]

@@ -42,8 +42,13 @@ from wam.train.schedule import lr_factor, make_optimizer, set_lr
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
+SNAPSHOT_DIR = "snapshots"
 METRICS_FILE = "metrics.jsonl"
 TB_DIR = "tb"
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:06d}"
 
 
 class TrainError(WamError):
@@ -65,6 +70,9 @@ class TrainConfig:
     # a multiple of it keeps a resumed run's log identical to an uninterrupted one
     eval_every: int = 0  # 0: never
     checkpoint_every: int = 500
+    # > 0: also keep the weights every this many steps (snapshots/step-NNNNNN, never overwritten): one run then
+    # gives models of graded quality, e.g. the policies a dream must rank (`wam.policy.load("RUN@STEP")`)
+    snapshot_every: int = 0
     seed: int = 0
     device: str = "auto"  # "auto": cuda if available, else cpu
     bf16: bool | None = None  # bfloat16 autocast; None: on cuda only
@@ -73,7 +81,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("checkpoint_every", 1),
-                          ("warmup_steps", 0), ("eval_every", 0), ("num_workers", 0)):
+                          ("warmup_steps", 0), ("eval_every", 0), ("num_workers", 0), ("snapshot_every", 0)):
             if int(getattr(self, name)) < low:
                 raise ValueError(f"TrainConfig.{name} must be >= {low}, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -301,6 +309,9 @@ def train(
                 if record:
                     metrics_file.write(json.dumps({"step": step, **record}) + "\n")
                     metrics_file.flush()
+                if config.snapshot_every and step % config.snapshot_every == 0:
+                    ckpt.save_checkpoint(run_dir / SNAPSHOT_DIR / snapshot_name(step), model, model_config, step,
+                                         rng_state=False, kind=kind)
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     os.fsync(metrics_file.fileno())  # the log is as durable as the checkpoint
                     save(step)
