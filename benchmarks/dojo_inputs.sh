@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Rebuild what the dream-dojo benchmarks read, on top of benchmarks/inputs.sh's core inputs:
+# play data, the instruction-free world (the best world so far, item 4 of the README's dream
+# dojo section), and policies of graded quality for the ranking benchmark, taken as snapshots
+# of three finetuning runs (RUN@STEP) rather than trained one by one. Every step resumes or
+# skips what is done. About 3 hours on 2 cores (1 of them the core inputs); run it in the background:
+#   nohup bash benchmarks/dojo_inputs.sh > logs/dojo_inputs.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WAM="${WAM:-.venv/bin/wam}"
+WORKERS="${WORKERS:-2}"
+bash benchmarks/inputs.sh core
+
+$WAM collect --tasks mt10 --episodes 20 --explore 0.3 --noise 0.1 --after-success 20 --max-steps 200 --seed 2 \
+     --out data/mt10_play --workers "$WORKERS"
+$WAM collect --tasks mt10 --episodes 10 --noise 0.5 --after-success 20 --max-steps 200 --seed 3 \
+     --out data/mt10_noisy --workers "$WORKERS"
+
+finetune() {  # finetune OUT ARGS...: train, or resume a killed run, or skip a finished one
+  local out="$1"; shift
+  if [ -f "$out/summary.json" ]; then echo "$out: done"; return; fi
+  local resume=""; if [ -f "$out/finetune.json" ]; then resume="--resume"; fi
+  $WAM finetune --data data/mt10_robot --out "$out" $resume "$@"
+}
+VIDEO=(--video data/mt10_video --video data/heldout_video)
+finetune runs/worlds/mt10-wam-k3-play4-s0 --pretrained runs/pretrain_cpu -k 3 "${VIDEO[@]}" \
+         --play data/mt10_play --play data/mt10_noisy --task-free-dynamics
+# Policies: snapshots at 100 ... 1,500 steps of a K = 3 and a K = 1 WAM and a K = 1 scratch policy.
+finetune runs/dojo_policies/wam-k3 --pretrained runs/pretrain_cpu -k 3 "${VIDEO[@]}" --snapshot-every 100 --seed 1
+finetune runs/dojo_policies/wam-k1 --pretrained runs/pretrain_cpu -k 1 "${VIDEO[@]}" --snapshot-every 100 --seed 1
+finetune runs/dojo_policies/scratch-k1 -k 1 --snapshot-every 100 --seed 1
