@@ -101,6 +101,20 @@ def aggregate(cells: dict, experiment: str = "mt10") -> dict:
     return summary
 
 
+def markdown_table(results: dict) -> str:
+    """The README's table: per K, each method's mean over seeds (std) [pooled 95% Wilson], and the gap."""
+    rows = ["| K | seeds | from scratch | WAM | WAM - scratch |", "|---|---|---|---|---|"]
+    summary = results["summary"]
+    for k in sorted({k for m in summary.values() for k in m}, key=int):
+        cells = {m: summary.get(m, {}).get(k) for m in ("scratch", "wam")}
+        text = {m: "-" if c is None else f"{c['mean']:.3f} ({c['std']:.3f}) [{c['wilson95_pooled'][0]:.3f}, "
+                f"{c['wilson95_pooled'][1]:.3f}]" for m, c in cells.items()}
+        seeds = "/".join(str(c["seeds"]) if c else "0" for c in cells.values())
+        gap = f"{100 * (cells['wam']['mean'] - cells['scratch']['mean']):+.1f}" if all(cells.values()) else "-"
+        rows.append(f"| {k} | {seeds} | {text['scratch']} | {text['wam']} | {gap} |")
+    return "\n".join(rows)
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -156,7 +170,11 @@ def main() -> None:
     parser.add_argument("--augment", type=int, default=0, help="randomly shifted copies of the robot frames, both methods (0: off)")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")
     parser.add_argument("--plot-only", action="store_true", help="redraw the summary and plot from --out and stop")
+    parser.add_argument("--table", action="store_true", help="print the summary of --out as a markdown table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return
     if args.plot_only:
         results = json.loads(args.out.read_text())
         results["summary"] = aggregate(results["cells"])
