@@ -205,9 +205,9 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     if config.policy is not None:
         if config.explore > 0:
             raise ValueError("explore is the scripted expert's play mode; a policy run explores with noise instead")
-        from wam.train.finetune import load_finetune_config
+        from wam.train.finetune import load_finetune_config, split_snapshot
 
-        _, saved = load_finetune_config(Path(config.policy))  # a clear CheckpointError now, not one per worker later
+        _, saved = load_finetune_config(split_snapshot(config.policy)[0])  # a clear CheckpointError now, not per worker later
         if int(saved["image_size"]) != config.size:
             raise ValueError(f"{config.policy} sees {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
     features = dataset_features(config.size, config.actions)

@@ -250,17 +250,16 @@ def split_snapshot(run: str | Path, which: str = "checkpoint") -> tuple[Path, st
     """`RUN@STEP` names the weights RUN kept at STEP (`TrainConfig.snapshot_every`); plain `RUN` its `which`."""
     run = Path(run)
     name, at, step = run.name.rpartition("@")
-    if not at:
+    if not at or not step.isdigit() or run.exists():  # a directory that merely has "@" in its name is itself
         return run, which
-    if not step.isdigit():
-        raise CheckpointError(f"{run}: RUN@STEP needs a step number after '@', got {step!r}")
     return run.with_name(name), f"{SNAPSHOT_DIR}/{snapshot_name(int(step))}"
 
 
 def snapshot_steps(run: str | Path) -> list[int]:
     """The steps at which a finetuning run kept its weights."""
     found = Path(run) / "wam" / SNAPSHOT_DIR
-    return sorted(int(d.name.removeprefix("step-")) for d in found.glob("step-*") if resolve(d) is not None)
+    steps = [d.name.removeprefix("step-") for d in found.glob("step-*")]  # also matches a killed save's leftovers
+    return sorted(int(step) for step in steps if step.isdigit() and resolve(found / f"step-{step}") is not None)
 
 
 def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:

@@ -70,8 +70,8 @@ class TrainConfig:
     # a multiple of it keeps a resumed run's log identical to an uninterrupted one
     eval_every: int = 0  # 0: never
     checkpoint_every: int = 500
-    # > 0: also keep the weights every this many steps (snapshots/step-NNNNNN, never overwritten): one run then
-    # gives models of graded quality, e.g. the policies a dream must rank (`wam.policy.load("RUN@STEP")`)
+    # > 0: also keep the weights every this many steps (snapshots/step-NNNNNN): one run then gives models of
+    # graded quality, e.g. the policies a dream must rank (`wam.policy.load("RUN@STEP")`)
     snapshot_every: int = 0
     seed: int = 0
     device: str = "auto"  # "auto": cuda if available, else cpu

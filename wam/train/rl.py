@@ -37,7 +37,7 @@ from torch import nn
 from wam.errors import CheckpointError
 from wam.models.wam import WorldActionModel
 from wam.train.checkpoint import save_checkpoint
-from wam.train.finetune import CONFIG_FILE, load_finetune_config, load_wam
+from wam.train.finetune import CONFIG_FILE, load_finetune_config, load_wam, split_snapshot
 from wam.train.loop import TrainConfig, train
 
 
@@ -149,7 +149,8 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
     from wam.envs.registry import make
 
-    policy_run, world_run, out = Path(policy_run), Path(world_run), Path(out)
+    named = str(policy_run)  # RUN or RUN@STEP (a snapshot)
+    (policy_run, which), world_run, out = split_snapshot(policy_run), Path(world_run), Path(out)
     ft_config, saved = load_finetune_config(policy_run)
     _, world_saved = load_finetune_config(world_run)
     if _tokenizer_weights(policy_run) != _tokenizer_weights(world_run):
@@ -164,12 +165,12 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
                   student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold,
                   judge=config.judge)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": str(policy_run), "world": str(world_run)}, indent=2))
+    (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": named, "world": str(world_run)}, indent=2))
     for name in (CONFIG_FILE, "split.json"):
         shutil.copy(policy_run / name, out / name)
     if not (out / "tokenizer").exists():
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
-    policy = load_wam(policy_run).to(dreams.device)
+    policy = load_wam(policy_run, which).to(dreams.device)
     learner = DreamPolicyGradient(policy, config)
     rollouts = DreamRollouts(learner, dreams, int(saved["stride"]), ft_config.execute, ft_config.window - 1, config)
     train_config = TrainConfig(steps=config.iterations, batch_size=config.starts * config.group, lr=config.lr,
