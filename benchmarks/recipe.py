@@ -182,8 +182,9 @@ def main() -> None:
     results.update(settings=settings, episodes_per_task=args.episodes, machine=machine(),
                    command="python benchmarks/recipe.py " + " ".join(os.sys.argv[1:]))
     cells = results.setdefault("cells", {})
+    suffix = f"-aug{args.augment}" if args.augment else ""  # its own run directories: never a plain cell's
     for experiment, method, k, seed in plan:
-        name = f"{experiment}-{method}-k{k}-s{seed}"
+        name = f"{experiment}-{method}-k{k}-s{seed}{suffix}"
         if name in cells:
             print(f"{name}: done, skipped")
             continue
@@ -194,7 +195,7 @@ def main() -> None:
         cell["experiment"] = experiment
         cells[name] = cell
         results["summary"] = aggregate(cells)
-        results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+        results["planned"] = [f"{e}-{m}-k{k}-s{s}{suffix}" for e, m, k, s in plan]
         results["partial"] = any(n not in cells for n in results["planned"])
         tmp = args.out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2))
@@ -202,7 +203,7 @@ def main() -> None:
         plot(results, args.out.with_suffix(".png"))
         print(f"{name}: mean success {cell['mean_success']:.3f} "
               + " ".join(f"{t.removesuffix('-v3')}={r['success_rate']:.2f}" for t, r in cell["tasks"].items()))
-    results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+    results["planned"] = [f"{e}-{m}-k{k}-s{s}{suffix}" for e, m, k, s in plan]
     results["partial"] = any(n not in cells for n in results["planned"])
     results["summary"] = aggregate(cells)
     results["heldout_summary"] = aggregate(cells, "heldout")

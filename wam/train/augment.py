@@ -14,6 +14,7 @@ camera moved, never one that jitters between frames.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -37,11 +38,13 @@ def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def episode_shifts(episodes: Sequence[CachedEpisode], copies: int, pad: int, seed: int) -> np.ndarray:
-    """(copies, len(episodes), 2) integer shifts in [-pad, pad], a pure function of seed and episode."""
+    """(copies, len(episodes), 2) integer shifts in [-pad, pad], a pure function of seed and episode (its dataset's
+    folder name and index, not where the cache put it)."""
     shifts = np.zeros((copies, len(episodes), 2), dtype=np.int64)
     for c in range(copies):
         for i, e in enumerate(episodes):
-            shifts[c, i] = np.random.default_rng([seed, c, e.start]).integers(-pad, pad + 1, size=2)
+            key = [seed, c, zlib.crc32(Path(e.dataset).name.encode()), e.episode]
+            shifts[c, i] = np.random.default_rng(key).integers(-pad, pad + 1, size=2)
     return shifts
 
 
@@ -66,6 +69,8 @@ def encode_shifted_latents(
     if copies < 1 or pad < 1:
         raise ValueError(f"augmentation needs copies >= 1 and pad >= 1, got copies={copies}, pad={pad}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".tmp-*-{path.name}"):  # a killed encode's half-written file: as big as the copies
+        stale.unlink(missing_ok=True)
     tokenizer = tokenizer.to(device).eval()
     c_, size = tokenizer.config.latent_channels, tokenizer.config.latent_size
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")

@@ -65,8 +65,8 @@ class WindowBatches:
         offsets = np.arange(self.window) * self.stride
         rows = np.stack([e.start + s + offsets for e, s in zip(episodes, starts)])  # (B, W)
         ends = np.array([e.start + e.length - 1 for e in episodes])[:, None, None]  # last row of each episode
-        latents = np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32).reshape(len(episodes), self.window, -1)
-        for i, c in enumerate(copies or ()):
+        latents = np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32).reshape(len(episodes), self.window, -1)  # (B, W, C*h*w)
+        for i, c in enumerate(() if copies is None else copies):
             if c > 0:
                 latents[i] = np.asarray(self.shifted[c - 1, rows[i]], dtype=np.float32).reshape(self.window, -1)
         latents = torch.from_numpy(latents).view(len(episodes), self.window, *self.latents.shape[1:])
