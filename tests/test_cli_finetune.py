@@ -37,9 +37,11 @@ def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
     assert result.exit_code == 0, result.output
     assert "policy steps/s" in result.output
     assert json.loads(results.read_text())["tasks"]["reach-v3"]["episodes"] == 2
-    result = invoke("eval", "--policy", f"{out}@3", "--tasks", "reach-v3", "--episodes", 1, "--max-steps", 5, "--out", results)
-    assert result.exit_code == 0, result.output  # the policy as it was at step 3
-    assert json.loads(results.read_text())["policy"].endswith("@3")
+    result = invoke("eval", "--policy", f"{out}@3", "--tasks", "reach-v3", "--episodes", 1, "--max-steps", 5, "--out", results,
+                    "--ensemble", 0.1)
+    assert result.exit_code == 0, result.output  # the policy as it was at step 3, temporally ensembled
+    saved = json.loads(results.read_text())
+    assert saved["policy"].endswith("@3") and saved["config"]["ensemble"] == 0.1
 
 
 def test_eval_refuses_a_pretraining_run(tmp_path_factory):

@@ -42,6 +42,29 @@ def test_receding_horizon_calls_the_model_every_execute_steps(tmp_path_factory, 
     assert len(policy.latents) == min(policy.context, 3 * policy.execute // policy.stride)
 
 
+def test_temporal_ensembling_averages_the_chunks_that_cover_each_step(tmp_path_factory, monkeypatch):
+    run, _ = tiny_wam_run(tmp_path_factory)
+    policy = wam.policy.load(run, device="cpu", ensemble=0.5)
+    h, a = policy.chunk, 4
+    made = []
+
+    def fake_chunk(latents, states):  # chunk k predicts the constant action k everywhere
+        made.append(np.full((h, a), float(len(made))))
+        return made[-1]
+
+    monkeypatch.setattr(policy, "_next_chunk", fake_chunk)
+    policy.reset("move the square")
+    obs = {"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(4, np.float32)}
+    actions = [policy.act(obs) for _ in range(3 * h)]
+    assert len(made) == 3 * h // policy.stride  # a prediction every frame
+    for t, action in enumerate(actions):
+        covering = [k for k in range(len(made)) if k * policy.stride <= t < k * policy.stride + h]
+        weights = np.exp(-0.5 * np.arange(len(covering)))
+        np.testing.assert_allclose(action, np.full(a, (weights * covering).sum() / weights.sum()), rtol=1e-6)
+    with pytest.raises(ValueError, match="ensemble"):
+        wam.policy.load(run, device="cpu", ensemble=-1.0)
+
+
 def test_act_needs_a_task_and_the_right_image_size(tmp_path_factory):
     run, _ = tiny_wam_run(tmp_path_factory)
     policy = wam.policy.load(run, device="cpu")

@@ -6,8 +6,12 @@ policy keeps the latents of every `stride`-th observation (up to `window - 1` of
 with their states. Action chunking with a **receding horizon**: each prediction is a
 chunk of H actions, of which the first `execute` are run before predicting again from
 the newest frames (H = 8, execute = 4 by default: one model call every 4 control steps).
-No temporal ensembling: the receding horizon is the simpler of the two, and one model call
-per `execute` steps is what keeps the control rate high on a CPU.
+One model call per `execute` steps is what keeps the control rate high on a CPU.
+
+`ensemble=m` switches to **temporal ensembling** (ACT's scheme): a model call at every
+frame (`stride` steps), and the action run at step t is the average of every chunk still
+covering t, the older predictions weighted exp(-m * i) more (i = 0 the oldest), which
+smooths the switches between chunks at the price of a model call per frame.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from wam.train.pretrain import load_tokenizer
 
 
 class WAMPolicy:
-    def __init__(self, run: Path, which: str = "checkpoint", device: str = "cpu", execute: int | None = None):
+    def __init__(self, run: Path, which: str = "checkpoint", device: str = "cpu", execute: int | None = None,
+                 ensemble: float | None = None):
         self.run, which = split_snapshot(run, which)
         config, saved = load_finetune_config(self.run)
         self.model = load_wam(self.run, which).to(device)
@@ -42,6 +47,9 @@ class WAMPolicy:
             raise ValueError(f"execute ({self.execute}) must be a multiple of the frame stride ({self.stride})")
         if not 1 <= self.execute <= self.chunk:
             raise ValueError(f"execute must be in 1..{self.chunk}, got {self.execute}")
+        if ensemble is not None and ensemble < 0:
+            raise ValueError(f"ensemble (the weight decay m of temporal ensembling) must be >= 0, got {ensemble}")
+        self.ensemble = ensemble
         self.text_ids: torch.Tensor | None = None
         self.reset()
 
@@ -53,6 +61,7 @@ class WAMPolicy:
         self.latents: deque[torch.Tensor] = deque(maxlen=self.context)
         self.states: deque[torch.Tensor] = deque(maxlen=self.context)
         self.queue: deque[np.ndarray] = deque()
+        self.chunks: deque[tuple[int, np.ndarray]] = deque()  # temporal ensembling: (first step, chunk (H, A))
         self.steps = 0
 
     @torch.no_grad()
@@ -65,21 +74,37 @@ class WAMPolicy:
                 raise ValueError(f"observation image is {image.shape}, the policy expects ({self.image_size}, {self.image_size}, 3)")
             self.latents.append(self.tokenizer.encode_images(image[None])[0])
             self.states.append(torch.as_tensor(np.asarray(obs["state"], dtype=np.float32), device=self.device))
+        if self.ensemble is not None:
+            return self._ensembled().astype(np.float32)
         if not self.queue:
-            latents = torch.stack(list(self.latents))[None]  # (1, T, C, h, w)
-            states = torch.stack(list(self.states))[None]  # (1, T, S)
-            self.queue.extend(self._next_chunk(latents, states)[: self.execute])
+            self.queue.extend(self._next_chunk(*self._context())[: self.execute])
         self.steps += 1
         return self.queue.popleft().astype(np.float32)
+
+    def _context(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, T, C, h, w) latents and (1, T, S) states of the frames kept."""
+        return torch.stack(list(self.latents))[None], torch.stack(list(self.states))[None]
+
+    def _ensembled(self) -> np.ndarray:
+        t = self.steps
+        if t % self.stride == 0:
+            self.chunks.append((t, self._next_chunk(*self._context())))
+        while self.chunks and self.chunks[0][0] + self.chunk <= t:
+            self.chunks.popleft()  # no longer covers this step
+        actions = np.stack([chunk[t - start] for start, chunk in self.chunks])  # oldest first
+        weights = np.exp(-self.ensemble * np.arange(len(actions)))
+        self.steps += 1
+        return (weights[:, None] * actions).sum(0) / weights.sum()
 
     def _next_chunk(self, latents: torch.Tensor, states: torch.Tensor) -> np.ndarray:
         """The next action chunk (H, A) from the context; planners override this."""
         return self.model.act(latents, self.text_ids, states)[0].cpu().numpy()
 
 
-def load(run: str | Path, which: str = "checkpoint", device: str | None = None, execute: int | None = None) -> WAMPolicy:
+def load(run: str | Path, which: str = "checkpoint", device: str | None = None, execute: int | None = None,
+         ensemble: float | None = None) -> WAMPolicy:
     """The policy of a finetuning run (`wam finetune --out RUN`), or `RUN@STEP` for the weights it kept at STEP;
     a pretraining run is refused."""
     if not split_snapshot(run)[0].exists():
         raise CheckpointError(f"{run}: no such run directory")
-    return WAMPolicy(Path(run), which, device or ("cuda" if torch.cuda.is_available() else "cpu"), execute)
+    return WAMPolicy(Path(run), which, device or ("cuda" if torch.cuda.is_available() else "cpu"), execute, ensemble)

@@ -46,6 +46,8 @@ class EvalConfig:
     dream_student: bool = False  # dream with the world run's distilled student (wam distill)
     dream_success_hold: int = 1  # model steps in a row the dream's success head must agree (DreamConfig.success_hold)
     dream_judge: bool = False  # the dream's verdict from the world's success judge (wam judge), not the WAM's head
+    execute: int | None = None  # actions run per predicted chunk (receding horizon); None: the run's own
+    ensemble: float | None = None  # temporal ensembling with this weight decay instead (wam/policy.py)
 
 
 @dataclass
@@ -122,7 +124,7 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
 
             _WORKER["policy"] = CEMPlanner(config.policy, PlanConfig(**config.planner), device="cpu")
         else:
-            _WORKER["policy"] = load(config.policy, device="cpu")
+            _WORKER["policy"] = load(config.policy, device="cpu", execute=config.execute, ensemble=config.ensemble)
     policy = _WORKER["policy"]
     if task not in _WORKER:
         if config.env.startswith("dream/"):
@@ -192,7 +194,7 @@ def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
         raise ValueError(f"episodes and workers must be >= 1, got {config.episodes}, {config.workers}")
     from wam.policy import load
 
-    load(config.policy, device="cpu")  # a wrong or missing run fails here, before any worker starts
+    load(config.policy, device="cpu", execute=config.execute, ensemble=config.ensemble)  # fails here, not in a worker
     jobs = [(task, n) for task in tasks for n in range(config.episodes)]
     start = time.perf_counter()
     episodes = list(_results(config, jobs, progress))
