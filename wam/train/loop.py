@@ -11,6 +11,7 @@ A run directory holds:
 
     checkpoint/     the latest checkpoint (see wam/train/checkpoint.py)
     best/           the checkpoint with the lowest `val_loss` so far, if evaluation gives one
+    snapshots/      weights every `snapshot_every` steps, when asked (models of graded quality from one run)
     metrics.jsonl   one JSON line per logged step, never a step twice
     tb/             TensorBoard event files
 """
@@ -70,9 +71,7 @@ class TrainConfig:
     # a multiple of it keeps a resumed run's log identical to an uninterrupted one
     eval_every: int = 0  # 0: never
     checkpoint_every: int = 500
-    # > 0: also keep the weights every this many steps (snapshots/step-NNNNNN): one run then gives models of
-    # graded quality, e.g. the policies a dream must rank (`wam.policy.load("RUN@STEP")`)
-    snapshot_every: int = 0
+    snapshot_every: int = 0  # > 0: also keep the weights every this many steps (`wam.policy.load("RUN@STEP")`)
     seed: int = 0
     device: str = "auto"  # "auto": cuda if available, else cpu
     bf16: bool | None = None  # bfloat16 autocast; None: on cuda only
