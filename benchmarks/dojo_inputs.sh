@@ -29,3 +29,11 @@ finetune runs/worlds/mt10-wam-k3-play4-s0 --pretrained runs/pretrain_cpu -k 3 "$
 finetune runs/dojo_policies/wam-k3 --pretrained runs/pretrain_cpu -k 3 "${VIDEO[@]}" --snapshot-every 100 --seed 1
 finetune runs/dojo_policies/wam-k1 --pretrained runs/pretrain_cpu -k 1 "${VIDEO[@]}" --snapshot-every 100 --seed 1
 finetune runs/dojo_policies/scratch-k1 -k 1 --snapshot-every 100 --seed 1
+
+# Then, the ranking benchmark over seven of those policies (real and dream cells, resumable):
+#   python benchmarks/dream_eval.py --world runs/worlds/mt10-wam-k3-play4-s0 \
+#     --policies runs/dojo_policies/wam-k3@100 runs/dojo_policies/wam-k3@300 runs/dojo_policies/wam-k3@1500 \
+#                runs/dojo_policies/wam-k1@200 runs/dojo_policies/wam-k1@1500 \
+#                runs/dojo_policies/scratch-k1@300 runs/dojo_policies/scratch-k1@1500 \
+#     --tasks drawer-open-v3,window-open-v3,button-press-topdown-v3,drawer-close-v3 --episodes 20 --max-steps 300 \
+#     --workers 2 --out benchmarks/results/dream_eval_snapshots.json
