@@ -102,9 +102,10 @@ def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_
     result = invoke("eval", "--policy", world, "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 1,
                     "--max-steps", 4, "--dream-judge")
     assert result.exit_code == 2 and squeezed("no success judge; train one first") in squeezed(result.output)
-    result = invoke("judge", "--world", world, "--preset", "tiny", "--steps", 4)
+    result = invoke("judge", "--world", world, "--preset", "tiny", "--steps", 4, "--balance")
     assert result.exit_code == 0, result.output
-    assert json.loads((world / "judge" / "summary.json").read_text())["config"]["train"]["steps"] == 4
+    saved = json.loads((world / "judge" / "summary.json").read_text())["config"]
+    assert saved["train"]["steps"] == 4 and saved["balance"] is True
     result = invoke("judge", "--world", world, "--preset", "tiny", "--steps", 4)
     assert result.exit_code == 2 and "--resume" in result.output
     results = tmp_path / "judged.json"

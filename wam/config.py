@@ -260,6 +260,7 @@ class JudgeConfig:
     # Also train on the extra data's episodes replayed in the world's dream: every predicted frame labelled with the
     # real frame's success flag, so the judge learns what the dream draws when reality failed.
     dreamed: bool = False
+    balance: bool = False  # draw every (source, label) group alike, not every frame (JudgeBatches)
     seed: int = 0
 
     def __post_init__(self) -> None:

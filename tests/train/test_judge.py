@@ -166,3 +166,25 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
         assert list(dreamed.cache.success[replay.start: replay.start + replay.length]) == list(reached)
     assert dreamed.cache.success.any() and not dreamed.cache.success.all(), "the fixture should give both labels"
     assert not np.allclose(np.asarray(dreamed.latents[1], np.float32), np.asarray(dreamed.latents[0], np.float32))
+
+
+def test_balanced_batches_draw_rare_successes_as_often_as_failures():
+    from wam.models.text import TextConfig
+    from wam.train.frame_cache import CachedEpisode, FrameCache
+    from wam.train.judge import _Source
+
+    def source(n: int, positives: int) -> _Source:
+        success = np.zeros(n, bool)
+        success[n - positives:] = True  # a few success frames at the end, as in a dreamed replay
+        episode = CachedEpisode("d", 0, 0, n, TASK, has_state=True, has_actions=False, has_reward=True)
+        cache = FrameCache(Path("."), np.empty((0,), np.uint8), np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32),
+                           [episode], np.zeros(n, np.float32), success)
+        return _Source(cache, np.zeros((n, 2, 2, 2), np.float16), [episode], [])
+
+    sources = [source(1000, 10), source(500, 0)]
+    plain = JudgeBatches(sources, TextConfig(), 600, seed=0).batch(0)
+    balanced = JudgeBatches(sources, TextConfig(), 600, seed=0, balance=True)
+    assert float(plain["success"].mean()) < 0.03  # drawn by frame: 10 of 1,500
+    rates = [float(balanced.batch(step)["success"].mean()) for step in range(3)]
+    assert all(0.25 < r < 0.42 for r in rates), rates  # three groups (two of source 0, one of source 1): a third each
+    torch.testing.assert_close(balanced.batch(7)["success"], balanced.batch(7)["success"])  # a function of the step

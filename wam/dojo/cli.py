@@ -114,6 +114,8 @@ def register(app: typer.Typer) -> None:
                                                            help="leave out episodes whose driver (source) contains this"),
         dreamed: bool = typer.Option(False, "--dreamed", help="also train on the --data episodes replayed in the world's dream, "
                                      "each predicted frame labelled with reality's success flag"),
+        balance: bool = typer.Option(False, "--balance", help="draw successes and failures of every source alike "
+                                     "(dreamed replays hold few successes)"),
         preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
         seed: int = typer.Option(0),
@@ -129,7 +131,8 @@ def register(app: typer.Typer) -> None:
         try:
             config = judge_preset(preset)
             train_cfg = _train_config(config.train, seed, steps)
-            summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed),
+            summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed,
+                                                                   balance=balance),
                                   exclude_sources=tuple(exclude_source or ()), resume=resume)
         except (ValueError, WamError) as err:
             _fail(str(err))

@@ -50,9 +50,15 @@ class _Source:
 
 
 class JudgeBatches:
-    """Random labelled frames of the training episodes: a pure function of the step, so resume is exact."""
+    """Random labelled frames of the training episodes: a pure function of the step, so resume is exact.
 
-    def __init__(self, sources: list[_Source], text_config, batch_size: int, seed: int, split: str = "train"):
+    `balance` draws every (source, label) group equally often instead of every frame: dreamed
+    replays hold a few dozen success frames among thousands, and drawn by frame the judge learns
+    that a dreamed frame is a failure (benchmarks/results/dream_eval_judge_dreamed.json).
+    """
+
+    def __init__(self, sources: list[_Source], text_config, batch_size: int, seed: int, split: str = "train",
+                 balance: bool = False):
         self.sources, self.batch_size, self.seed = sources, batch_size, seed
         rows, texts = [], []
         for s, source in enumerate(sources):
@@ -62,11 +68,21 @@ class JudgeBatches:
                 texts.append(episode.task)
         if not rows:
             raise DatasetError(f"no {split} episode with success flags to train the judge on")
-        self.rows = np.concatenate(rows)
+        self.rows = np.concatenate(rows)  # (N, 3): source, cache row, text
         self.text_ids = tokenize(texts, text_config)
+        self.groups: list[np.ndarray] = []  # row indices per non-empty (source, label) group, when balancing
+        if balance:
+            labels = np.array([bool(sources[s].cache.success[r]) for s, r, _ in self.rows])
+            keys = self.rows[:, 0] * 2 + labels
+            self.groups = [np.flatnonzero(keys == k) for k in np.unique(keys)]
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        picked = self.rows[np.random.default_rng([self.seed, step]).integers(len(self.rows), size=self.batch_size)]
+        rng = np.random.default_rng([self.seed, step])
+        if self.groups:
+            group = rng.integers(len(self.groups), size=self.batch_size)
+            picked = self.rows[[self.groups[g][rng.integers(len(self.groups[g]))] for g in group]]
+        else:
+            picked = self.rows[rng.integers(len(self.rows), size=self.batch_size)]
         latents, states, success = [], [], []
         for s, row, _ in picked:
             source = self.sources[s]
@@ -137,7 +153,7 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     # The world's text hashing: dreams tokenize the task with it, and the judge must read the same ids.
     judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden,
                                    text=TextConfig(**world_cfg["text"]))
-    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed)
+    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed, balance=config.balance)
     has_val = any(s.val for s in sources)
     val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]
                    if has_val else [])
