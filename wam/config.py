@@ -15,6 +15,22 @@ from wam.models.world_model import WorldModelConfig
 from wam.train.loop import TrainConfig
 
 
+def config_changes(asked: dict, saved: dict, prefix: str = "") -> list[str]:
+    """The settings where `asked` differs from `saved`, as 'path: saved -> asked' lines.
+
+    A resumed run keeps its own saved config (resuming with other settings would make a run
+    that no single config describes); this says which asked-for settings that leaves unused.
+    """
+    changes = []
+    for key in sorted(set(asked) | set(saved)):
+        a, s = asked.get(key), saved.get(key)
+        if isinstance(a, dict) and isinstance(s, dict):
+            changes += config_changes(a, s, f"{prefix}{key}.")
+        elif (list(a) if isinstance(a, tuple) else a) != (list(s) if isinstance(s, tuple) else s):
+            changes.append(f"{prefix}{key}: {s!r} -> {a!r}")
+    return changes
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from wam.config import PRETRAIN_PRESETS, PretrainConfig, pretrain_config_from_dict, pretrain_preset
+from wam.config import PRETRAIN_PRESETS, PretrainConfig, config_changes, pretrain_config_from_dict, pretrain_preset
 from wam.models.text import TextConfig
 from wam.models.tokenizer import TokenizerConfig
 from wam.models.world_model import WorldModelConfig
@@ -61,3 +61,10 @@ def test_inconsistent_configs_are_refused():
     tiny = pretrain_preset("tiny")
     with pytest.raises(ValueError):
         replace(tiny, window=tiny.world.context + 2)
+
+
+def test_config_changes_lists_nested_differences_and_treats_tuples_as_lists():
+    saved = {"a": 1, "train": {"steps": 30, "betas": [0.9, 0.95]}, "gone": 2}
+    asked = {"a": 1, "train": {"steps": 99, "betas": (0.9, 0.95)}, "new": 3}
+    assert config_changes(asked, saved) == ["gone: 2 -> None", "new: None -> 3", "train.steps: 30 -> 99"]
+    assert config_changes(saved, saved) == []

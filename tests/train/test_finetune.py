@@ -33,13 +33,22 @@ def test_the_run_is_self_contained_and_loads(tmp_path_factory):
     assert model.config.chunk == tiny_finetune_config().chunk
 
 
-def test_an_existing_run_needs_resume_and_resume_of_a_finished_run_trains_nothing(tmp_path_factory):
+def test_an_existing_run_needs_resume_and_resume_of_a_finished_run_trains_nothing(tmp_path_factory, capfd):
     run, summary = tiny_wam_run(tmp_path_factory)
     pretrained, _ = tiny_run(tmp_path_factory)
     with pytest.raises(CheckpointError, match="--resume"):
         finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(), progress=False)
+    capfd.readouterr()
     again = finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(), resume=True, progress=False)
     assert again["seconds"] == {} and again["wam"]["val_loss"] == pytest.approx(summary["wam"]["val_loss"], rel=1e-5)
+    assert "episodes_per_task: 4 -> None" in capfd.readouterr().err  # the run was made with K = 4
+    finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(episodes_per_task=4), resume=True,
+             progress=False)
+    assert "saved config" not in capfd.readouterr().err  # the same settings: nothing to say
+    again = finetune(pretrained, [tiny_dataset(tmp_path_factory)], run, tiny_finetune_config(steps=99, episodes_per_task=4),
+                     resume=True, progress=False)
+    assert again["seconds"] == {}  # the saved 30 steps stand
+    assert "train.steps: 30 -> 99" in capfd.readouterr().err
 
 
 def test_from_scratch_trains_its_own_tokenizer_on_the_robot_frames(tmp_path_factory, tmp_path):

@@ -166,12 +166,14 @@ def test_an_existing_run_is_not_overwritten_without_resume(run, data):
     assert (out / "summary.json").stat().st_mtime_ns == stamp
 
 
-def test_resuming_a_finished_run_retrains_nothing(run, data, tmp_path):
+def test_resuming_a_finished_run_retrains_nothing(run, data, tmp_path, capfd):
     out, summary = run
     mine = tmp_path / "run"
     shutil.copytree(out, mine)
     stamps = {p: p.stat().st_mtime_ns for p in mine.rglob("metrics.jsonl")}
     again = pretrain([data], mine, pretrain_preset("cpu"), resume=True, progress=False)  # the run's own config wins
+    ignored = capfd.readouterr().err
+    assert "saved config" in ignored and f"world_train.steps: {tiny_config().world_train.steps} -> 1500" in ignored
     assert {p: p.stat().st_mtime_ns for p in mine.rglob("metrics.jsonl")} == stamps
     assert again["world_model"] == summary["world_model"] and again["tokenizer"] == summary["tokenizer"]
     assert again["seconds"] == {}

@@ -37,7 +37,7 @@ from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
 from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name
-from wam.train.stages import train_stage, validation_metrics
+from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.pretrain import (
     SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
 )
@@ -110,7 +110,9 @@ def finetune(
     if (out / CONFIG_FILE).exists():
         if not resume:
             raise CheckpointError(f"{out}: a finetuning run already exists here; pass --resume to continue it or choose another --out")
+        asked = config
         config, saved = load_finetune_config(out)  # the run's own config wins
+        warn_ignored_settings(out, asked.to_dict(), config.to_dict())
         pretrained = saved["pretrained"]
         play = saved.get("play", [])
         init_from = saved.get("init_from")

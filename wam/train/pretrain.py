@@ -28,7 +28,7 @@ from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import TrainResult, resolve_device
-from wam.train.stages import train_stage, validation_metrics
+from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.progress import progress_bar
 
 CONFIG_FILE = "pretrain.json"
@@ -108,7 +108,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     if config_path.exists():
         if not resume:
             raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
-        config = pretrain_config_from_dict(json.loads(config_path.read_text()))  # the run's own config wins
+        saved = pretrain_config_from_dict(json.loads(config_path.read_text()))
+        warn_ignored_settings(out, config.to_dict(), saved.to_dict())
+        config = saved  # the run's own config wins
     world_cfg = config.world
     cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, 4, progress)
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)

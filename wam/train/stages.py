@@ -9,10 +9,22 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from rich.console import Console
 from torch import nn
+
+from wam.config import config_changes
 
 from wam.train.checkpoint import resolve
 from wam.train.loop import TrainConfig, TrainResult, _to_device, train
+
+
+def warn_ignored_settings(run_dir: Path, asked: dict, saved: dict) -> None:
+    """Say on stderr which asked-for settings a resumed run leaves unused (it keeps its saved config)."""
+    changes = config_changes(asked, saved)
+    if changes:
+        Console(stderr=True).print(f"{run_dir}: resuming with the run's saved config; these settings asked for now are "
+                                   "not used (saved -> asked):\n  " + "\n  ".join(changes), style="yellow", markup=False,
+                                   highlight=False)
 
 
 def stage_finished(run_dir: Path, steps: int) -> bool:
