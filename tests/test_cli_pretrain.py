@@ -71,7 +71,7 @@ def cli_run(datasets, tmp_path_factory):
 def test_pretrain_help():
     result = invoke("pretrain", "--help")
     assert result.exit_code == 0, result.output
-    for option in ("--data", "--out", "--preset", "--steps", "--resume", "--seed"):
+    for option in ("--data", "--out", "--preset", "--steps", "--resume", "--seed", "--init-from"):
         assert option in result.output
     assert "tiny" in result.output
 
@@ -152,3 +152,15 @@ def test_eval_world_on_the_cli_run(cli_run, datasets):
 def test_eval_world_without_a_run(tmp_path, datasets):
     result = invoke("eval-world", tmp_path, "--data", datasets[0])
     assert_fails_saying(result, "pretrain.json")
+
+
+def test_init_from_continues_a_finished_run_in_a_new_one(cli_run, datasets, tmp_path):
+    _, first = cli_run
+    a, b = datasets
+    out = tmp_path / "longer"
+    result = invoke("pretrain", "--data", a, b, "--preset", "tiny", "--out", out, "--steps", 2, "--init-from", first)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "pretrain.json").read_text())["init_from"] == str(first)
+    assert json.loads((out / "world_model" / "checkpoint" / "config.json").read_text())["step"] == 2
+    assert_fails_saying(invoke("pretrain", "--data", a, "--preset", "tiny", "--out", tmp_path / "x", "--init-from", a),
+                        "pretrain.json: missing")

@@ -144,6 +144,9 @@ def pretrain(
     steps: Optional[int] = typer.Option(None, help="world-model steps (the tokenizer's scale with them)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     seed: Optional[int] = typer.Option(None, help="seed for data order, held-out split and initialisation"),
+    init_from: Optional[Path] = typer.Option(None, help="continue this finished pretraining run: its tokenizer as it is, "
+                                             "its world model for --steps more steps on a fresh schedule (longer or "
+                                             "continued pretraining, e.g. on new video)"),
 ) -> None:
     """Stage one: train the frame tokenizer, then the world model with latent actions, on video."""
     from dataclasses import replace
@@ -166,7 +169,7 @@ def pretrain(
             if saved != steps:
                 _fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
                       "(its learning-rate schedule depends on the total), so drop --steps or start a new --out")
-        summary = run_pretrain(list(data) + extra, out, config, resume=resume)
+        summary = run_pretrain(list(data) + extra, out, config, resume=resume, init_from=init_from)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))

@@ -391,3 +391,39 @@ def test_a_refused_dataset_does_not_leave_a_run_behind(data, tmp_path, monkeypat
     monkeypatch.setattr(pretrain_module, "build_frame_cache", stop_at_the_cache)
     with pytest.raises(Killed):  # not CheckpointError: "a pretraining run already exists here; pass --resume"
         pretrain([data], out, tiny_config(), progress=False)
+
+
+# -- continued pretraining ---------------------------------------------------------------------------
+
+
+def test_init_from_continues_the_world_model_on_the_first_runs_tokenizer(run, data, tmp_path, monkeypatch):
+    first, _ = run
+    out = tmp_path / "continued"
+    starts = {}
+
+    def recording_train(model, *args, kind, **kwargs):
+        starts[kind] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return train(model, *args, kind=kind, **kwargs)
+
+    train = stages_module.train
+    monkeypatch.setattr(stages_module, "train", recording_train)
+    pretrain([data], out, tiny_config(world_steps=10), progress=False, init_from=first)
+    assert set(starts) == {"world_model"}  # the tokenizer stage does not train
+    trained = safetensors.torch.load_file(first / "world_model" / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(starts["world_model"][k], v) for k, v in trained.items())  # it starts where the first run ended
+    assert json.loads((out / "pretrain.json").read_text())["init_from"] == str(first)
+    for name in ("model.safetensors", "config.json"):  # the tokenizer is the first run's, not retrained
+        assert (out / "tokenizer" / "checkpoint" / name).read_bytes() == (first / "tokenizer" / "checkpoint" / name).read_bytes()
+    assert not (out / "tokenizer" / "metrics.jsonl").exists()
+    assert json.loads((out / "world_model" / "checkpoint" / "config.json").read_text())["step"] == 10  # a fresh count
+    again = pretrain([data], out, tiny_config(world_steps=10), resume=True, progress=False)
+    assert again["seconds"] == {}
+
+
+def test_init_from_a_run_without_a_world_model_is_refused_by_path(run, data, tmp_path):
+    first, _ = run
+    broken = tmp_path / "broken"
+    shutil.copytree(first, broken, ignore=shutil.ignore_patterns("world_model", "cache"))
+    with pytest.raises(CheckpointError, match=r"broken/world_model: no checkpoint to continue from"):
+        pretrain([data], tmp_path / "out", tiny_config(world_steps=10), progress=False, init_from=broken)
+    assert not (tmp_path / "out" / "pretrain.json").exists()

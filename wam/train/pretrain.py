@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +26,7 @@ from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
-from wam.train.checkpoint import load_checkpoint, resolve
+from wam.train.checkpoint import TRAINER_FILE, load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import TrainResult, resolve_device
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
@@ -33,6 +34,7 @@ from wam.train.progress import progress_bar
 
 CONFIG_FILE = "pretrain.json"
 SPLIT_FILE = "split.json"
+INIT_FROM_KEY = "init_from"  # in pretrain.json beside the config: the run this one continues
 
 
 def split_cached_episodes(cache: FrameCache, val_fraction: float, seed: int) -> tuple[list[CachedEpisode], list[CachedEpisode]]:
@@ -101,16 +103,27 @@ def load_pretrain_config(run: Path) -> PretrainConfig:
     return pretrain_config_from_dict(json.loads(path.read_text()))
 
 
-def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train tokenizer then world model on the frames of `data`; returns a summary (also in out/summary.json)."""
+def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig, resume: bool = False, progress: bool = True,
+             init_from: str | Path | None = None) -> dict:
+    """Train tokenizer then world model on the frames of `data`; returns a summary (also in out/summary.json).
+
+    `init_from` continues another pretraining run in a new one: its tokenizer is taken as it is
+    and its world model's weights are the start of `config.world_train.steps` more steps, on a
+    fresh learning-rate schedule (a warm restart). That is longer pretraining without redoing
+    the first run, or continued pretraining on new video; the architecture is the first run's.
+    """
     out = Path(out)
     config_path = out / CONFIG_FILE
     if config_path.exists():
         if not resume:
             raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
-        saved = pretrain_config_from_dict(json.loads(config_path.read_text()))
-        warn_ignored_settings(out, config.to_dict(), saved.to_dict())
-        config = saved  # the run's own config wins
+        saved_dict = json.loads(config_path.read_text())
+        saved = pretrain_config_from_dict(saved_dict)
+        if init_from is None:  # only then is `config` the caller's own ask; with init_from it is rebuilt below
+            warn_ignored_settings(out, config.to_dict(), saved.to_dict())
+        config, init_from = saved, saved_dict.get(INIT_FROM_KEY)  # the run's own config wins
+    elif init_from is not None:
+        config = continued_config(config, Path(init_from))
     world_cfg = config.world
     cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, 4, progress)
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
@@ -120,7 +133,8 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
             f"{', '.join(sorted({e.dataset for e in cache.episodes}))}: no training episode has the {span} frames a "
             f"window of {config.window} frames at stride {config.stride} needs (longest: {max(e.length for e in cache.episodes)})"
         )
-    config_path.write_text(json.dumps(config.to_dict(), indent=2))  # the data passed its checks: the run exists now
+    record = {**config.to_dict(), **({INIT_FROM_KEY: str(init_from)} if init_from is not None else {})}
+    config_path.write_text(json.dumps(record, indent=2))  # the data passed its checks: the run exists now
     (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
     device = resolve_device(config.tokenizer_train.device)
     results: dict[str, TrainResult | None] = {}
@@ -136,6 +150,8 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         return {"val_loss": torch.nn.functional.mse_loss(reconstruction, frames).item(), "val_psnr": psnr(reconstruction, frames)}
 
     tokenizer_dir = out / "tokenizer"
+    if init_from is not None and resolve(tokenizer_dir / "checkpoint") is None:
+        _copy_weights(Path(init_from) / "tokenizer" / "checkpoint", tokenizer_dir / "checkpoint")
     results["tokenizer"] = train_stage(
         tokenizer, FrameBatches(cache, train_eps, config.tokenizer_train.batch_size, config.seed),
         config.tokenizer_train, tokenizer_dir, model_config=asdict(config.tokenizer), kind="tokenizer",
@@ -159,6 +175,8 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     world_dir = out / "world_model"
     torch.manual_seed(config.seed + 1)
     world = WorldModel(world_cfg)
+    if init_from is not None and resolve(world_dir / "checkpoint") is None:
+        load_checkpoint(resolve(Path(init_from) / "world_model" / "checkpoint"), world, expected_kind="world_model")
     results["world_model"] = train_stage(
         world, train_batches, config.world_train, world_dir, model_config=world_cfg.to_dict(), kind="world_model",
         resume=resume, evaluate=evaluate_world, progress=progress,
@@ -175,3 +193,21 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def continued_config(config: PretrainConfig, init_from: Path) -> PretrainConfig:
+    """`config`'s world-model training on the architecture, frames and tokenizer of the run `init_from`."""
+    first = load_pretrain_config(init_from)
+    for stage in ("tokenizer", "world_model"):
+        if resolve(init_from / stage / "checkpoint") is None:
+            raise CheckpointError(f"{init_from / stage}: no checkpoint to continue from (did that pretraining run finish?)")
+    return replace(first, world_train=config.world_train, val_fraction=config.val_fraction, seed=config.seed)
+
+
+def _copy_weights(source: Path, target: Path) -> None:
+    """A checkpoint's weights and config, without its optimiser state: the stage counts as trained here."""
+    source = resolve(source)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(TRAINER_FILE))
+    os.replace(tmp, target)
