@@ -101,16 +101,29 @@ def aggregate(cells: dict, experiment: str = "mt10") -> dict:
     return summary
 
 
-def markdown_table(results: dict) -> str:
-    """The README's table: per K, each method's mean over seeds (std) [pooled 95% Wilson], and the gap."""
-    rows = ["| K | seeds | from scratch | WAM | WAM - scratch |", "|---|---|---|---|---|"]
-    summary = results["summary"]
+def paired_gap(cells: dict, k: str, experiment: str = "mt10") -> tuple[float, int] | None:
+    """WAM minus scratch over the seeds both methods finished, and how many: a gap between the
+    means of different seeds would mix the method's effect with the demos a seed happens to draw."""
+    by_seed: dict = {}
+    for cell in cells.values():
+        if cell.get("experiment", "mt10") == experiment and str(cell["k"]) == k:
+            by_seed.setdefault(cell["seed"], {})[cell["method"]] = cell["mean_success"]
+    gaps = [pair["wam"] - pair["scratch"] for pair in by_seed.values() if {"wam", "scratch"} <= pair.keys()]
+    return (float(np.mean(gaps)), len(gaps)) if gaps else None
+
+
+def markdown_table(results: dict, experiment: str = "mt10") -> str:
+    """The README's table: per K, each method's mean over seeds (std) [pooled 95% Wilson], and the
+    gap over paired seeds."""
+    rows = ["| K | seeds (scratch/WAM) | from scratch | WAM | WAM - scratch (paired seeds) |", "|---|---|---|---|---|"]
+    summary = aggregate(results.get("cells", {}), experiment)
     for k in sorted({k for m in summary.values() for k in m}, key=int):
         cells = {m: summary.get(m, {}).get(k) for m in ("scratch", "wam")}
         text = {m: "-" if c is None else f"{c['mean']:.3f} ({c['std']:.3f}) [{c['wilson95_pooled'][0]:.3f}, "
                 f"{c['wilson95_pooled'][1]:.3f}]" for m, c in cells.items()}
         seeds = "/".join(str(c["seeds"]) if c else "0" for c in cells.values())
-        gap = f"{100 * (cells['wam']['mean'] - cells['scratch']['mean']):+.1f}" if all(cells.values()) else "-"
+        paired = paired_gap(results.get("cells", {}), k, experiment)
+        gap = "-" if paired is None else f"{100 * paired[0]:+.1f} ({paired[1]} seed{'s' if paired[1] > 1 else ''})"
         rows.append(f"| {k} | {seeds} | {text['scratch']} | {text['wam']} | {gap} |")
     return "\n".join(rows)
 
@@ -152,8 +165,8 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pretrained", type=Path, required=True)
-    parser.add_argument("--robot", type=Path, nargs="+", required=True)
+    parser.add_argument("--pretrained", type=Path, help="the pretraining run (required unless --table or --plot-only)")
+    parser.add_argument("--robot", type=Path, nargs="+", help="labelled robot datasets (required unless --table or --plot-only)")
     parser.add_argument("--video", type=Path, nargs="*", default=[])
     parser.add_argument("--heldout-robot", type=Path, default=None)
     parser.add_argument("--heldout-tasks", default="")
@@ -173,7 +186,12 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the summary of --out as a markdown table and stop")
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.out.read_text())))
+        results = json.loads(args.out.read_text())
+        print(markdown_table(results))
+        heldout = sorted({t for c in results.get("cells", {}).values() if c.get("experiment") == "heldout" for t in c["tasks"]})
+        if heldout:
+            print(f"\nheld-out tasks ({', '.join(heldout)}), one demo each:\n")
+            print(markdown_table(results, "heldout"))
         return
     if args.plot_only:
         results = json.loads(args.out.read_text())
@@ -182,6 +200,8 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2))
         plot(results, args.out.with_suffix(".png"))
         return
+    if args.pretrained is None or not args.robot:
+        parser.error("--pretrained and --robot are required to run cells")
 
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

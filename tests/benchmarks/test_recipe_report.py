@@ -1,0 +1,51 @@
+"""The recipe benchmark's report: the README's table is computed from these, so a wrong pairing
+would put a figure in the README that no run measured."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[2] / "benchmarks" / "recipe.py"
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("recipe_benchmark", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cell(method, k, seed, rate, experiment="mt10", episodes=10):
+    wins = round(rate * episodes)
+    return {"method": method, "k": k, "seed": seed, "mean_success": rate, "experiment": experiment,
+            "tasks": {"reach-v3": {"successes": wins, "episodes": episodes, "success_rate": wins / episodes}}}
+
+
+def test_gap_pairs_seeds_that_both_methods_finished(recipe):
+    cells = {"a": cell("wam", 10, 0, 0.6), "b": cell("scratch", 10, 0, 0.5), "c": cell("wam", 10, 1, 0.9)}
+    gap, pairs = recipe.paired_gap(cells, "10")
+    assert pairs == 1
+    assert gap == pytest.approx(0.1)  # seed 1's unpaired WAM cell (0.9) stays out of the gap
+    assert recipe.paired_gap(cells, "3") is None
+
+
+def test_table_rows_per_experiment(recipe):
+    cells = {"a": cell("wam", 1, 0, 0.4), "b": cell("scratch", 1, 0, 0.3), "c": cell("wam", 1, 1, 0.2),
+             "d": cell("scratch", 1, 1, 0.3), "h": cell("wam", 1, 0, 0.5, experiment="heldout")}
+    table = recipe.markdown_table({"cells": cells})
+    row = table.splitlines()[2]
+    assert row.startswith("| 1 | 2/2 | 0.300 (0.000)")
+    assert row.endswith("| +0.0 (2 seeds) |")  # (+10 - 10) / 2
+    heldout = recipe.markdown_table({"cells": cells}, "heldout").splitlines()[2]
+    assert heldout.startswith("| 1 | 0/1 | - | 0.500")
+    assert heldout.endswith("| - |")
+
+
+def test_pooled_wilson_counts_every_episode(recipe):
+    summary = recipe.aggregate({"a": cell("wam", 3, 0, 0.5, episodes=50), "b": cell("wam", 3, 1, 0.7, episodes=50)})
+    row = summary["wam"]["3"]
+    assert row["episodes"] == 100 and row["seeds"] == 2
+    low, high = row["wilson95_pooled"]
+    assert low < 0.6 < high and high - low < 0.2
