@@ -128,6 +128,25 @@ def markdown_table(results: dict, experiment: str = "mt10") -> str:
     return "\n".join(rows)
 
 
+def merge_planned(previous: list[str], now: list[str]) -> list[str]:
+    """Every cell any invocation planned, in first-planned order: running a few seeds or only the
+    held-out cells must not shrink the plan, or `partial` would turn false with cells still missing."""
+    return [*previous, *(name for name in now if name not in previous)]
+
+
+def save(results: dict, planned: list[str], out: Path) -> None:
+    """Summaries, plan and plot rewritten after every cell; the JSON replaced atomically."""
+    cells = results["cells"]
+    results["planned"] = planned
+    results["partial"] = any(name not in cells for name in planned)
+    results["summary"] = aggregate(cells)
+    results["heldout_summary"] = aggregate(cells, "heldout")
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    plot(results, out.with_suffix(".png"))
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -185,6 +204,8 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the summary and plot from --out and stop")
     parser.add_argument("--table", action="store_true", help="print the summary of --out as a markdown table and stop")
     args = parser.parse_args()
+    if (args.table or args.plot_only) and not args.out.is_file():
+        parser.error(f"no results to report: {args.out} does not exist (run cells first, or pass --out)")
     if args.table:
         results = json.loads(args.out.read_text())
         print(markdown_table(results))
@@ -195,10 +216,7 @@ def main() -> None:
         return
     if args.plot_only:
         results = json.loads(args.out.read_text())
-        results["summary"] = aggregate(results["cells"])
-        results["heldout_summary"] = aggregate(results["cells"], "heldout")
-        args.out.write_text(json.dumps(results, indent=2))
-        plot(results, args.out.with_suffix(".png"))
+        save(results, results.get("planned", []), args.out)
         return
     if args.pretrained is None or not args.robot:
         parser.error("--pretrained and --robot are required to run cells")
@@ -221,6 +239,7 @@ def main() -> None:
                    command="python benchmarks/recipe.py " + " ".join(os.sys.argv[1:]))
     cells = results.setdefault("cells", {})
     suffix = f"-aug{args.augment}" if args.augment else ""  # its own run directories: never a plain cell's
+    planned = merge_planned(results.get("planned", []), [f"{e}-{m}-k{k}-s{s}{suffix}" for e, m, k, s in plan])
     for experiment, method, k, seed in plan:
         name = f"{experiment}-{method}-k{k}-s{seed}{suffix}"
         if name in cells:
@@ -232,23 +251,10 @@ def main() -> None:
             cell = run_cell(args, method, 1, seed, [*args.robot, args.heldout_robot], heldout, name)
         cell["experiment"] = experiment
         cells[name] = cell
-        results["summary"] = aggregate(cells)
-        results["planned"] = [f"{e}-{m}-k{k}-s{s}{suffix}" for e, m, k, s in plan]
-        results["partial"] = any(n not in cells for n in results["planned"])
-        tmp = args.out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, args.out)
-        plot(results, args.out.with_suffix(".png"))
+        save(results, planned, args.out)
         print(f"{name}: mean success {cell['mean_success']:.3f} "
               + " ".join(f"{t.removesuffix('-v3')}={r['success_rate']:.2f}" for t, r in cell["tasks"].items()))
-    results["planned"] = [f"{e}-{m}-k{k}-s{s}{suffix}" for e, m, k, s in plan]
-    results["partial"] = any(n not in cells for n in results["planned"])
-    results["summary"] = aggregate(cells)
-    results["heldout_summary"] = aggregate(cells, "heldout")
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, args.out)
-    plot(results, args.out.with_suffix(".png"))
+    save(results, planned, args.out)
     print(json.dumps(results["summary"], indent=2))
 
 

@@ -2,6 +2,7 @@
 would put a figure in the README that no run measured."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,21 @@ def test_pooled_wilson_counts_every_episode(recipe):
     assert row["episodes"] == 100 and row["seeds"] == 2
     low, high = row["wilson95_pooled"]
     assert low < 0.6 < high and high - low < 0.2
+
+
+def test_plan_only_grows(recipe):
+    full = ["mt10-wam-k1-s0", "mt10-wam-k1-s1", "heldout-wam-k1-s1"]
+    assert recipe.merge_planned(full, ["mt10-wam-k1-s0", "heldout-wam-k1-s0"]) == [*full, "heldout-wam-k1-s0"]
+    assert recipe.merge_planned([], full) == full
+
+
+def test_save_keeps_partial_while_planned_cells_are_missing(recipe, tmp_path):
+    out = tmp_path / "recipe.json"
+    results = {"cells": {"mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)}, "episodes_per_task": 10}
+    recipe.save(results, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"], out)
+    saved = json.loads(out.read_text())
+    assert saved["partial"] is True and saved["summary"]["wam"]["1"]["mean"] == 0.4
+    assert out.with_suffix(".png").exists() and not out.with_suffix(".json.tmp").exists()
+    results["cells"]["mt10-scratch-k1-s0"] = cell("scratch", 1, 0, 0.3)
+    recipe.save(results, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"], out)
+    assert json.loads(out.read_text())["partial"] is False
