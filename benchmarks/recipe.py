@@ -112,6 +112,27 @@ def paired_gap(cells: dict, k: str, experiment: str = "mt10") -> tuple[float, in
     return (float(np.mean(gaps)), len(gaps)) if gaps else None
 
 
+def task_table(results: dict, experiment: str = "mt10") -> str:
+    """Per task and K: WAM and scratch success averaged over the paired seeds. It shows where a
+    gap can come from at all: a task both methods solve, or neither does, has no room for one."""
+    pairs: dict = {}
+    for cell in results.get("cells", {}).values():
+        if cell.get("experiment", "mt10") == experiment:
+            pairs.setdefault((str(cell["k"]), cell["seed"]), {})[cell["method"]] = cell
+    ks = sorted({k for k, _ in pairs}, key=int)
+    tasks = list(dict.fromkeys(t for pair in pairs.values() for c in pair.values() for t in c["tasks"]))
+    rows = ["| task | " + " | ".join(f"K = {k}: WAM / scratch" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    for task in tasks:
+        entries = []
+        for k in ks:
+            both = [p for (pk, _), p in pairs.items() if pk == k and {"wam", "scratch"} <= p.keys()
+                    and task in p["wam"]["tasks"] and task in p["scratch"]["tasks"]]
+            rates = {m: np.mean([p[m]["tasks"][task]["success_rate"] for p in both]) for m in ("wam", "scratch")} if both else None
+            entries.append("-" if rates is None else f"{rates['wam']:.2f} / {rates['scratch']:.2f}")
+        rows.append(f"| {task} | " + " | ".join(entries) + " |")
+    return "\n".join(rows)
+
+
 def markdown_table(results: dict, experiment: str = "mt10") -> str:
     """The README's table: per K, each method's mean over seeds (std) [pooled 95% Wilson], and the
     gap over paired seeds."""
@@ -209,6 +230,8 @@ def main() -> None:
     if args.table:
         results = json.loads(args.out.read_text())
         print(markdown_table(results))
+        print("\nper task, over the paired seeds:\n")
+        print(task_table(results))
         heldout = sorted({t for c in results.get("cells", {}).values() if c.get("experiment") == "heldout" for t in c["tasks"]})
         if heldout:
             print(f"\nheld-out tasks ({', '.join(heldout)}), one demo each:\n")

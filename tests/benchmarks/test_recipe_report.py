@@ -68,3 +68,11 @@ def test_save_keeps_partial_while_planned_cells_are_missing(recipe, tmp_path):
     results["cells"]["mt10-scratch-k1-s0"] = cell("scratch", 1, 0, 0.3)
     recipe.save(results, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"], out)
     assert json.loads(out.read_text())["partial"] is False
+
+
+def test_task_table_averages_paired_seeds_only(recipe):
+    cells = {"a": cell("wam", 3, 0, 0.6), "b": cell("scratch", 3, 0, 0.2), "c": cell("wam", 3, 1, 1.0),
+             "d": cell("scratch", 3, 1, 0.4), "e": cell("wam", 3, 2, 0.0)}
+    rows = recipe.task_table({"cells": cells}).splitlines()
+    assert rows[0] == "| task | K = 3: WAM / scratch |"
+    assert rows[2] == "| reach-v3 | 0.80 / 0.30 |"  # seed 2 has no scratch cell: left out
