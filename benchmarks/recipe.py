@@ -136,6 +136,12 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def grown_plan(results: dict, plan: list) -> list[str]:
+    """The cells planned so far, this invocation's added: running a few cells never shrinks the grid."""
+    names = list(results.get("planned", []))
+    return names + [n for n in (f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan) if n not in names]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", type=Path, required=True)
@@ -143,6 +149,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, nargs="*", default=[])
     parser.add_argument("--heldout-robot", type=Path, default=None)
     parser.add_argument("--heldout-tasks", default="")
+    parser.add_argument("--heldout-only", action="store_true", help="run only the held-out cells of --seeds/--methods")
     parser.add_argument("--ks", default="1,3,10")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default="wam,scratch")
@@ -168,7 +175,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     heldout = tuple(t for t in args.heldout_tasks.split(",") if t)
-    plan = [("mt10", m, k, s) for s in seeds for k in ks for m in methods]
+    plan = [] if args.heldout_only else [("mt10", m, k, s) for s in seeds for k in ks for m in methods]
     if heldout and args.heldout_robot is not None:
         plan += [("heldout", m, 1, s) for s in seeds for m in methods]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -191,7 +198,7 @@ def main() -> None:
         cell["experiment"] = experiment
         cells[name] = cell
         results["summary"] = aggregate(cells)
-        results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+        results["planned"] = grown_plan(results, plan)
         results["partial"] = any(n not in cells for n in results["planned"])
         tmp = args.out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2))
@@ -199,7 +206,7 @@ def main() -> None:
         plot(results, args.out.with_suffix(".png"))
         print(f"{name}: mean success {cell['mean_success']:.3f} "
               + " ".join(f"{t.removesuffix('-v3')}={r['success_rate']:.2f}" for t, r in cell["tasks"].items()))
-    results["planned"] = [f"{e}-{m}-k{k}-s{s}" for e, m, k, s in plan]
+    results["planned"] = grown_plan(results, plan)
     results["partial"] = any(n not in cells for n in results["planned"])
     results["summary"] = aggregate(cells)
     results["heldout_summary"] = aggregate(cells, "heldout")
