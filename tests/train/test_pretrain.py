@@ -18,13 +18,12 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-import wam.train.pretrain as pretrain_module
 import wam.train.stages as stages_module  # where the stages call the training loop
 from pretrain_fixtures import (  # noqa: F401
-    SIZE, poison_state, tiny_config, tiny_dataset, tiny_run, write_dataset, write_empty_dataset,
+    SIZE, tiny_config, tiny_dataset, tiny_run, write_dataset,
 )
 from wam.config import pretrain_config_from_dict, pretrain_preset
-from wam.errors import CheckpointError, DatasetError
+from wam.errors import CheckpointError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
@@ -326,71 +325,6 @@ def test_action_chunks_stay_inside_their_episode(mixed_cache):
     np.testing.assert_array_equal(last_chunk[0], own[-1])
     assert not np.array_equal(own[-1], cache.action[second.start])
     np.testing.assert_array_equal(last_chunk[1], own[-1])  # past the end: the last action repeated
-
-
-# -- bad input is refused before any training ----------------------------------------------------------
-
-
-def assert_refused_before_training(out: Path) -> None:
-    assert not (out / "tokenizer").exists() and not (out / "world_model").exists()
-
-
-def test_empty_dataset(tmp_path):
-    empty = write_empty_dataset(tmp_path / "empty")
-    with pytest.raises(DatasetError, match="no episodes") as caught:
-        pretrain([empty], tmp_path / "run", tiny_config(), progress=False)
-    assert str(empty) in str(caught.value)
-    assert_refused_before_training(tmp_path / "run")
-
-
-def test_frames_of_the_wrong_size(tmp_path):
-    small = write_dataset(tmp_path / "small", [1], length=6, size=32)
-    with pytest.raises(DatasetError) as caught:
-        pretrain([small], tmp_path / "run", tiny_config(), progress=False)
-    message = str(caught.value)
-    assert str(small) in message and "32x32" in message and "64x64" in message
-    assert_refused_before_training(tmp_path / "run")
-
-
-def test_wrong_size_in_the_second_dataset(data, tmp_path):
-    small = write_dataset(tmp_path / "small", [1], length=6, size=32)
-    with pytest.raises(DatasetError, match="32x32") as caught:
-        pretrain([data, small], tmp_path / "run", tiny_config(), progress=False)
-    assert str(small) in str(caught.value)
-    assert_refused_before_training(tmp_path / "run")
-
-
-def test_nan_in_state(tmp_path):
-    bad = write_dataset(tmp_path / "bad", [1, 2], length=8)
-    path = poison_state(bad, episode=1)
-    with pytest.raises(DatasetError) as caught:
-        pretrain([bad], tmp_path / "run", tiny_config(), progress=False)
-    message = str(caught.value)
-    assert str(path) in message and "episode 1" in message and "observation.state" in message
-    assert_refused_before_training(tmp_path / "run")
-
-
-def test_episodes_too_short_for_a_window(tmp_path):
-    """The tiny preset needs 5 frames per window: 4-frame episodes must be refused before the tokenizer trains."""
-    short = write_dataset(tmp_path / "short", [1, 2, 3], length=4)
-    with pytest.raises((DatasetError, ValueError), match="long enough|too short|frames"):
-        pretrain([short], tmp_path / "run", tiny_config(), progress=False)
-    assert_refused_before_training(tmp_path / "run")
-
-
-def test_a_refused_dataset_does_not_leave_a_run_behind(data, tmp_path, monkeypatch):
-    """After fixing the data, the same command (same --out, no --resume) must start the run."""
-    small = write_dataset(tmp_path / "small", [1], length=6, size=32)
-    out = tmp_path / "run"
-    with pytest.raises(DatasetError):
-        pretrain([small], out, tiny_config(), progress=False)
-
-    def stop_at_the_cache(*args, **kwargs):
-        raise Killed("got as far as building the frame cache")
-
-    monkeypatch.setattr(pretrain_module, "build_frame_cache", stop_at_the_cache)
-    with pytest.raises(Killed):  # not CheckpointError: "a pretraining run already exists here; pass --resume"
-        pretrain([data], out, tiny_config(), progress=False)
 
 
 # -- continued pretraining ---------------------------------------------------------------------------
