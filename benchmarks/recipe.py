@@ -15,6 +15,11 @@ the held-out tasks: does one demonstration teach a new task?
 Every finished cell goes into the results JSON at once and is skipped on rerun (a killed
 cell's training resumes from its checkpoint); `partial` stays true until every planned cell
 is in. Plot: MT10 mean success against K per method, error bars over seeds.
+
+Two drivers must not write one JSON (each would overwrite the other's cells), so cells run side
+by side write their own files, and `--merge A.json B.json --out recipe.json` folds them in:
+settings must match, a cell already present must be the same cell, and each merged cell keeps
+the machine and command that ran it.
 """
 
 from __future__ import annotations
@@ -168,6 +173,31 @@ def save(results: dict, planned: list[str], out: Path) -> None:
     plot(results, out.with_suffix(".png"))
 
 
+def merge_results(results: dict, others: list[tuple[str, dict]]) -> list[str]:
+    """Fold the cells of other results files into `results`; returns the names added. Refuses
+    files of other settings (their cells measure something else) and a cell name that both hold
+    with different figures (two runs of one cell: which one is the measurement?)."""
+    added = []
+    cells = results.setdefault("cells", {})
+    for source, other in others:
+        if results.get("settings") is not None and other.get("settings") != results["settings"]:
+            raise ValueError(f"{source}: settings {other.get('settings')} differ from {results['settings']}")
+        results.setdefault("settings", other.get("settings"))
+        results.setdefault("episodes_per_task", other.get("episodes_per_task"))
+        for name, cell in other.get("cells", {}).items():
+            incoming = {key: value for key, value in cell.items() if key != "merged_from"}
+            if name in cells:
+                present = {key: value for key, value in cells[name].items() if key != "merged_from"}
+                if present != incoming:
+                    raise ValueError(f"{source}: cell {name} is already in the results with other figures")
+                continue
+            cells[name] = {**incoming, "merged_from": {"file": source, "machine": other.get("machine"),
+                                                       "command": other.get("command")}}
+            added.append(name)
+        results["planned"] = merge_planned(results.get("planned", []), other.get("planned", []))
+    return added
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -224,7 +254,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")
     parser.add_argument("--plot-only", action="store_true", help="redraw the summary and plot from --out and stop")
     parser.add_argument("--table", action="store_true", help="print the summary of --out as a markdown table and stop")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="fold the cells of these results files (same settings) into --out and stop")
     args = parser.parse_args()
+    if args.merge:
+        missing = [str(path) for path in args.merge if not path.is_file()]
+        if missing:
+            parser.error(f"nothing to merge: {', '.join(missing)} not found")
+        results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        try:
+            added = merge_results(results, [(str(path), json.loads(path.read_text())) for path in args.merge])
+        except ValueError as error:
+            parser.error(str(error))
+        save(results, results.get("planned", []), args.out)
+        print(f"{args.out}: {len(added)} cell(s) merged ({', '.join(added) or 'none new'}); "
+              f"partial: {results['partial']}")
+        return
     if (args.table or args.plot_only) and not args.out.is_file():
         parser.error(f"no results to report: {args.out} does not exist (run cells first, or pass --out)")
     if args.table:

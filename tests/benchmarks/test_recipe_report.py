@@ -76,3 +76,44 @@ def test_task_table_averages_paired_seeds_only(recipe):
     rows = recipe.task_table({"cells": cells}).splitlines()
     assert rows[0] == "| task | K = 3: WAM / scratch |"
     assert rows[2] == "| reach-v3 | 0.80 / 0.30 |"  # seed 2 has no scratch cell: left out
+
+
+def results_file(cells, planned, settings=None, command="python benchmarks/recipe.py --seeds 2"):
+    return {"settings": settings or {"preset": "cpu", "steps": None}, "episodes_per_task": 10, "cells": cells,
+            "planned": planned, "machine": {"host": "side"}, "command": command}
+
+
+def test_merge_adds_cells_with_their_origin_and_grows_the_plan(recipe):
+    main = results_file({"mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)}, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"])
+    side = results_file({"mt10-scratch-k1-s0": cell("scratch", 1, 0, 0.3), "mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)},
+                        ["mt10-scratch-k1-s0", "mt10-scratch-k1-s2"])
+    added = recipe.merge_results(main, [("side.json", side)])
+    assert added == ["mt10-scratch-k1-s0"]  # the cell both hold, with the same figures, is not added twice
+    origin = main["cells"]["mt10-scratch-k1-s0"]["merged_from"]
+    assert origin == {"file": "side.json", "machine": {"host": "side"}, "command": "python benchmarks/recipe.py --seeds 2"}
+    assert main["planned"] == ["mt10-wam-k1-s0", "mt10-scratch-k1-s0", "mt10-scratch-k1-s2"]
+
+
+def test_merge_refuses_other_settings_and_conflicting_cells(recipe):
+    main = results_file({"mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)}, ["mt10-wam-k1-s0"])
+    with pytest.raises(ValueError, match="other.json: settings"):
+        recipe.merge_results(main, [("other.json", results_file({}, [], settings={"preset": "gpu", "steps": None}))])
+    with pytest.raises(ValueError, match="cell mt10-wam-k1-s0 is already in the results with other figures"):
+        recipe.merge_results(main, [("rerun.json", results_file({"mt10-wam-k1-s0": cell("wam", 1, 0, 0.5)}, []))])
+    assert list(main["cells"]) == ["mt10-wam-k1-s0"] and main["cells"]["mt10-wam-k1-s0"]["mean_success"] == 0.4
+
+
+def test_merge_cli_writes_out_and_names_a_missing_file(tmp_path):
+    import subprocess
+    import sys
+
+    out, side = tmp_path / "recipe.json", tmp_path / "side.json"
+    out.write_text(json.dumps(results_file({"mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)}, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"])))
+    side.write_text(json.dumps(results_file({"mt10-scratch-k1-s0": cell("scratch", 1, 0, 0.3)}, ["mt10-scratch-k1-s0"])))
+    done = subprocess.run([sys.executable, str(RECIPE), "--merge", str(side), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads(out.read_text())
+    assert sorted(merged["cells"]) == ["mt10-scratch-k1-s0", "mt10-wam-k1-s0"] and merged["partial"] is False
+    missing = subprocess.run([sys.executable, str(RECIPE), "--merge", str(tmp_path / "nope.json"), "--out", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.json not found" in missing.stderr
