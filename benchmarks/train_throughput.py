@@ -1,11 +1,14 @@
 """Training throughput of each preset: frames/s and step time, tokenizer and world model.
 
-    python benchmarks/train_throughput.py [--steps 5] [--presets tiny,cpu,gpu]
+    python benchmarks/train_throughput.py [--steps 5] [--presets tiny,cpu,gpu] [--precisions fp32,bf16]
 
 Synthetic batches of the preset's shapes (throughput does not depend on pixel content),
 AdamW steps through the same model code the trainer runs, timed after warm-up steps, all
 presets in one run. On a GPU it also reports model FLOPs utilisation against the bf16
-matmul rate measured in the same run. Writes benchmarks/results/train_throughput.json.
+matmul rate measured in the same run. With `--precisions fp32,bf16` each preset is timed in
+full precision and under bfloat16 autocast in the same run, and the ratio printed: CPUs with
+native bf16 instructions (AVX512-BF16, AMX) may train faster that way, others slower. Writes
+benchmarks/results/train_throughput.json.
 """
 
 from __future__ import annotations
@@ -63,10 +66,9 @@ def matmul_tflops(device: torch.device) -> float | None:
     return 2 * 8192**3 * 20 / (time.perf_counter() - start) / 1e12
 
 
-def measure(preset: str, steps: int, device: torch.device) -> dict:
+def measure(preset: str, steps: int, device: torch.device, bf16: bool) -> dict:
     config = pretrain_preset(preset)
-    bf16 = device.type == "cuda"
-    out = {"preset": preset}
+    out = {"preset": preset, "precision": "bf16" if bf16 else "fp32"}
     tokenizer = FrameTokenizer(config.tokenizer).to(device)
     b = config.tokenizer_train.batch_size
     frames = torch.randint(0, 255, (b, 3, config.tokenizer.image_size, config.tokenizer.image_size), dtype=torch.uint8, device=device)
@@ -95,22 +97,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--presets", default="tiny,cpu,gpu")
+    parser.add_argument("--precisions", default="auto", help="fp32, bf16 or both (fp32,bf16); auto: bf16 on cuda, else fp32")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    precisions = args.precisions.split(",")
+    if any(p not in ("auto", "fp32", "bf16") for p in precisions):
+        parser.error(f"--precisions: {args.precisions!r}; expected auto, fp32, bf16 or fp32,bf16")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
     out = args.out or RESULTS / ("train_throughput.json" if device.type == "cpu" else "train_throughput_gpu.json")
     peak = matmul_tflops(device)
     rows = []
     for preset in args.presets.split(","):
-        row = measure(preset, args.steps, device)
-        if peak:
-            row["world_model"]["mfu"] = round(row["world_model"]["model_tflops"] / peak, 4)
-        rows.append(row)
-        print(f"{preset:5s} tokenizer {row['tokenizer']['frames_per_s']:8.1f} frames/s ({row['tokenizer']['step_s']:.3f} s/step)   "
-              f"world model {row['world_model']['frames_per_s']:8.1f} frames/s ({row['world_model']['step_s']:.3f} s/step)")
-    results = {"benchmark": "train_throughput", "command": "python benchmarks/train_throughput.py", "device": name,
-               "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "bf16": device.type == "cuda",
+        timed = {}
+        for precision in precisions:
+            bf16 = device.type == "cuda" if precision == "auto" else precision == "bf16"
+            row = measure(preset, args.steps, device, bf16)
+            if peak:
+                row["world_model"]["mfu"] = round(row["world_model"]["model_tflops"] / peak, 4)
+            rows.append(row)
+            timed[row["precision"]] = row
+            print(f"{preset:5s} {row['precision']} tokenizer {row['tokenizer']['frames_per_s']:8.1f} frames/s "
+                  f"({row['tokenizer']['step_s']:.3f} s/step)   world model {row['world_model']['frames_per_s']:8.1f} frames/s "
+                  f"({row['world_model']['step_s']:.3f} s/step)")
+        if {"fp32", "bf16"} <= timed.keys():  # same run, same machine: the ratio is the figure, not the seconds
+            for part in ("tokenizer", "world_model"):
+                speedup = timed["fp32"][part]["step_s"] / timed["bf16"][part]["step_s"]
+                timed["bf16"][part]["speedup_over_fp32"] = round(speedup, 3)
+                print(f"{preset:5s} {part}: bf16 step {speedup:.2f}x the speed of fp32")
+    results = {"benchmark": "train_throughput", "command": " ".join(["python benchmarks/train_throughput.py", *os.sys.argv[1:]]), "device": name,
+               "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "precisions": sorted({r["precision"] for r in rows}),
                "bf16_matmul_tflops": peak, "steps_timed": args.steps, "presets": rows, "complete": True}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
