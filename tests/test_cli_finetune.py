@@ -28,10 +28,11 @@ def test_finetune_then_eval_end_to_end(tmp_path_factory, tmp_path):
     pretrained, _ = tiny_run(tmp_path_factory)
     out = tmp_path / "wam"
     result = invoke("finetune", "--pretrained", pretrained, "--data", tiny_dataset(tmp_path_factory), "--out", out,
-                    "--preset", "tiny", "--steps", 6, "-k", 3, "--augment", 1, "--snapshot-every", 3)
+                    "--preset", "tiny", "--steps", 6, "-k", 3, "--augment", 1, "--snapshot-every", 3, "--bf16")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["episodes"]["train"] == 3
-    assert json.loads((out / "finetune.json").read_text())["config"]["augment_copies"] == 1
+    saved = json.loads((out / "finetune.json").read_text())["config"]
+    assert saved["augment_copies"] == 1 and saved["train"]["bf16"] is True
     results = tmp_path / "eval.json"
     result = invoke("eval", "--policy", out, "--tasks", "reach-v3", "--episodes", 2, "--max-steps", 5, "--out", results)
     assert result.exit_code == 0, result.output

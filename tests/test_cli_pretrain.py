@@ -71,7 +71,7 @@ def cli_run(datasets, tmp_path_factory):
 def test_pretrain_help():
     result = invoke("pretrain", "--help")
     assert result.exit_code == 0, result.output
-    for option in ("--data", "--out", "--preset", "--steps", "--resume", "--seed", "--init-from"):
+    for option in ("--data", "--out", "--preset", "--steps", "--resume", "--seed", "--init-from", "--bf16", "--fp32"):
         assert option in result.output
     assert "tiny" in result.output
 
@@ -93,10 +93,19 @@ def test_tiny_pretrain_with_two_datasets_after_one_flag(cli_run, datasets):
     assert summary["tokenizer"]["step"] == STEPS
     config = json.loads((out / "pretrain.json").read_text())
     assert config["world_train"]["steps"] == STEPS and config["tokenizer"]["image_size"] == 64
+    assert config["world_train"]["bf16"] is None  # no flag: the loop decides (bf16 on cuda only)
     for stage in ("tokenizer", "world_model"):
         assert json.loads((out / stage / "checkpoint" / "config.json").read_text())["step"] == STEPS
     # both datasets are in the held-out split: each is represented
     assert {d for d, _ in json.loads((out / "split.json").read_text())["val"]} == {str(p) for p in datasets}
+
+
+def test_bf16_flag_reaches_both_stages(datasets, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("pretrain", "--data", datasets[0], "--preset", "tiny", "--out", out, "--steps", 2, "--bf16")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "pretrain.json").read_text())
+    assert config["tokenizer_train"]["bf16"] is True and config["world_train"]["bf16"] is True
 
 
 def test_rerun_without_resume_is_refused(cli_run, datasets):

@@ -119,6 +119,32 @@ def test_loss_decreases(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoint", ToyModel()).step == 200
 
 
+class AutocastProbe(ToyModel):
+    """The toy model, noting the dtype CPU autocast gave each training forward (None: autocast off)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list = []
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.training:
+            self.seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return super().forward(batch)
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (None, None), (False, None)])
+def test_bf16_autocasts_on_the_cpu_only_when_asked(tmp_path, bf16, expected):
+    """--bf16 on a CPU (1.6-3x faster steps where the CPU has bf16 units) must really run in bf16, and the
+    default on a CPU must stay full precision; either way the model trains."""
+    torch.manual_seed(0)
+    model = AutocastProbe()
+    train(model, ScriptedSource(), config(steps=60, lr=2e-2, log_every=10, checkpoint_every=60, bf16=bf16), tmp_path / "run",
+          model_config={}, kind="toy", progress=False)
+    assert model.seen and set(model.seen) == {expected}
+    curve = [r["loss"] for r in read_metrics(tmp_path / "run")]
+    assert curve[-1] < 0.5 * curve[0], curve
+
+
 def test_lr_schedule():
     total, warmup, floor = 100, 10, 0.1
     factors = [lr_factor(s, total, warmup, floor) for s in range(1, total + 1)]

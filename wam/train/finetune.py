@@ -162,7 +162,7 @@ def finetune(
             shutil.copytree(source, tokenizer_dir / "checkpoint.tmp", dirs_exist_ok=True)
             (tokenizer_dir / "checkpoint.tmp").rename(tokenizer_dir / "checkpoint")
     else:
-        tokenizer_train = replace(pre.tokenizer_train, steps=config.scratch_tokenizer_steps, seed=config.seed,
+        tokenizer_train = replace(pre.tokenizer_train, steps=config.scratch_tokenizer_steps, seed=config.seed, bf16=config.train.bf16,
                                   warmup_steps=min(pre.tokenizer_train.warmup_steps, max(1, config.scratch_tokenizer_steps // 10)),
                                   checkpoint_every=max(1, config.scratch_tokenizer_steps // 4))
         torch.manual_seed(config.seed)
