@@ -18,8 +18,8 @@ is in. Plot: MT10 mean success against K per method, error bars over seeds.
 
 Two drivers must not write one JSON (each would overwrite the other's cells), so cells run side
 by side write their own files, and `--merge A.json B.json --out recipe.json` folds them in:
-settings must match, a cell already present must be the same cell, and each merged cell keeps
-the machine and command that ran it.
+settings must match, a cell already present must have scored the same episodes (timings aside),
+and each merged cell keeps the machine and command that ran it.
 """
 
 from __future__ import annotations
@@ -173,6 +173,13 @@ def save(results: dict, planned: list[str], out: Path) -> None:
     plot(results, out.with_suffix(".png"))
 
 
+def outcome(cell: dict) -> tuple:
+    """What a cell measured: its episodes' successes per task. Timings and paths are left out: a cell
+    evaluated again (its training already done) takes other seconds but must score the same."""
+    tasks = {task: (row["successes"], row["episodes"]) for task, row in cell.get("tasks", {}).items()}
+    return cell.get("experiment", "mt10"), cell["method"], cell["k"], cell["seed"], sorted(tasks.items())
+
+
 def merge_results(results: dict, others: list[tuple[str, dict]]) -> list[str]:
     """Fold the cells of other results files into `results`; returns the names added. Refuses
     files of other settings (their cells measure something else) and a cell name that both hold
@@ -187,8 +194,7 @@ def merge_results(results: dict, others: list[tuple[str, dict]]) -> list[str]:
         for name, cell in other.get("cells", {}).items():
             incoming = {key: value for key, value in cell.items() if key != "merged_from"}
             if name in cells:
-                present = {key: value for key, value in cells[name].items() if key != "merged_from"}
-                if present != incoming:
+                if outcome(cells[name]) != outcome(incoming):
                     raise ValueError(f"{source}: cell {name} is already in the results with other figures")
                 continue
             cells[name] = {**incoming, "merged_from": {"file": source, "machine": other.get("machine"),

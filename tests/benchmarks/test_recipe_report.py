@@ -85,10 +85,12 @@ def results_file(cells, planned, settings=None, command="python benchmarks/recip
 
 def test_merge_adds_cells_with_their_origin_and_grows_the_plan(recipe):
     main = results_file({"mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)}, ["mt10-wam-k1-s0", "mt10-scratch-k1-s0"])
-    side = results_file({"mt10-scratch-k1-s0": cell("scratch", 1, 0, 0.3), "mt10-wam-k1-s0": cell("wam", 1, 0, 0.4)},
+    again = {**cell("wam", 1, 0, 0.4), "eval_seconds": 999.0, "train_seconds": 0.1}  # evaluated again: other timings
+    side = results_file({"mt10-scratch-k1-s0": cell("scratch", 1, 0, 0.3), "mt10-wam-k1-s0": again},
                         ["mt10-scratch-k1-s0", "mt10-scratch-k1-s2"])
     added = recipe.merge_results(main, [("side.json", side)])
-    assert added == ["mt10-scratch-k1-s0"]  # the cell both hold, with the same figures, is not added twice
+    assert added == ["mt10-scratch-k1-s0"]  # the cell both hold, with the same episodes scored, is not added twice
+    assert "eval_seconds" not in main["cells"]["mt10-wam-k1-s0"]  # the first record of it is kept
     origin = main["cells"]["mt10-scratch-k1-s0"]["merged_from"]
     assert origin == {"file": "side.json", "machine": {"host": "side"}, "command": "python benchmarks/recipe.py --seeds 2"}
     assert main["planned"] == ["mt10-wam-k1-s0", "mt10-scratch-k1-s0", "mt10-scratch-k1-s2"]
