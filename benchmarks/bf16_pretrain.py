@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,10 +29,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def run(precision: str, args) -> dict:
-    bf16 = precision == "bf16"
-    config = pretrain_preset(args.preset).with_steps(args.steps)
-    config = replace(config, tokenizer_train=replace(config.tokenizer_train, bf16=bf16),
-                     world_train=replace(config.world_train, bf16=bf16))
+    config = pretrain_preset(args.preset).with_steps(args.steps).with_bf16(precision == "bf16")
     out = args.runs / precision
     timing = out / "wall_seconds.json"  # a run finished by an earlier invocation keeps its own time
     if not timing.exists():

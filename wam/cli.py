@@ -166,10 +166,7 @@ def pretrain(
     if unknown:
         _fail(f"unknown option(s): {' '.join(unknown)}")
     try:
-        config = pretrain_preset(preset).with_steps(steps)
-        if bf16 is not None:
-            config = replace(config, tokenizer_train=replace(config.tokenizer_train, bf16=bf16),
-                             world_train=replace(config.world_train, bf16=bf16))
+        config = pretrain_preset(preset).with_steps(steps).with_bf16(bf16)
         if seed is not None:
             config = replace(config, seed=seed, tokenizer_train=replace(config.tokenizer_train, seed=seed),
                              world_train=replace(config.world_train, seed=seed))

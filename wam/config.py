@@ -51,6 +51,13 @@ class PretrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_bf16(self, bf16: bool | None) -> "PretrainConfig":
+        """Both stages in bfloat16 autocast (True), full precision (False), or the loop's default (None)."""
+        if bf16 is None:
+            return self
+        return replace(self, tokenizer_train=replace(self.tokenizer_train, bf16=bf16),
+                       world_train=replace(self.world_train, bf16=bf16))
+
     def with_steps(self, steps: int | None) -> "PretrainConfig":
         """Scale both stages to `steps` world-model steps (tokenizer steps in proportion)."""
         if steps is None:
