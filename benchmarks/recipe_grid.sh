@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finish the recipe grid on a fresh machine, unattended: the driver's code, the inputs, the cells.
-#   nohup bash benchmarks/recipe_grid.sh [SEEDS] [METHODS] [KS] > logs/recipe_grid.log 2>&1 &
-#   (defaults: seed 2, wam, K = 1,3,10, plus the held-out cell of each seed and method)
+#   [STREAMS=3] nohup bash benchmarks/recipe_grid.sh [SEEDS] [METHODS] [KS] > logs/recipe_grid.log 2>&1 &
+#   (defaults: seed 2, wam, K = 1,3,10, plus the held-out cell of each seed and method unless
+#   recipe.json holds them all; 2 streams)
 #
 # Why a script: every cell of benchmarks/results/recipe.json must run on the same library code,
 # the grid's driver commit (ab92688's library, e40a6bd's recipe.py), while main moves on; and
@@ -9,9 +10,9 @@
 #   1. a worktree of the driver commit at $BENCH (the code every cell imports, via PYTHONPATH);
 #   2. the datasets (benchmarks/inputs.sh's deterministic collections) and the pretraining, run
 #      with the driver's own code, so no saved config needs fields stripped for it to read;
-#   3. the cells as two streams side by side, one torch thread each (on 2 cores that beats one
-#      stream with two threads), each writing its own JSON: two drivers on one JSON would
-#      overwrite each other's cells;
+#   3. the cells as STREAMS (default 2) drivers side by side, one torch thread each (on 2 cores
+#      that beats one stream with two threads), each writing its own JSON: two drivers on one
+#      JSON would overwrite each other's cells;
 #   4. `recipe.py --merge` (main's) folds both into benchmarks/results/recipe.json.
 # Every step resumes or skips what is done, so a killed run is continued by running it again.
 set -euo pipefail
@@ -50,30 +51,42 @@ COMMON=(--pretrained "$MAIN/runs/pretrain_cpu" --robot "$MAIN/data/mt10_robot"
         --video "$MAIN/data/mt10_video" "$MAIN/data/heldout_video" --episodes 50 --workers 1 --runs "$MAIN/runs/recipe")
 HELDOUT=(--heldout-robot "$MAIN/data/heldout_robot" --heldout-tasks door-close-v3,button-press-v3)
 IFS=, read -ra K_LIST <<< "$KS"
-# Stream A takes every other K from the first, stream B the rest and then the held-out cells
-# (short evaluations): K = 1,3,10 splits as 1,10 | 3 + held-out.
-ks_a=() ks_b=()
-for i in "${!K_LIST[@]}"; do if (( i % 2 == 0 )); then ks_a+=("${K_LIST[$i]}"); else ks_b+=("${K_LIST[$i]}"); fi; done
-stream_a=(--ks "$(IFS=,; echo "${ks_a[*]}")" --seeds "$SEEDS" --methods "$METHODS")
-if [ "${#ks_b[@]}" -gt 0 ]; then
-  stream_b=(--ks "$(IFS=,; echo "${ks_b[*]}")" --seeds "$SEEDS" --methods "$METHODS" "${HELDOUT[@]}")
-else
-  stream_b=(--seeds "$SEEDS" --methods "$METHODS" "${HELDOUT[@]}" --heldout-only)
-fi
-OUT_A="benchmarks/results/recipe_stream_${METHODS//,/-}_a.json"  # kept: a rerun skips what they hold
-OUT_B="benchmarks/results/recipe_stream_${METHODS//,/-}_b.json"
+# A held-out cell recipe.json already holds is not run again (the driver only skips cells of its
+# own --out, and a held-out cell costs a training); the streams get the held-out cells only when
+# one of them is missing.
+want_heldout=$("$PY" - "$SEEDS" "$METHODS" <<'PY'
+import json, pathlib, sys
+seeds, methods = sys.argv[1].split(","), sys.argv[2].split(",")
+grid = pathlib.Path("benchmarks/results/recipe.json")
+cells = json.loads(grid.read_text()).get("cells", {}) if grid.exists() else {}
+print(int(any(f"heldout-{m}-k1-s{s}" not in cells for s in seeds for m in methods)))
+PY
+)
+# STREAMS one-thread drivers side by side, K dealt round-robin (stream i takes the i-th, the
+# (i+STREAMS)-th, ... K), the held-out cells (short evaluations) to the last stream. Three cells
+# on two cores finish sooner as three streams than as two (1 + 2 cells back to back).
+n_streams="${STREAMS:-2}"
+(( n_streams >= 1 && n_streams <= 26 )) || { echo "error: STREAMS=$n_streams, expected 1 to 26" >&2; exit 2; }
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-bench "$PY" benchmarks/recipe.py "${COMMON[@]}" "${stream_a[@]}" --out "$MAIN/$OUT_A" \
-      > "logs/$(basename "$OUT_A" .json).log" 2>&1 &
-a=$!
-bench "$PY" benchmarks/recipe.py "${COMMON[@]}" "${stream_b[@]}" --out "$MAIN/$OUT_B" \
-      > "logs/$(basename "$OUT_B" .json).log" 2>&1 &
-b=$!
+pids=() outs=()
+for (( i = 0; i < n_streams; i++ )); do
+  ks=()
+  for (( j = i; j < ${#K_LIST[@]}; j += n_streams )); do ks+=("${K_LIST[$j]}"); done
+  args=(--seeds "$SEEDS" --methods "$METHODS")
+  if (( i == n_streams - 1 )) && (( want_heldout )); then args+=("${HELDOUT[@]}"); fi
+  if [ "${#ks[@]}" -gt 0 ]; then args+=(--ks "$(IFS=,; echo "${ks[*]}")")
+  elif (( i == n_streams - 1 )) && (( want_heldout )); then args+=(--heldout-only)
+  else continue; fi
+  letters=abcdefghijklmnopqrstuvwxyz
+  out="benchmarks/results/recipe_stream_${METHODS//,/-}_${letters:i:1}.json"  # kept: a rerun skips its cells
+  bench "$PY" benchmarks/recipe.py "${COMMON[@]}" "${args[@]}" --out "$MAIN/$out" \
+        > "logs/$(basename "$out" .json).log" 2>&1 &
+  pids+=($!) outs+=("$out")
+done
 status=0
-wait "$a" || status=$?
-wait "$b" || status=$?
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 finished=()  # a stream killed before its first cell wrote no file
-for out in "$OUT_A" "$OUT_B"; do if [ -f "$out" ]; then finished+=("$out"); fi; done
+for out in "${outs[@]}"; do if [ -f "$out" ]; then finished+=("$out"); fi; done
 if [ "${#finished[@]}" -gt 0 ]; then "$PY" benchmarks/recipe.py --merge "${finished[@]}" --out benchmarks/results/recipe.json; fi
 "$PY" benchmarks/recipe.py --table
 exit "$status"
