@@ -106,15 +106,88 @@ def aggregate(cells: dict, experiment: str = "mt10") -> dict:
     return summary
 
 
-def paired_gap(cells: dict, k: str, experiment: str = "mt10") -> tuple[float, int] | None:
-    """WAM minus scratch over the seeds both methods finished, and how many: a gap between the
-    means of different seeds would mix the method's effect with the demos a seed happens to draw."""
+def paired_seeds(cells: dict, k: str, experiment: str = "mt10") -> dict[int, dict[str, float]]:
+    """Per seed both methods finished at this K: each method's mean success."""
     by_seed: dict = {}
     for cell in cells.values():
         if cell.get("experiment", "mt10") == experiment and str(cell["k"]) == k:
             by_seed.setdefault(cell["seed"], {})[cell["method"]] = cell["mean_success"]
-    gaps = [pair["wam"] - pair["scratch"] for pair in by_seed.values() if {"wam", "scratch"} <= pair.keys()]
+    return {seed: pair for seed, pair in by_seed.items() if {"wam", "scratch"} <= pair.keys()}
+
+
+def paired_gap(cells: dict, k: str, experiment: str = "mt10") -> tuple[float, int] | None:
+    """WAM minus scratch over the seeds both methods finished, and how many: a gap between the
+    means of different seeds would mix the method's effect with the demos a seed happens to draw."""
+    gaps = [pair["wam"] - pair["scratch"] for pair in paired_seeds(cells, k, experiment).values()]
     return (float(np.mean(gaps)), len(gaps)) if gaps else None
+
+
+TARGET_MARGIN = 0.15  # the issue's target: WAM beats from scratch by 15 points at every K (MT10 mean)
+
+
+def pooled(cells: dict, method: str, k: str, seeds: set | None = None, experiment: str = "mt10") -> tuple[int, int]:
+    """Successes and episodes of one method and K, pooled over `seeds` (default: every seed run)."""
+    group = [c for c in cells.values() if c.get("experiment", "mt10") == experiment
+             and c["method"] == method and str(c["k"]) == k and (seeds is None or c["seed"] in seeds)]
+    return (sum(t["successes"] for c in group for t in c["tasks"].values()),
+            sum(t["episodes"] for c in group for t in c["tasks"].values()))
+
+
+def difference_interval(wins_a: int, n_a: int, wins_b: int, n_b: int) -> tuple[float, float]:
+    """95% interval of p_a - p_b by Newcombe's hybrid score method (built from the two Wilson
+    intervals): it stays inside [-1, 1] and keeps its coverage near 0 and 1, where most tasks sit."""
+    p_a, p_b = wins_a / n_a, wins_b / n_b
+    (low_a, high_a), (low_b, high_b) = wilson_interval(wins_a, n_a), wilson_interval(wins_b, n_b)
+    difference = p_a - p_b
+    return (difference - float(np.hypot(p_a - low_a, high_b - p_b)),
+            difference + float(np.hypot(high_a - p_a, p_b - low_b)))
+
+
+def targets(cells: dict) -> dict:
+    """The benchmark's two targets, judged on what the cells hold: data efficiency (WAM with 3
+    demos at least from scratch with 10, on the means over seeds) and the margin (the paired-seed
+    gap at least 15 points at every K). Each comes with the 95% interval of the pooled-episode
+    difference (over the paired seeds for the margin), so a verdict on the means says how far the
+    evaluation's episode noise could move it; the spread between seeds is the tables' std."""
+    summary = aggregate(cells)
+    wam, scratch = summary.get("wam", {}), summary.get("scratch", {})
+    verdict: dict = {}
+    if "3" in wam and "10" in scratch:
+        difference = wam["3"]["mean"] - scratch["10"]["mean"]
+        verdict["data_efficiency"] = {
+            "wam_k3": wam["3"]["mean"], "scratch_k10": scratch["10"]["mean"], "difference": difference,
+            "difference_95": list(difference_interval(*pooled(cells, "wam", "3"), *pooled(cells, "scratch", "10"))),
+            "seeds": {"wam": wam["3"]["seeds"], "scratch": scratch["10"]["seeds"]}, "met": difference >= 0}
+    per_k = {}
+    for k in sorted(set(wam) & set(scratch), key=int):
+        paired = paired_gap(cells, k)
+        if paired is None:
+            continue
+        both = set(paired_seeds(cells, k))
+        per_k[k] = {"paired_gap": paired[0], "seeds": paired[1], "met": paired[0] >= TARGET_MARGIN,
+                    "difference_95": list(difference_interval(*pooled(cells, "wam", k, both),
+                                                              *pooled(cells, "scratch", k, both)))}
+    if per_k:
+        verdict["margin"] = {"required": TARGET_MARGIN, "per_k": per_k, "met": all(v["met"] for v in per_k.values())}
+    return verdict
+
+
+def targets_text(verdict: dict) -> str:
+    """The verdict as the lines `--table` prints under the tables."""
+    lines = []
+    if "data_efficiency" in verdict:
+        d = verdict["data_efficiency"]
+        lines.append(f"- data efficiency (WAM K = 3 >= scratch K = 10): {d['wam_k3']:.3f} vs {d['scratch_k10']:.3f}, "
+                     f"{100 * d['difference']:+.1f} points [95%: {100 * d['difference_95'][0]:+.1f}, "
+                     f"{100 * d['difference_95'][1]:+.1f}] ({d['seeds']['wam']}/{d['seeds']['scratch']} seeds): "
+                     f"{'met' if d['met'] else 'missed'}")
+    if "margin" in verdict:
+        m = verdict["margin"]
+        gaps = ", ".join(f"K = {k} {100 * v['paired_gap']:+.1f} [95%: {100 * v['difference_95'][0]:+.1f}, "
+                         f"{100 * v['difference_95'][1]:+.1f}]" for k, v in m["per_k"].items())
+        lines.append(f"- margin (WAM - scratch >= {100 * m['required']:.0f} points at every K): {gaps}: "
+                     f"{'met' if m['met'] else 'missed'}")
+    return "\n".join(lines)
 
 
 def task_table(results: dict, experiment: str = "mt10") -> str:
@@ -167,6 +240,7 @@ def save(results: dict, planned: list[str], out: Path) -> None:
     results["partial"] = any(name not in cells for name in planned)
     results["summary"] = aggregate(cells)
     results["heldout_summary"] = aggregate(cells, "heldout")
+    results["targets"] = targets(cells)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2))
     os.replace(tmp, out)
@@ -287,6 +361,10 @@ def main() -> None:
         if heldout:
             print(f"\nheld-out tasks ({', '.join(heldout)}), one demo each:\n")
             print(markdown_table(results, "heldout"))
+        verdict = targets(results.get("cells", {}))
+        if verdict:
+            print("\ntargets (95% intervals: pooled episodes of the seeds run, difference by Newcombe's method):\n")
+            print(targets_text(verdict))
         return
     if args.plot_only:
         results = json.loads(args.out.read_text())

@@ -119,3 +119,30 @@ def test_merge_cli_writes_out_and_names_a_missing_file(tmp_path):
     missing = subprocess.run([sys.executable, str(RECIPE), "--merge", str(tmp_path / "nope.json"), "--out", str(out)],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "nope.json not found" in missing.stderr
+
+
+def test_difference_interval_brackets_the_difference_and_narrows_with_episodes(recipe):
+    low, high = recipe.difference_interval(30, 50, 20, 50)
+    assert low < 0.2 < high and -1 <= low and high <= 1
+    wide, narrow = recipe.difference_interval(6, 10, 4, 10), recipe.difference_interval(600, 1000, 400, 1000)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 5
+    assert recipe.difference_interval(50, 50, 0, 50)[1] <= 1.0  # stays inside [-1, 1] at the edges
+
+
+def test_targets_judge_data_efficiency_on_means_and_margin_on_paired_seeds(recipe):
+    cells = {"w3": cell("wam", 3, 0, 0.6), "s3": cell("scratch", 3, 0, 0.4), "s10": cell("scratch", 10, 0, 0.5),
+             "w1": cell("wam", 1, 0, 0.5), "s1": cell("scratch", 1, 0, 0.4),
+             "w1b": cell("wam", 1, 1, 0.9)}  # seed 1 has no scratch cell: not in the margin
+    verdict = recipe.targets(cells)
+    assert verdict["data_efficiency"]["met"] and verdict["data_efficiency"]["difference"] == pytest.approx(0.1)
+    per_k = verdict["margin"]["per_k"]
+    assert per_k["3"]["met"] and per_k["3"]["paired_gap"] == pytest.approx(0.2)
+    assert not per_k["1"]["met"] and per_k["1"]["seeds"] == 1 and per_k["1"]["paired_gap"] == pytest.approx(0.1)
+    assert not verdict["margin"]["met"]  # one K short fails the target
+    assert "missed" in recipe.targets_text(verdict) and "+20.0" in recipe.targets_text(verdict)
+    cells["s10"] = cell("scratch", 10, 0, 0.7)
+    assert not recipe.targets(cells)["data_efficiency"]["met"]
+
+
+def test_targets_are_empty_without_both_methods(recipe):
+    assert recipe.targets({"w": cell("wam", 3, 0, 0.6)}) == {}
