@@ -24,6 +24,7 @@ from wam.errors import CheckpointError
 from wam.train import (
     LoaderSource, RandomWindowSource, TrainConfig, TrainError, load_checkpoint, lr_factor, make_source, train,
 )
+from wam.train.loop import TrainResult, stage_seconds
 from wam.train.schedule import make_optimizer
 
 HERE = Path(__file__).resolve().parent
@@ -271,3 +272,14 @@ def test_evaluation_and_best_checkpoint(tmp_path):
     assert evals == {10: 3.0, 20: 1.0, 30: 2.0, 40: 5.0}
     best = load_checkpoint(tmp_path / "run" / "best", ToyModel())
     assert best.step == 20 and best.extra["val_loss"] == 1.0
+
+
+def test_stage_seconds_add_to_what_the_run_recorded(tmp_path):
+    summary = tmp_path / "summary.json"
+    ran = TrainResult(step=10, loss=0.1, seconds=2.5, steps_per_s=4.0, run_dir=tmp_path)
+    assert stage_seconds(summary, {"tokenizer": ran, "world_model": None}) == {"tokenizer": 2.5}  # no summary yet
+    summary.write_text(json.dumps({"seconds": {"tokenizer": 10.0, "world_model": 20.0}}))
+    assert stage_seconds(summary, {"tokenizer": None, "world_model": None}) == {"tokenizer": 10.0, "world_model": 20.0}
+    assert stage_seconds(summary, {"tokenizer": None, "world_model": ran}) == {"tokenizer": 10.0, "world_model": 22.5}
+    summary.write_text("{not json")  # a torn summary: this call's figures only
+    assert stage_seconds(summary, {"world_model": ran}) == {"world_model": 2.5}

@@ -175,7 +175,7 @@ def test_resuming_a_finished_run_retrains_nothing(run, data, tmp_path, capfd):
     assert "saved config" in ignored and f"world_train.steps: {tiny_config().world_train.steps} -> 1500" in ignored
     assert {p: p.stat().st_mtime_ns for p in mine.rglob("metrics.jsonl")} == stamps
     assert again["world_model"] == summary["world_model"] and again["tokenizer"] == summary["tokenizer"]
-    assert again["seconds"] == {}
+    assert again["seconds"] == summary["seconds"] and summary["seconds"]["world_model"] > 0  # kept, nothing added
     assert load_pretrain_config(mine) == load_pretrain_config(out)
 
 
@@ -341,7 +341,7 @@ def test_init_from_continues_the_world_model_on_the_first_runs_tokenizer(run, da
 
     train = stages_module.train
     monkeypatch.setattr(stages_module, "train", recording_train)
-    pretrain([data], out, tiny_config(world_steps=10), progress=False, init_from=first)
+    continued = pretrain([data], out, tiny_config(world_steps=10), progress=False, init_from=first)
     assert set(starts) == {"world_model"}  # the tokenizer stage does not train
     trained = safetensors.torch.load_file(first / "world_model" / "checkpoint" / "model.safetensors")
     assert all(torch.equal(starts["world_model"][k], v) for k, v in trained.items())  # it starts where the first run ended
@@ -351,7 +351,7 @@ def test_init_from_continues_the_world_model_on_the_first_runs_tokenizer(run, da
     assert not (out / "tokenizer" / "metrics.jsonl").exists()
     assert json.loads((out / "world_model" / "checkpoint" / "config.json").read_text())["step"] == 10  # a fresh count
     again = pretrain([data], out, tiny_config(world_steps=10), resume=True, progress=False)
-    assert again["seconds"] == {}
+    assert again["seconds"] == continued["seconds"] and set(continued["seconds"]) == {"world_model"}
 
 
 def test_init_from_a_run_without_a_world_model_is_refused_by_path(run, data, tmp_path):

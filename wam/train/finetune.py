@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from wam.config import FinetuneConfig, pretrain_preset
+from wam.data.layout import atomic_write_json
 from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer
 from wam.models.wam import WAMConfig, WorldActionModel
@@ -36,7 +37,7 @@ from wam.train.augment import encode_shifted_latents
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
-from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name
+from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.pretrain import (
     SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
@@ -233,9 +234,9 @@ def finetune(
         "video": provenance["video"],
         "play": {"datasets": provenance["play"], "episodes": 0 if play_windows is None else len(play_windows.episodes)},
         "wam": {"params": sum(p.numel() for p in model.parameters()), **evaluate(model.eval())},
-        "seconds": {k: round(v.seconds, 1) for k, v in results.items() if v is not None},
+        "seconds": stage_seconds(out / "summary.json", results),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 

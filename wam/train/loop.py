@@ -100,6 +100,22 @@ class TrainResult:
     run_dir: Path
 
 
+def stage_seconds(summary_path: Path, results: dict[str, TrainResult | None]) -> dict[str, float]:
+    """Training wall time per stage, summed over the calls that wrote the run's summary. A stage that
+    was already finished returns None and ran for no time in this call: without the earlier summary's
+    figure, resuming a finished run (as the rebuild scripts do) would erase how long it trained.
+    A call killed before its summary leaves no figure to add, so a killed stage's time is not counted."""
+    previous: dict = {}
+    if summary_path.is_file():
+        with contextlib.suppress(json.JSONDecodeError, AttributeError, OSError):
+            previous = dict(json.loads(summary_path.read_text()).get("seconds", {}))
+    seconds = {name: float(value) for name, value in previous.items() if isinstance(value, (int, float))}
+    for name, result in results.items():
+        if result is not None:
+            seconds[name] = round(seconds.get(name, 0.0) + result.seconds, 1)
+    return seconds
+
+
 def make_source(dataset: torch.utils.data.Dataset, config: TrainConfig, collate: Callable = default_collate) -> BatchSource:
     """The batch source a config asks for: in-process, or with `config.num_workers` workers."""
     if config.num_workers > 0:

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from wam.config import PretrainConfig, pretrain_config_from_dict
+from wam.data.layout import atomic_write_json
 from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import TRAINER_FILE, load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
-from wam.train.loop import TrainResult, resolve_device
+from wam.train.loop import TrainResult, resolve_device, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.progress import progress_bar
 
@@ -189,9 +190,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         "episodes": {"train": len(train_eps), "val": len(val_eps)},
         "tokenizer": {"step": tokenizer_step, **tokenizer_metrics},
         "world_model": {"params": sum(p.numel() for p in world.parameters()), **evaluate_world(world)},
-        "seconds": {k: round(v.seconds, 1) for k, v in results.items() if v is not None},
+        "seconds": stage_seconds(out / "summary.json", results),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 
