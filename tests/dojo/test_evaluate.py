@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
 from finetune_fixtures import tiny_wam_run  # noqa: E402
 from pretrain_fixtures import tiny_run  # noqa: E402
 
-from wam.dojo.evaluate import EvalConfig, evaluate_policy, wilson_interval  # noqa: E402
+from wam.dojo.evaluate import EvalConfig, difference_interval, evaluate_policy, wilson_interval  # noqa: E402
 from wam.errors import CheckpointError  # noqa: E402
 
 TASKS = ("reach-v3", "drawer-close-v3")
@@ -22,6 +22,15 @@ def test_wilson_interval_matches_known_values():
     low, high = wilson_interval(50, 50)
     assert high == 1.0 and low == pytest.approx(0.9287, abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+
+def test_difference_interval_brackets_the_difference_and_narrows_with_episodes():
+    low, high = difference_interval(30, 50, 20, 50)
+    assert low < 0.2 < high and -1 <= low and high <= 1
+    wide, narrow = difference_interval(6, 10, 4, 10), difference_interval(600, 1000, 400, 1000)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 5
+    assert difference_interval(50, 50, 0, 50)[1] <= 1.0  # stays inside [-1, 1] at the edges
 
 
 def test_evaluation_is_reproducible_under_a_seed_and_for_any_number_of_workers(tmp_path_factory, tmp_path):

@@ -71,6 +71,16 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def difference_interval(wins_a: int, n_a: int, wins_b: int, n_b: int) -> tuple[float, float]:
+    """95% interval of p_a - p_b by Newcombe's hybrid score method (built from the two Wilson
+    intervals): it stays inside [-1, 1] and keeps its coverage near 0 and 1, where most tasks sit."""
+    p_a, p_b = wins_a / n_a, wins_b / n_b
+    (low_a, high_a), (low_b, high_b) = wilson_interval(wins_a, n_a), wilson_interval(wins_b, n_b)
+    difference = p_a - p_b
+    return (difference - float(np.hypot(p_a - low_a, high_b - p_b)),
+            difference + float(np.hypot(high_a - p_a, p_b - low_b)))
+
+
 def run_episode(env, policy, task: str, seed: int, record: bool,
                 options: dict | None = None) -> tuple[bool, int, float, np.ndarray | None]:
     obs, _ = env.reset(seed=seed, options=options)
