@@ -28,12 +28,9 @@ from wam.dojo.evaluate import EvalConfig, evaluate_policy
 from wam.envs.tasks import resolve_tasks
 from wam.train.finetune import split_snapshot
 
+from dream_eval_report import compact_episodes, summarise
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)  # noqa: E731
-    return float(np.corrcoef(rank(x), rank(y))[0, 1])
 
 
 def absolute_keys(cells: dict) -> dict:
@@ -94,30 +91,24 @@ def main() -> None:
                                            dream_start=args.dream_start, dream_student=args.student,
                                            dream_success_hold=args.success_hold, dream_judge=args.judge))
             results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
-                                     "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()}}
+                                     "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()},
+                                     "episodes": compact_episodes(r["episode_results"])}
             args.out.write_text(json.dumps(results, indent=2))
             print(f"{key}: {r['mean_success']:.3f}")
     names = [str(p) for p in args.policies if f"{p}|real" in results["cells"] and f"{p}|dream" in results["cells"]]
     results["policies"] = names
     results["left_out"] = [str(p) for p in missing]
     results["partial"] = bool(missing)
+    results.update(summarise(results["cells"], names, tasks, args.max_steps))
     real = np.array([results["cells"][f"{n}|real"]["mean_success"] for n in names])
     dream = np.array([results["cells"][f"{n}|dream"]["mean_success"] for n in names])
-    results["pearson"] = float(np.corrcoef(real, dream)[0, 1]) if real.std() and dream.std() else None
-    results["spearman"] = spearman(real, dream) if real.std() and dream.std() else None
-    # Per task, over the same policies: which tasks the dream judges (a task whose dream success is the same for
-    # every policy, or rises where reality falls, is one the dream cannot tell apart).
-    results["per_task"] = {}
-    for task in tasks:
-        r_t = np.array([results["cells"][f"{n}|real"]["tasks"][task] for n in names])
-        d_t = np.array([results["cells"][f"{n}|dream"]["tasks"][task] for n in names])
-        results["per_task"][task] = {
-            "real": r_t.tolist(), "dream": d_t.tolist(), "mean_gap": float((d_t - r_t).mean()),
-            "pearson": float(np.corrcoef(r_t, d_t)[0, 1]) if r_t.std() and d_t.std() else None}
-    gap = dream - real
-    results["most_optimistic"] = [{"policy": names[i], "real": float(real[i]), "dream": float(dream[i])} for i in np.argsort(-gap)[:3]]
     args.out.write_text(json.dumps(results, indent=2))
     print(f"Pearson {results['pearson']}, Spearman {results['spearman']} over {len(names)} policies")
+    if "paired_pooled" in results:
+        print(f"same scenes: dream success on {results['paired_pooled']['false_positive_rate']} of real failures, "
+              f"on {results['paired_pooled']['true_positive_rate']} of real successes")
+    if "speed_score" in results:
+        print(f"speed score: Pearson {results['speed_score']['pearson']}, Spearman {results['speed_score']['spearman']}")
 
     import matplotlib
 
