@@ -171,3 +171,18 @@ def test_rl_from_the_command_line_with_start_data_and_its_refusal(tmp_path_facto
     result = invoke(*common, "--out", tmp_path / "bad", "--success-hold", 0)
     assert result.exit_code == 2 and "success_hold" in squeezed(result.output)
     assert not (tmp_path / "bad").exists()
+
+
+def test_collect_in_a_dream_from_the_command_line_and_its_refusal(tmp_path_factory, tmp_path):
+    from finetune_fixtures import tiny_dream_run
+
+    world = tiny_dream_run(tmp_path_factory)
+    out = tmp_path / "dreamed"
+    result = invoke("collect", "--env", f"dream/{world}", "--policy", world, "--tasks", "move the square", "--episodes", 2,
+                    "--max-steps", 5, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "added2episodes" in squeezed(result.output)
+    summary = json.loads(invoke("data", "info", out, "--json").output)
+    assert summary["episodes"] == 2 and summary["episodes_with_actions"] == 2
+    result = invoke("collect", "--env", f"dream/{world}", "--tasks", "move the square", "--episodes", 1, "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "--policy" in squeezed(result.output)

@@ -58,17 +58,18 @@ def collect(
     after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
     policy: Optional[Path] = typer.Option(None, help="a finetuning run that drives instead of the scripted expert: "
                                                       "its own rollouts, failures included (world-model data)"),
+    env: str = typer.Option("metaworld", help="metaworld, or dream/RUN: the policy acts in that finetuned world's dreams "
+                                              "and the dreamed episodes are recorded (needs --policy)"),
 ) -> None:
-    """Run scripted experts (or a finetuned policy) on Meta-World tasks and record their episodes (resumable)."""
+    """Run scripted experts (or a finetuned policy) on Meta-World tasks, or a policy in dreams, and record the episodes (resumable)."""
     from wam.envs.collect import CollectConfig
     from wam.envs.collect import collect as run_collect
-    from wam.envs.tasks import resolve_tasks
     from wam.errors import WamError
 
     try:
-        names = tuple(resolve_tasks(tasks))
+        names = tuple(t.strip() for t in tasks.split(",") if t.strip()) if env != "metaworld" else (tasks,)
         config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps,
-                               explore=explore, after_success=after_success, policy=policy)
+                               explore=explore, after_success=after_success, policy=policy, env=env)
         result = run_collect(config)
     except (ValueError, WamError) as err:
         _fail(str(err))

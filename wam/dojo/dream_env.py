@@ -60,9 +60,9 @@ class DreamConfig:
     judge: bool = False  # success from the run's success judge (`wam judge`) reading each predicted frame, not the WAM's head
 
 
-def _load_dreamer(run: Path, device: torch.device):
-    from wam.train.finetune import load_finetune_config, load_wam
-    from wam.train.pretrain import load_tokenizer
+def dreamable(run: Path) -> dict:
+    """The run's finetuning record, or a CheckpointError saying why the run cannot dream (checked before loading)."""
+    from wam.train.finetune import load_finetune_config
 
     run = Path(run)
     if (run / "pretrain.json").exists() and not (run / "finetune.json").exists():
@@ -72,6 +72,14 @@ def _load_dreamer(run: Path, device: torch.device):
     if not saved.get("rewards"):
         raise CheckpointError(f"{run}: finetuned on data without rewards and success flags, so its reward and success heads "
                               "never learned; finetune on episodes recorded with them (wam collect records both)")
+    return saved
+
+
+def _load_dreamer(run: Path, device: torch.device):
+    from wam.train.finetune import load_wam
+    from wam.train.pretrain import load_tokenizer
+
+    saved = dreamable(run)
     return load_wam(run).to(device), load_tokenizer(run).to(device), saved
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,10 +103,7 @@ def run_episode(env, policy, task: str, seed: int, record: bool,
 def evaluation_seed(seed: int, task: str, number: int) -> int:
     """The placement seed of evaluation episode `number` of `task`; tasks outside MT50 (dreams of other
     data) are keyed by their text."""
-    if task in MT50:
-        return episode_seed(EVAL_SEED_OFFSET + seed, task, number)
-    key = zlib.crc32(task.encode())
-    return int(np.random.SeedSequence([EVAL_SEED_OFFSET + seed, key, number]).generate_state(1)[0] & 0x7FFFFFFF)
+    return episode_seed(EVAL_SEED_OFFSET + seed, task, number)
 
 
 # -- worker side ------------------------------------------------------------------------------

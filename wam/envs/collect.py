@@ -14,12 +14,17 @@ N steps more, so that a success head sees the goal state held and not one positi
 per episode. `explore` turns the expert into a play-data generator (see experts.py). With `policy` = a
 finetuning run, that policy drives instead of the expert and its own rollouts, failures
 included, are recorded (`PolicyActor` in experts.py says why a world model wants them).
+With `env` = "dream/<RUN>" the policy acts in that run's dreams instead of the simulator and
+the dreamed episodes are recorded (rewards and success flags from the world's heads): compute
+becomes data. A dream of a Meta-World task starts from the simulator's first frame of the
+same seed, so episode n of a dream collection and of a real one start in the same scene.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +55,7 @@ class CollectConfig:
     explore: float = 0.0  # probability that a 16-step segment is one held random action instead of the expert
     after_success: int = 0  # steps recorded after the first success (the step limit still applies)
     policy: Path | None = None  # a finetuning run that drives instead of the scripted expert
+    env: str = "metaworld"  # or "dream/<RUN>": that finetuned world steps instead of the simulator (needs `policy`)
 
 
 @dataclass(frozen=True)
@@ -86,17 +92,25 @@ def dataset_features(size: int, actions: bool) -> dict[str, Feature]:
 
 
 def episode_seed(seed: int, task: str, number: int) -> int:
-    """Independent of the worker that runs the episode and of the other tasks in the run."""
-    return int(np.random.SeedSequence([seed, MT50.index(task), number]).generate_state(1)[0] & 0x7FFFFFFF)
+    """Independent of the worker that runs the episode and of the other tasks in the run; a task
+    outside MT50 (an instruction a dream knows from its data) is keyed by its text."""
+    key = MT50.index(task) if task in MT50 else zlib.crc32(task.encode())
+    return int(np.random.SeedSequence([seed, key, number]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def env_id(config: CollectConfig, task: str) -> str:
+    """What an episode's `info.env` says drove it: the simulator's task env, or the dream run."""
+    return f"metaworld/{task}" if config.env == "metaworld" else config.env
 
 
 def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
     return [EpisodeJob(t, n, episode_seed(config.seed, t, n)) for t in config.tasks for n in range(config.episodes)]
 
 
-def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episode:
-    """Run the expert for one episode and return its frames (actions dropped for video-only runs)."""
-    obs, _ = env.reset(seed=job.seed)
+def record_episode(env, expert, job: EpisodeJob, config: CollectConfig, start: dict | None = None) -> Episode:
+    """Run the expert for one episode and return its frames (actions dropped for video-only runs);
+    `start` is the first frame a dream is given (`image`, `state`)."""
+    obs, _ = env.reset(seed=job.seed, options=start)
     expert.reset(seed=job.seed)
     images, states, actions, rewards, successes = [obs["image"]], [obs["state"]], [], [0.0], [False]
     extra = None  # steps still to record once the task is first satisfied
@@ -123,7 +137,8 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig) -> Episo
     if config.actions:
         data[ACTION_KEY] = np.stack(actions).astype(np.float32)
     info = {
-        "env": f"metaworld/{job.task}",
+        "env": env_id(config, job.task),
+        "task": job.task,
         "seed": job.seed,
         "collect_seed": config.seed,
         "episode_number": job.number,
@@ -159,37 +174,81 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
 
     config: CollectConfig = _WORKER["config"]
     if job.task not in _WORKER:
-        env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera, max_episode_steps=config.max_steps)
+        scene = None  # the simulator whose first frames start the dreams of a Meta-World task
+        if config.env == "metaworld":
+            env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera,
+                       max_episode_steps=config.max_steps)
+        else:  # the collector ends the episode (after_success), so the dream must not end it at the first success
+            env = make(config.env, task=job.task, max_episode_steps=config.max_steps, device="cpu", terminate_on_success=False)
+            if job.task in MT50:
+                scene = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera)
         actor = (ScriptedExpert(job.task, noise=config.noise, explore=config.explore) if config.policy is None
                  else PolicyActor(config.policy, job.task, noise=config.noise))
-        _WORKER[job.task] = (env, actor)
-    env, expert = _WORKER[job.task]
-    episode = record_episode(env, expert, job, config)
+        _WORKER[job.task] = (env, actor, scene)
+    env, expert, scene = _WORKER[job.task]
+    start = None
+    if scene is not None:
+        first, _ = scene.reset(seed=job.seed)
+        start = {"image": first["image"], "state": first["state"]}
+    episode = record_episode(env, expert, job, config, start)
     return stage_episode(config.out, episode, dataset_features(config.size, config.actions), CONTROL_FPS, VideoConfig())
 
 
 def _close_worker_envs() -> None:
     for key, value in list(_WORKER.items()):
         if isinstance(value, tuple):
-            value[0].close()
+            for env in (value[0], value[2]):
+                if env is not None:
+                    env.close()
     _WORKER.clear()
 
 
-def _existing_keys(writer: DatasetWriter) -> set[tuple[str, int, int, str]]:
-    """(task, seed, number, source) of the recorded episodes: the same numbers from another driver are other episodes."""
+def _existing_keys(writer: DatasetWriter) -> set[tuple[str, str, int, int, str]]:
+    """(env, task, seed, number, source) of the recorded episodes: the same numbers from another driver, or in
+    another env (a dream), are other episodes. Episodes recorded before `info.task` existed name it in `info.env`."""
     from wam.data.meta import read_episode_rows
 
     keys = set()
     for row in read_episode_rows(writer.root):
-        if row.get("info/env") is not None and row.get("info/episode_number") is not None:
-            keys.add((row["info/env"].removeprefix("metaworld/"), row.get("info/collect_seed"), row["info/episode_number"],
-                      row.get("info/source") or "scripted_expert"))
+        env = row.get("info/env")
+        if env is not None and row.get("info/episode_number") is not None:
+            task = row.get("info/task") or env.removeprefix("metaworld/")
+            keys.add((env, task, row.get("info/collect_seed"), row["info/episode_number"], row.get("info/source") or "scripted_expert"))
     return keys
+
+
+def _resolve(config: CollectConfig) -> CollectConfig:
+    """Task names resolved; a dream also takes an instruction its world's data holds (e.g. a non-Meta-World task)."""
+    if config.env == "metaworld":
+        tasks = resolve_tasks(",".join(config.tasks))
+    elif config.env.startswith("dream/"):
+        tasks = []
+        for task in config.tasks:
+            try:
+                tasks += resolve_tasks(task)
+            except ValueError:
+                tasks.append(task)
+    else:
+        raise ValueError(f"env must be 'metaworld' or 'dream/<RUN>', got {config.env!r}")
+    return CollectConfig(**{**config.__dict__, "tasks": tuple(dict.fromkeys(tasks)), "out": Path(config.out)})
+
+
+def _check_dream(config: CollectConfig) -> None:
+    """A dream collection's errors before any worker starts: what drives it, and whether its run can dream."""
+    from wam.dojo.dream_env import dreamable
+
+    run = Path(config.env.removeprefix("dream/"))
+    if config.policy is None:
+        raise ValueError(f"{config.env}: the scripted experts read the simulator's hidden state, which a dream has none of; "
+                         "collect in a dream with a policy (--policy RUN)")
+    saved = dreamable(run)
+    if int(saved["image_size"]) != config.size:
+        raise ValueError(f"{run} dreams {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
 
 
 def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     """Collect `config.episodes` expert episodes per task into `config.out` (resumable)."""
-    config = CollectConfig(**{**config.__dict__, "tasks": tuple(resolve_tasks(",".join(config.tasks))), "out": Path(config.out)})
+    config = _resolve(config)
     if config.episodes < 0 or config.workers < 1:
         raise ValueError(f"episodes must be >= 0 and workers >= 1, got {config.episodes}, {config.workers}")
     if config.size % 2 or not 8 <= config.size <= 1024:
@@ -210,11 +269,13 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         _, saved = load_finetune_config(split_snapshot(config.policy)[0])  # a clear CheckpointError now, not per worker later
         if int(saved["image_size"]) != config.size:
             raise ValueError(f"{config.policy} sees {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
+    if config.env != "metaworld":
+        _check_dream(config)
     features = dataset_features(config.size, config.actions)
     writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
     try:
         done = _existing_keys(writer)
-        jobs = [j for j in plan_jobs(config) if (j.task, config.seed, j.number, _source(config)) not in done]
+        jobs = [j for j in plan_jobs(config) if (env_id(config, j.task), j.task, config.seed, j.number, _source(config)) not in done]
         skipped = config.episodes * len(config.tasks) - len(jobs)
         result = CollectResult(0, skipped, 0, 0.0, 0)
         start = time.perf_counter()
