@@ -156,6 +156,34 @@ def test_practice_dreams_start_from_the_given_datasets_first_frames(tmp_path_fac
     assert 0.0 <= summary["dream_success"]["last"] <= 1.0
 
 
+def test_dreams_started_anywhere_start_at_the_datas_frames_before_each_success(tmp_path_factory, tmp_path):
+    from pretrain_fixtures import write_dataset
+
+    from wam.data import Dataset
+    from wam.train.rl import RLConfig, rl
+
+    run = dream_run(tmp_path_factory)
+    data = write_dataset(tmp_path / "starts", range(80, 84), rewards=True)
+    expected = []
+    dataset = Dataset(data)
+    for meta in dataset.episodes:
+        low_dim = dataset.low_dim(meta.index)
+        success = np.ravel(low_dim["success"]).astype(bool)
+        expected.append(low_dim["observation.state"][: int(np.argmax(success)) if success.any() else len(success)])
+    expected = np.concatenate(expected)
+    assert len(expected) > 4, "the fixture's episodes must not all succeed at their first frame"
+    dreams = DreamVectorEnv(DreamConfig(run, TASK, num_envs=8, data=(data,), device="cpu", decode_images=False,
+                                        start_anywhere=True))
+    np.testing.assert_allclose(dreams.start_states.numpy(), expected, atol=1e-6)
+    obs, _ = dreams.reset(seed=list(range(8)))
+    firsts = np.stack([dataset.low_dim(m.index)["observation.state"][0] for m in dataset.episodes])
+    assert not all(np.isclose(firsts, s, atol=1e-6).all(1).any() for s in obs["state"]), "some starts are mid-episode"
+    config = RLConfig(task=TASK, iterations=1, starts=2, group=2, horizon=4, device="cpu", start_data=(str(data),),
+                      start_anywhere=True)
+    rl(run, run, tmp_path / "rl", config, progress=False)
+    assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["start_anywhere"] is True
+
+
 def test_a_wam_finetuned_without_rewards_cannot_dream(tmp_path_factory):
     from finetune_fixtures import tiny_wam_run
 

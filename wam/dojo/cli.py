@@ -63,6 +63,9 @@ def register(app: typer.Typer) -> None:
         success_hold: int = typer.Option(1, help="a practice dream succeeds when the success head agrees this many model steps in a row"),
         dream_judge: bool = typer.Option(False, "--dream-judge", help="practice dreams judged by the world's success judge "
                                          "(wam judge)"),
+        start_anywhere: bool = typer.Option(False, "--start-anywhere", help="practice dreams start at any frame of the start "
+                                            "data before its success (short branches from visited states; pair with a "
+                                            "short --horizon and the policy's own rollouts as --start-data)"),
         seed: int = typer.Option(0),
         resume: bool = typer.Option(False, "--resume"),
     ) -> None:
@@ -74,7 +77,7 @@ def register(app: typer.Typer) -> None:
             summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
                                                       bc_weight=bc_weight, seed=seed, student=dream_student,
                                                       start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
-                                                      judge=dream_judge),
+                                                      judge=dream_judge, start_anywhere=start_anywhere),
                          resume=resume)
         except (ValueError, WamError) as err:
             _fail(str(err))

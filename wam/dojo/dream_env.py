@@ -2,7 +2,8 @@
 
 Stage three of the recipe: compute becomes data. `DreamVectorEnv` runs N dreams in one
 batch. Reset starts each from a real first frame and state of an episode of the task
-(sampled from the run's robot data by the env's seed); step takes real robot actions.
+(sampled from the run's robot data by the env's seed; with `start_anywhere`, from any frame
+of the episodes before their success); step takes real robot actions.
 The world model works on frames `stride` control steps apart, so actions are collected
 until a frame's worth (`stride` of them) is in, then one batched model step predicts the
 next latent frame, the next state, the reward received and whether the task is done (the
@@ -52,6 +53,10 @@ class DreamConfig:
     success_hold: int = 1  # model steps in a row the success head must agree before the dream calls the task done
     terminate_on_success: bool = True
     data: tuple[Path, ...] = ()  # datasets with the task's first frames; default: the run's robot data
+    # Start from any frame of `data` before its episode's success, not only first frames: short dreams branched
+    # from states real episodes visited (with a policy's own recorded rollouts, the states it reaches) stay where
+    # the world model saw data, as model-based RL's short branched rollouts do (MBPO).
+    start_anywhere: bool = False
     device: str = "auto"
     # Run the world model's step in bfloat16 (autocast): about twice the steps on CPUs with bf16 units (AVX512-BF16,
     # AMX) and on GPUs, at the price of dreams that differ from float32 ones in the third decimal.
@@ -84,8 +89,10 @@ def _load_dreamer(run: Path, device: torch.device):
 
 
 @torch.no_grad()
-def _first_frames(datasets: list[Path], text: str, tokenizer, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents and states of the first frame of every episode of the task: (E, C, h, w), (E, S)."""
+def _start_frames(datasets: list[Path], text: str, tokenizer, device, anywhere: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and states dreams may start from: (E, C, h, w), (E, S). The first frame of every episode of the
+    task or, `anywhere`, every frame before the episode's first success (a start that is already the goal would
+    hand the dream a free success)."""
     from wam.data import STATE_KEY, Dataset
 
     images, states = [], []
@@ -95,8 +102,14 @@ def _first_frames(datasets: list[Path], text: str, tokenizer, device) -> tuple[t
         for meta in dataset.episodes:
             if meta.task != text:
                 continue
-            images.append(dataset.frames(meta.index, camera)[0])
-            states.append(dataset.low_dim(meta.index)[STATE_KEY][0])
+            low_dim = dataset.low_dim(meta.index)
+            frames = dataset.frames(meta.index, camera)
+            end = 1
+            if anywhere:
+                success = np.ravel(low_dim["success"]).astype(bool) if "success" in low_dim else np.zeros(len(frames), bool)
+                end = int(np.argmax(success)) if success.any() else len(frames)
+            images.extend(frames[:end])
+            states.extend(low_dim[STATE_KEY][:end])
     if not images:
         raise DatasetError(f"{', '.join(map(str, datasets))}: no episode of task {text!r} to start dreams from")
     return tokenizer.encode_images(np.stack(images)), torch.from_numpy(np.stack(states).astype(np.float32)).to(device)
@@ -126,7 +139,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self.stride, self.context = int(saved["stride"]), int(saved["config"]["window"]) - 1
         self.task_text = TASK_TEXT.get(config.task, config.task)
         data = list(config.data) or [Path(p) for p in saved["robot"]]
-        self.start_latents, self.start_states = _first_frames(data, self.task_text, self.tokenizer, self.device)
+        self.start_latents, self.start_states = _start_frames(data, self.task_text, self.tokenizer, self.device,
+                                                              config.start_anywhere)
         self.text_ids = tokenize([self.task_text] * config.num_envs, self.model.config.world.text).to(self.device)
         self.num_envs = config.num_envs
         self.render_mode = "rgb_array"
@@ -315,11 +329,12 @@ class DreamEnv(gym.Env):
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
-               student: bool = False, success_hold: int = 1, judge: bool = False, **_ignored) -> gym.Env:
+               student: bool = False, success_hold: int = 1, judge: bool = False, start_anywhere: bool = False,
+               **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
                          data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold,
-                         judge=judge)
+                         judge=judge, start_anywhere=start_anywhere)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)

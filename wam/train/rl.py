@@ -62,6 +62,10 @@ class RLConfig:
     start_data: tuple[str, ...] = ()
     success_hold: int = 1  # model steps in a row the success head must agree before a practice dream counts a success
     judge: bool = False  # practice dreams' success from the world's success judge (wam judge), not the WAM's head
+    # Practice dreams start at any frame of start_data before its episode's success, not at first frames: with the
+    # policy's own recorded rollouts (wam collect --policy) and a short horizon, these are MBPO's branched rollouts,
+    # short dreams from states the policy really reaches, where the world model's errors have had little time to grow.
+    start_anywhere: bool = False
 
 
 class DreamPolicyGradient(nn.Module):
@@ -163,7 +167,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
                   max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
                   student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold,
-                  judge=config.judge)
+                  judge=config.judge, start_anywhere=config.start_anywhere)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": named, "world": str(world_run)}, indent=2))
     for name in (CONFIG_FILE, "split.json"):
