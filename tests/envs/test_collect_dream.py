@@ -81,4 +81,6 @@ def test_what_cannot_dream_is_refused_before_anything_is_written(tmp_path_factor
         _collect(tmp_path / "c", world, world, size=32)
     with pytest.raises(ValueError, match="'metaworld' or 'dream/<RUN>'"):
         collect(CollectConfig((TASK,), 1, tmp_path / "d", policy=world, env="robosuite"), progress=False)
-    assert not any((tmp_path / d).exists() for d in "abcd")
+    with pytest.raises(ValueError, match="no tasks"):
+        _collect(tmp_path / "e", world, world, tasks=())
+    assert not any((tmp_path / d).exists() for d in "abcde")

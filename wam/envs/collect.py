@@ -230,6 +230,8 @@ def _resolve(config: CollectConfig) -> CollectConfig:
                 tasks.append(task)
     else:
         raise ValueError(f"env must be 'metaworld' or 'dream/<RUN>', got {config.env!r}")
+    if not tasks:
+        raise ValueError(f"no tasks to collect in {config.env}, got {config.tasks!r}")
     return CollectConfig(**{**config.__dict__, "tasks": tuple(dict.fromkeys(tasks)), "out": Path(config.out)})
 
 
