@@ -1,0 +1,33 @@
+"""The group-relative advantage of RL in dreams: what a group of rollouts from one first frame
+teaches the policy, and what it must not (noise amplified into a push)."""
+
+import numpy as np
+import pytest
+
+from wam.train.rl import RLConfig, group_advantages, rl
+
+
+def test_a_group_that_ends_alike_teaches_almost_nothing_when_centred():
+    # Two groups of four: the first all succeed with the reward head's shaping differing in the third decimal,
+    # the second splits two successes and two failures.
+    returns = np.array([1.501, 1.502, 1.500, 1.503, 1.5, 1.5, 0.5, 0.5])
+    centred = group_advantages(returns, group=4)
+    assert np.abs(centred[:4]).max() < 0.002
+    np.testing.assert_allclose(centred[4:], [0.5, 0.5, -0.5, -0.5], atol=1e-6)
+    scaled = group_advantages(returns, group=4, mode="std")
+    assert np.abs(scaled[:4]).max() > 1.0, "over the std, shaping noise becomes as large as a real difference"
+    np.testing.assert_allclose(scaled[4:], [1, 1, -1, -1], atol=1e-4)
+    assert centred.dtype == np.float32 and centred.shape == (8,)
+
+
+def test_each_group_is_its_own_baseline():
+    advantage = group_advantages(np.array([0.0, 1.0, 10.0, 11.0]), group=2)
+    np.testing.assert_allclose(advantage, [-0.5, 0.5, -0.5, 0.5])
+
+
+def test_an_unknown_advantage_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="'center' or 'std'"):
+        group_advantages(np.zeros(4), group=2, mode="rank")
+    with pytest.raises(ValueError, match="'center' or 'std'"):
+        rl(tmp_path / "policy", tmp_path / "world", tmp_path / "out", RLConfig(task="reach-v3", advantage="rank"))
+    assert not (tmp_path / "out").exists()
