@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--success-hold", type=int, default=1, help="model steps the success head must agree, in practice dreams")
     parser.add_argument("--advantage", choices=("center", "std"), default="center",
                         help="group-relative advantage: centred, or also over the group std (GRPO; runs before 2026-12-04)")
+    parser.add_argument("--success-timing", action="store_true", help="a practice success earns more the sooner it comes")
     parser.add_argument("--start-anywhere", action="store_true",
                         help="practice dreams start at any frame of --start-data before its success (branched rollouts)")
     parser.add_argument("--judge", action="store_true", help="practise and judge with the world's success judge (wam judge)")
@@ -96,7 +97,8 @@ def main() -> None:
                               horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
                               sigma=args.sigma, seed=seed, student=args.student,
                               start_data=tuple(str(p) for p in args.start_data), success_hold=args.success_hold,
-                              judge=args.judge, start_anywhere=args.start_anywhere, advantage=args.advantage)
+                              judge=args.judge, start_anywhere=args.start_anywhere, advantage=args.advantage,
+                              success_timing=args.success_timing)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {
                 "task": task, "seed": seed, "real_before": before[task]["real"], "real_after": success(out, task),

@@ -4,7 +4,7 @@ teaches the policy, and what it must not (noise amplified into a push)."""
 import numpy as np
 import pytest
 
-from wam.train.rl import RLConfig, group_advantages, rl
+from wam.train.rl import RLConfig, group_advantages, rl, rollout_returns
 
 
 def test_a_group_that_ends_alike_teaches_almost_nothing_when_centred():
@@ -31,3 +31,13 @@ def test_an_unknown_advantage_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="'center' or 'std'"):
         rl(tmp_path / "policy", tmp_path / "world", tmp_path / "out", RLConfig(task="reach-v3", advantage="rank"))
     assert not (tmp_path / "out").exists()
+
+
+def test_success_timing_ranks_successes_by_how_soon_they_came():
+    config = RLConfig(task="reach-v3", horizon=40, success_bonus=1.0)
+    reward = np.full(4, 5.0)  # mean predicted reward 5 on the heads' 0-10 scale
+    first = np.array([0, 20, 39, 40])  # at once, halfway, at the last step, never
+    np.testing.assert_allclose(rollout_returns(reward, first, config), [1.5, 1.5, 1.5, 0.5])
+    timed = rollout_returns(reward, first, RLConfig(task="reach-v3", horizon=40, success_timing=True))
+    np.testing.assert_allclose(timed, [1.5, 1.25, 1.0 + 0.5 * (1 - 39 / 40), 0.5])
+    assert timed[2] > timed[3], "a success at the last step still beats a failure"

@@ -66,6 +66,8 @@ def register(app: typer.Typer) -> None:
         start_anywhere: bool = typer.Option(False, "--start-anywhere", help="practice dreams start at any frame of the start "
                                             "data before its success (short branches from visited states; pair with a "
                                             "short --horizon and the policy's own rollouts as --start-data)"),
+        success_timing: bool = typer.Option(False, "--success-timing", help="a success earns more the sooner it comes "
+                                            "(tells apart groups whose rollouts all succeed)"),
         advantage: str = typer.Option("center", help="center: return minus the group mean; std: also over the group std "
                                       "(GRPO), which amplifies reward-head noise in groups that all end alike"),
         seed: int = typer.Option(0),
@@ -80,7 +82,7 @@ def register(app: typer.Typer) -> None:
                                                       bc_weight=bc_weight, seed=seed, student=dream_student,
                                                       start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
                                                       judge=dream_judge, start_anywhere=start_anywhere,
-                                                      advantage=advantage),
+                                                      advantage=advantage, success_timing=success_timing),
                          resume=resume)
         except (ValueError, WamError) as err:
             _fail(str(err))

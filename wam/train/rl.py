@@ -68,6 +68,10 @@ class RLConfig:
     start_data: tuple[str, ...] = ()
     success_hold: int = 1  # model steps in a row the success head must agree before a practice dream counts a success
     judge: bool = False  # practice dreams' success from the world's success judge (wam judge), not the WAM's head
+    # A success earns success_bonus x (1 - first success step / (2 horizon)), from the whole bonus at once to half of
+    # it at the last step: when every rollout of a group succeeds in the dream (its verdict saturates on near-expert
+    # policies), how soon still tells them apart, and any success still beats a failure.
+    success_timing: bool = False
     advantage: str = "center"  # "center": return minus the group mean; "std": also over the group std (GRPO; runs before 2026-12-04)
     # Practice dreams start at any frame of start_data before its episode's success, not at first frames: with the
     # policy's own recorded rollouts (wam collect --policy) and a short horizon, these are MBPO's branched rollouts,
@@ -109,6 +113,15 @@ class DreamPolicyGradient(nn.Module):
                       "success": batch["success_rate"]}
 
 
+def rollout_returns(mean_reward: np.ndarray, first_success: np.ndarray, config: RLConfig) -> np.ndarray:
+    """A rollout's return: its mean predicted reward per step (the heads' 0-10 scale, over 10) plus the success bonus,
+    all of it, or with `success_timing` less the later the first success came (first_success = horizon: none)."""
+    success = (first_success < config.horizon).astype(float)
+    if config.success_timing:
+        success = success * (1.0 - first_success / (2.0 * config.horizon))
+    return mean_reward / 10.0 + config.success_bonus * success
+
+
 def group_advantages(returns: np.ndarray, group: int, mode: str = "center") -> np.ndarray:
     """Each rollout's return against its group's (consecutive rollouts from one first frame): (N,) float32."""
     grouped = returns.reshape(-1, group)
@@ -138,6 +151,7 @@ class DreamRollouts:
         rng = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
         frames, states = [[] for _ in range(n)], [[] for _ in range(n)]
         decisions, rewards, succeeded = [], np.zeros(n), np.zeros(n, bool)
+        first_success = np.full(n, cfg.horizon)  # control step (0-based) of each rollout's first success; horizon: none
         queue: np.ndarray | None = None
         for t in range(cfg.horizon):
             if t % self.stride == 0:
@@ -154,11 +168,13 @@ class DreamRollouts:
                 queue = chunk[:, : self.execute].clamp(-1, 1).cpu().numpy()
             obs, reward, _, _, info = dreams.step(queue[:, t % self.execute])
             rewards += reward / cfg.horizon
-            succeeded |= np.asarray(info["success"], dtype=bool)
+            now = np.asarray(info["success"], dtype=bool)
+            first_success[now & ~succeeded] = t
+            succeeded |= now
         # Success anywhere in the rollout, as evaluation counts it (the success head's verdict at the last step
         # alone misses episodes that succeed and then drift).
+        returns = rollout_returns(rewards, first_success, cfg)
         success = succeeded.astype(float)
-        returns = rewards / 10.0 + cfg.success_bonus * success
         advantage = torch.from_numpy(group_advantages(returns, cfg.group, cfg.advantage))
         return {"decisions": [{**d, "text_ids": self.text_ids.cpu(), "advantage": advantage} for d in decisions],
                 "mean_return": float(returns.mean()), "success_rate": float(success.mean())}
