@@ -150,7 +150,7 @@ class DreamRollouts:
         obs, _ = dreams.reset(seed=seeds)
         rng = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
         frames, states = [[] for _ in range(n)], [[] for _ in range(n)]
-        decisions, rewards, succeeded = [], np.zeros(n), np.zeros(n, bool)
+        decisions, rewards = [], np.zeros(n)
         first_success = np.full(n, cfg.horizon)  # control step (0-based) of each rollout's first success; horizon: none
         queue: np.ndarray | None = None
         for t in range(cfg.horizon):
@@ -168,13 +168,11 @@ class DreamRollouts:
                 queue = chunk[:, : self.execute].clamp(-1, 1).cpu().numpy()
             obs, reward, _, _, info = dreams.step(queue[:, t % self.execute])
             rewards += reward / cfg.horizon
-            now = np.asarray(info["success"], dtype=bool)
-            first_success[now & ~succeeded] = t
-            succeeded |= now
+            first_success[np.asarray(info["success"], dtype=bool) & (first_success == cfg.horizon)] = t
         # Success anywhere in the rollout, as evaluation counts it (the success head's verdict at the last step
         # alone misses episodes that succeed and then drift).
         returns = rollout_returns(rewards, first_success, cfg)
-        success = succeeded.astype(float)
+        success = (first_success < cfg.horizon).astype(float)
         advantage = torch.from_numpy(group_advantages(returns, cfg.group, cfg.advantage))
         return {"decisions": [{**d, "text_ids": self.text_ids.cpu(), "advantage": advantage} for d in decisions],
                 "mean_return": float(returns.mean()), "success_rate": float(success.mean())}
@@ -185,8 +183,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
     from wam.envs.registry import make
 
-    if config.advantage not in ("center", "std"):
-        raise ValueError(f"advantage must be 'center' or 'std', got {config.advantage!r}")
+    group_advantages(np.zeros(config.group), config.group, config.advantage)  # an unknown mode fails before anything is written
     named = str(policy_run)  # RUN or RUN@STEP (a snapshot)
     (policy_run, which), world_run, out = split_snapshot(policy_run), Path(world_run), Path(out)
     ft_config, saved = load_finetune_config(policy_run)
