@@ -30,6 +30,24 @@ finetune runs/dojo_policies/wam-k3 --pretrained runs/pretrain_cpu -k 3 "${VIDEO[
 finetune runs/dojo_policies/wam-k1 --pretrained runs/pretrain_cpu -k 1 "${VIDEO[@]}" --snapshot-every 100 --seed 1
 finetune runs/dojo_policies/scratch-k1 -k 1 --snapshot-every 100 --seed 1
 
+# Rollouts of six recipe-grid policies (none of them ranked below), for the world's success judge:
+# their failures are the near misses it must not call successes (wam judge --dreamed --balance).
+# They are the grid's seed-2 cells: bash benchmarks/recipe_grid.sh 2 wam,scratch builds them.
+seed=31
+for p in mt10-wam-k1-s2 mt10-wam-k3-s2 mt10-wam-k10-s2 mt10-scratch-k1-s2 mt10-scratch-k3-s2 mt10-scratch-k10-s2; do
+  [ -f "runs/recipe/$p/summary.json" ] || { echo "error: runs/recipe/$p missing: run bash benchmarks/recipe_grid.sh 2 wam,scratch" >&2; exit 1; }
+  $WAM collect --tasks drawer-open-v3,window-open-v3,button-press-topdown-v3,drawer-close-v3 --episodes 12 \
+       --max-steps 300 --after-success 20 --policy "runs/recipe/$p" --noise 0.1 --seed $seed --out data/dojo_rollouts \
+       --workers "$WORKERS"
+  seed=$((seed + 1))
+done
+JUDGED=runs/worlds/mt10-wam-k3-play4-judge-bal  # the play world, hard-linked, with its own judge
+if [ ! -d "$JUDGED" ]; then cp -al runs/worlds/mt10-wam-k3-play4-s0 "$JUDGED"; fi
+if [ ! -f "$JUDGED/judge/summary.json" ]; then
+  resume=""; if [ -d "$JUDGED/judge" ]; then resume="--resume"; fi
+  $WAM judge --world "$JUDGED" --data data/dojo_rollouts --dreamed --balance $resume
+fi
+
 # Then, the ranking benchmark over seven of those policies (real and dream cells, resumable):
 #   python benchmarks/dream_eval.py --world runs/worlds/mt10-wam-k3-play4-s0 \
 #     --policies runs/dojo_policies/wam-k3@100 runs/dojo_policies/wam-k3@300 runs/dojo_policies/wam-k3@1500 \
