@@ -135,6 +135,10 @@ def test_init_from_starts_at_the_given_wams_weights(tmp_path_factory, tmp_path):
     assert all(torch.allclose(before[n], updated[n], atol=1e-6) for n in before)
     assert not all(torch.allclose(before[n], plain[n], atol=1e-6) for n in before)
     assert json.loads((tmp_path / "updated" / "finetune.json").read_text())["init_from"] == str(start)
+    # the robot frames the start run decoded are hard-linked, not decoded again; the plain run decodes its own
+    inode = (start / "cache" / "frames.npy").stat().st_ino
+    assert (tmp_path / "updated" / "cache" / "frames.npy").stat().st_ino == inode
+    assert (tmp_path / "plain" / "cache" / "frames.npy").stat().st_ino != inode
 
 
 def test_init_from_a_wam_of_another_pretraining_is_refused(tmp_path_factory, tmp_path):

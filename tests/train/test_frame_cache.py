@@ -10,7 +10,7 @@ import pytest
 
 from pretrain_fixtures import SIZE, add_episodes, copy_dataset, write_dataset  # noqa: F401
 from wam.data import Dataset
-from wam.train.frame_cache import build_frame_cache, load_frame_cache
+from wam.train.frame_cache import build_frame_cache, link_matching_cache, load_frame_cache
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,31 @@ def test_unreadable_cache_names_the_directory(datasets, tmp_path):
     with pytest.raises(DatasetError, match="unreadable frame cache") as caught:
         load_frame_cache(root)
     assert str(root) in str(caught.value)
+
+
+def test_a_matching_cache_is_linked_not_decoded_again(datasets, tmp_path):
+    labelled, video = datasets
+    parent = build([labelled, video], tmp_path / "parent" / "cache")
+    child = tmp_path / "child" / "cache"
+    assert link_matching_cache([str(labelled), video], parent.root, child, SIZE)
+    assert (child / "frames.npy").stat().st_ino == (parent.root / "frames.npy").stat().st_ino
+    linked = build([labelled, video], child)  # finds the linked manifest: nothing rebuilt
+    assert (child / "frames.npy").stat().st_ino == (parent.root / "frames.npy").stat().st_ino
+    np.testing.assert_array_equal(linked.frames, parent.frames)
+    np.testing.assert_array_equal(linked.success, parent.success)
+    assert not list(child.parent.glob("cache.tmp-*"))
+    # a rebuild in the child replaces its files and leaves the parent's intact
+    build([video], child)
+    assert len(load_frame_cache(parent.root).episodes) == 5
+
+
+def test_a_cache_of_other_data_or_an_existing_cache_is_not_linked(datasets, tmp_path):
+    labelled, video = datasets
+    parent = build([labelled], tmp_path / "parent")
+    assert not link_matching_cache([labelled, video], parent.root, tmp_path / "other", SIZE)
+    assert not (tmp_path / "other").exists()
+    assert not link_matching_cache([labelled], tmp_path / "missing", tmp_path / "other", SIZE)
+    own = build([labelled], tmp_path / "own")
+    stamp = (own.root / "frames.npy").stat().st_ino
+    assert not link_matching_cache([labelled], parent.root, own.root, SIZE)
+    assert (own.root / "frames.npy").stat().st_ino == stamp

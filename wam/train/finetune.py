@@ -36,7 +36,7 @@ from wam.models.world_model import WorldModel
 from wam.train.augment import encode_shifted_latents
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
-from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, matching_cache
+from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, link_matching_cache, matching_cache
 from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.pretrain import (
@@ -133,7 +133,12 @@ def finetune(
     if config.window - 1 > world_cfg.context:
         raise ValueError(f"window {config.window} needs a world-model context of {config.window - 1}, the model has {world_cfg.context}")
 
-    cache = build_frame_cache(robot, out / "cache", tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+    def decoded(paths, name: str):  # a Dyna update links the frames its parent run already decoded
+        if init_from is not None:
+            link_matching_cache(paths, Path(init_from) / name, out / name, tokenizer_cfg.image_size)
+        return build_frame_cache(paths, out / name, tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+
+    cache = decoded(robot, "cache")
     if not any(e.has_actions for e in cache.episodes):
         raise DatasetError(f"{', '.join(map(str, robot))}: no labelled episode (every episode is action-free video); "
                            "finetuning needs robot episodes with actions")
@@ -189,12 +194,12 @@ def finetune(
     video_windows = None
     if video:
         video_cache, video_latents, video_eps = _video_source(video, pretrained, out, tokenizer, tokenizer_step, device, progress,
-                                                              tokenizer_cfg.image_size, world_cfg.state_dim)
+                                                              tokenizer_cfg.image_size, decoded)
         video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, stride, config.video_batch,
                                       config.seed + 7, world_cfg.text)
     play_windows = None
     if play:
-        play_cache = build_frame_cache(play, out / "cache_play", tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+        play_cache = decoded(play, "cache_play")
         play_eps = [e for e in play_cache.episodes if e.has_actions]
         if not play_eps:
             raise DatasetError(f"{', '.join(map(str, play))}: no labelled episode; play data needs the actions taken")
@@ -283,7 +288,7 @@ def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
     return model.eval()
 
 
-def _video_source(video, pretrained, out, tokenizer: FrameTokenizer, tokenizer_step: int, device, progress, image_size, state_dim):
+def _video_source(video, pretrained, out, tokenizer: FrameTokenizer, tokenizer_step: int, device, progress, image_size, decoded):
     """Action-free windows: the pretraining run's own cache and latents when the video is its data."""
     if pretrained is not None:
         cache = matching_cache(video, pretrained / "cache", image_size)
@@ -292,6 +297,6 @@ def _video_source(video, pretrained, out, tokenizer: FrameTokenizer, tokenizer_s
             held_out = {tuple(v) for v in json.loads((pretrained / SPLIT_FILE).read_text())["val"]}
             episodes = [e for e in cache.episodes if (e.dataset, e.episode) not in held_out]
             return cache, latents, episodes
-    cache = build_frame_cache(video, out / "cache_video", image_size, state_dim, 4, progress)
+    cache = decoded(video, "cache_video")
     latents = encode_latents(tokenizer, cache, out / "cache_video" / f"latents-{tokenizer_step}.npy", device, progress)
     return cache, latents, list(cache.episodes)

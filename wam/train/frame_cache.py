@@ -78,6 +78,37 @@ def matching_cache(paths: Sequence[str | Path], root: Path, image_size: int) -> 
     return None
 
 
+CACHE_FILES = ("frames.npy", "state.npy", "action.npy", "reward.npy", "success.npy", "manifest.json")
+
+
+def link_matching_cache(paths: Sequence[str | Path], source: Path, root: Path, image_size: int) -> bool:
+    """Give `root` the decoded frames of the cache at `source` when that holds exactly `paths`.
+
+    A Dyna update of a world (`wam finetune --init-from`) reads the data its parent decoded plus
+    a little more; decoding tens of thousands of frames again costs minutes. Hard links (a copy
+    where the filesystem refuses them) are safe because a cache is never written in place: a
+    rebuild writes new files under a temporary name and renames. Latents are not shared: they
+    belong to one tokenizer. Returns whether `root` was given the frames.
+    """
+    root, source = Path(root), Path(source)
+    if (root / "manifest.json").exists() or matching_cache(paths, source, image_size) is None:
+        return False
+    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in CACHE_FILES:
+        if not (source / name).exists():
+            continue
+        try:
+            os.link(source / name, tmp / name)
+        except OSError:
+            shutil.copy2(source / name, tmp / name)
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+    return True
+
+
 def build_frame_cache(
     paths: Sequence[str | Path], root: Path, image_size: int, state_dim: int = 4, action_dim: int = 4, progress: bool = True
 ) -> FrameCache:
