@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--success-hold", type=int, default=1,
                         help="a dream's task is done when its success head agrees this many model steps in a row")
     parser.add_argument("--judge", action="store_true", help="the dream's verdict from the world's success judge (wam judge)")
+    parser.add_argument("--verdict", choices=("any", "final"), default="any",
+                        help="final: dreams run to --max-steps and are judged on their last model steps (DreamConfig.verdict)")
     parser.add_argument("--real-from", type=Path, default=None,
                         help="reuse the real-simulator cells of another results file run on the same tasks, episodes and "
                              "step limit (reality does not depend on --world)")
@@ -76,7 +78,7 @@ def main() -> None:
         results["real_from"] = str(args.real_from)
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    dream_start=args.dream_start, student=args.student, success_hold=args.success_hold,
-                   judge=args.judge, machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                   judge=args.judge, verdict=args.verdict, machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
     # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
     missing = [p for p in args.policies if not (split_snapshot(p)[0] / "summary.json").exists()]
@@ -89,7 +91,8 @@ def main() -> None:
                 continue
             r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env,
                                            dream_start=args.dream_start, dream_student=args.student,
-                                           dream_success_hold=args.success_hold, dream_judge=args.judge))
+                                           dream_success_hold=args.success_hold, dream_judge=args.judge,
+                                           dream_verdict=args.verdict))
             results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
                                      "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()},
                                      "episodes": compact_episodes(r["episode_results"])}

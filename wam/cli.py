@@ -273,6 +273,8 @@ def eval_policy(
                                            "steps in a row"),
     dream_judge: bool = typer.Option(False, "--dream-judge", help="the dream's verdict from the world's success judge "
                                      "(wam judge) reading each predicted frame"),
+    dream_verdict: str = typer.Option("any", help="any: a dream succeeds as soon as its verdict says so; final: it runs "
+                                      "to --max-steps and is judged on its last model steps"),
     execute: Optional[int] = typer.Option(None, help="actions run from each predicted chunk before predicting again "
                                           "(default: the run's)"),
     ensemble: Optional[float] = typer.Option(None, help="temporal ensembling instead: a prediction every frame, "
@@ -292,7 +294,7 @@ def eval_policy(
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
                             dream_start=dream_start, dream_student=dream_student, dream_success_hold=dream_success_hold,
-                            dream_judge=dream_judge, execute=execute, ensemble=ensemble)
+                            dream_judge=dream_judge, dream_verdict=dream_verdict, execute=execute, ensemble=ensemble)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))

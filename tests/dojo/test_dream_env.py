@@ -258,3 +258,37 @@ def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_
 def test_a_success_hold_below_one_is_refused(tmp_path_factory):
     with pytest.raises(ValueError, match="success_hold"):
         DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, success_hold=0, device="cpu"))
+
+
+@pytest.mark.parametrize("tail, expected", [([5.0, -5.0, -5.0], False), ([-5.0, 5.0, 5.0], True)])
+def test_a_final_verdict_judges_a_dream_once_on_its_last_model_steps(tmp_path_factory, tail, expected):
+    """Successes early on (which an "any" verdict would end the dream at) count for nothing; the mean probability
+    of the last `final_window` model steps decides, and only the last step reports it."""
+    from types import SimpleNamespace
+
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
+                                     device="cpu", verdict="final", final_window=3))
+    model_steps = 40 // env.stride
+    verdicts = iter([5.0] * (model_steps - 3) + tail + [-5.0] * 10)
+    model_step = env.stepper.step
+
+    def scripted(*args):
+        latents, state, reward, success = model_step(*args)
+        return latents, state, reward, torch.full_like(success, next(verdicts))
+
+    env.stepper = SimpleNamespace(step=scripted)
+    env.reset(seed=0)
+    reported = []
+    for control_step in range(1, 41):
+        _, _, terminated, truncated, info = env.step(np.zeros((1, 4), np.float32))
+        reported.append(bool(info["success"][0]))
+        assert not terminated[0], "a final verdict never ends a dream early"
+        assert bool(truncated[0]) == (control_step == 40)
+    assert reported == [False] * 39 + [expected]
+
+
+def test_an_unknown_verdict_is_refused(tmp_path_factory):
+    with pytest.raises(ValueError, match="verdict must be one of any, final, got 'last'"):
+        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="last", device="cpu"))
+    with pytest.raises(ValueError, match="final_window"):
+        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="final", final_window=0, device="cpu"))

@@ -84,3 +84,10 @@ def test_a_dream_of_an_evaluation_scene_starts_from_the_simulators_first_frame_o
     other = scene_start("drawer-open-v3", evaluation_seed(0, "drawer-open-v3", 4), 64, "corner2")
     assert not np.array_equal(other["image"], start["image"])
     real.close()
+
+
+@pytest.mark.parametrize("field, value, message", [("dream_start", "middle", "dream_start must be 'scene' or 'data'"),
+                                                   ("dream_verdict", "last", "dream_verdict must be one of any, final")])
+def test_unknown_dream_settings_are_refused_before_any_episode(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_policy(EvalConfig(Path("runs/none"), ("reach-v3",), 1, env="dream/runs/none", **{field: value}))

@@ -42,6 +42,9 @@ from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 
 
+VERDICTS = ("any", "final")
+
+
 @dataclass(frozen=True)
 class DreamConfig:
     run: Path
@@ -63,6 +66,13 @@ class DreamConfig:
     bf16: bool = False
     student: bool = False  # step with the run's distilled dream student instead of the WAM itself
     judge: bool = False  # success from the run's success judge (`wam judge`) reading each predicted frame, not the WAM's head
+    # "any": success as soon as the verdict says so (held `success_hold` model steps), as Meta-World counts it.
+    # "final": the dream runs to its step limit and is judged once, at the end, on the mean probability of its last
+    # `final_window` model steps. A failing policy that hovers at the handle for a hundred frames gets a hundred
+    # chances to fool an "any" verdict; on real frames of unseen policies the judge called 84% of failures successes
+    # "any" way and 16% on the last 10 frames (docs/dream_dojo.md).
+    verdict: str = "any"
+    final_window: int = 10
 
 
 def dreamable(run: Path) -> dict:
@@ -121,6 +131,10 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     def __init__(self, config: DreamConfig):
         if config.success_hold < 1:
             raise ValueError(f"success_hold must be at least 1 model step, got {config.success_hold}")
+        if config.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {config.verdict!r}")
+        if config.final_window < 1:
+            raise ValueError(f"final_window must be at least 1 model step, got {config.final_window}")
         self.config = config
         device = config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -163,6 +177,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._reward = np.zeros(self.num_envs, np.float32)
         self._success = np.zeros(self.num_envs, bool)
         self._agreeing = np.zeros(self.num_envs, np.int64)  # model steps in a row the success head has said done
+        self._recent: list[list[float]] = [[] for _ in range(self.num_envs)]  # last success probabilities ("final")
         self._steps = np.zeros(self.num_envs, np.int64)
         self._actions_of: list[list[torch.Tensor]] = [[] for _ in range(self.num_envs)]  # (stride, A) per history frame
         # Decoded frames, redone only for dreams whose latent changed: between model steps (stride - 1 of
@@ -223,10 +238,13 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             if self._steps[i] == 0:
                 continue
             rewards[i] = self._reward[i]
-            terminated[i] = bool(self._success[i]) and self.config.terminate_on_success
+            final = self.config.verdict == "final"
+            terminated[i] = bool(self._success[i]) and self.config.terminate_on_success and not final
             truncated[i] = self._steps[i] >= self.config.max_episode_steps and not terminated[i]
             self._needs_reset[i] = terminated[i] or truncated[i]
-        info = {"success": self._success.copy(), "task": [self.task_text] * self.num_envs}
+        # A final verdict is given once, on the dream's last step; before it the dream has no verdict.
+        success = self._success & truncated if self.config.verdict == "final" else self._success.copy()
+        info = {"success": success, "task": [self.task_text] * self.num_envs}
         return self._observation(), rewards, terminated, truncated, info
 
     def render(self) -> np.ndarray:
@@ -246,6 +264,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._latest[i], self._state[i] = given
         self._history[i].append(given)
         self._reward[i], self._success[i], self._steps[i], self._agreeing[i] = 0.0, False, 0, 0
+        self._recent[i] = []
         self._needs_reset[i] = False
         self._stale[i] = True
         self._actions_of[i] = []
@@ -276,6 +295,10 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                 self._stale[i] = True
                 self._history[i].append((next_latents[row, -1], next_state[row, -1]))
                 self._reward[i] = float(reward[row, -1])
+                if self.config.verdict == "final":
+                    self._recent[i] = (self._recent[i] + [float(probability[row])])[-self.config.final_window:]
+                    self._success[i] = bool(np.mean(self._recent[i]) > self.config.success_threshold)
+                    continue
                 self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.config.success_threshold else 0
                 self._success[i] = bool(self._agreeing[i] >= self.config.success_hold)
 
@@ -330,11 +353,11 @@ class DreamEnv(gym.Env):
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
                student: bool = False, success_hold: int = 1, judge: bool = False, start_anywhere: bool = False,
-               **_ignored) -> gym.Env:
+               verdict: str = "any", **_ignored) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
                          data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold,
-                         judge=judge, start_anywhere=start_anywhere)
+                         judge=judge, start_anywhere=start_anywhere, verdict=verdict)
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)
