@@ -48,6 +48,16 @@ if [ ! -f "$JUDGED/judge/summary.json" ]; then
   $WAM judge --world "$JUDGED" --data data/dojo_rollouts --dreamed --balance $resume
 fi
 
+# Rollouts of three snapshots neither ranked nor in the judge's data: where its verdict is tested on unseen policies
+# (benchmarks/dream_replay.py --judge [--grounded], benchmarks/judge_frame_verdicts.py).
+seed=41
+for p in wam-k3@700 wam-k1@600 scratch-k1@900; do
+  $WAM collect --tasks drawer-open-v3,window-open-v3,button-press-topdown-v3,drawer-close-v3 --episodes 8 \
+       --max-steps 300 --after-success 20 --policy "runs/dojo_policies/$p" --noise 0.1 --seed $seed \
+       --out data/dojo_rollouts_heldout --workers "$WORKERS"
+  seed=$((seed + 1))
+done
+
 # Then, the ranking benchmark over seven of those policies (real and dream cells, resumable):
 #   python benchmarks/dream_eval.py --world runs/worlds/mt10-wam-k3-play4-s0 \
 #     --policies runs/dojo_policies/wam-k3@100 runs/dojo_policies/wam-k3@300 runs/dojo_policies/wam-k3@1500 \
