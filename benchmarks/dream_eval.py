@@ -78,7 +78,8 @@ def main() -> None:
         results["real_from"] = str(args.real_from)
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    dream_start=args.dream_start, student=args.student, success_hold=args.success_hold,
-                   judge=args.judge, verdict=args.verdict, machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                   judge=args.judge, verdict=args.verdict,
+                   machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
     # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
     missing = [p for p in args.policies if not (split_snapshot(p)[0] / "summary.json").exists()]

@@ -228,13 +228,11 @@ def test_bf16_dreams_stay_close_to_float32_dreams(tmp_path_factory):
     np.testing.assert_allclose(reward16, reward32, atol=0.5)
 
 
-@pytest.mark.parametrize("hold, done_at_model_step", [(1, 1), (2, 4), (3, 5), (4, None)])
-def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_a_row(tmp_path_factory, hold, done_at_model_step):
+def script_success_logits(env: DreamVectorEnv, logits: list[float]) -> None:
+    """The dream's real model steps, with the success logit of each successive model step replaced by `logits`."""
     from types import SimpleNamespace
 
-    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
-                                     device="cpu", success_hold=hold))
-    verdicts = iter([5.0, -5.0, 5.0, 5.0, 5.0] + [-5.0] * 100)  # success logits of successive model steps
+    verdicts = iter(logits)
     model_step = env.stepper.step
 
     def scripted(*args):
@@ -242,6 +240,13 @@ def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_
         return latents, state, reward, torch.full_like(success, next(verdicts))
 
     env.stepper = SimpleNamespace(step=scripted)
+
+
+@pytest.mark.parametrize("hold, done_at_model_step", [(1, 1), (2, 4), (3, 5), (4, None)])
+def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_a_row(tmp_path_factory, hold, done_at_model_step):
+    env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
+                                     device="cpu", success_hold=hold))
+    script_success_logits(env, [5.0, -5.0, 5.0, 5.0, 5.0] + [-5.0] * 100)
     env.reset(seed=0)
     ended = None
     for control_step in range(1, 41):
@@ -264,19 +269,10 @@ def test_a_success_hold_below_one_is_refused(tmp_path_factory):
 def test_a_final_verdict_judges_a_dream_once_on_its_last_model_steps(tmp_path_factory, tail, expected):
     """Successes early on (which an "any" verdict would end the dream at) count for nothing; the mean probability
     of the last `final_window` model steps decides, and only the last step reports it."""
-    from types import SimpleNamespace
-
     env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
                                      device="cpu", verdict="final", final_window=3))
     model_steps = 40 // env.stride
-    verdicts = iter([5.0] * (model_steps - 3) + tail + [-5.0] * 10)
-    model_step = env.stepper.step
-
-    def scripted(*args):
-        latents, state, reward, success = model_step(*args)
-        return latents, state, reward, torch.full_like(success, next(verdicts))
-
-    env.stepper = SimpleNamespace(step=scripted)
+    script_success_logits(env, [5.0] * (model_steps - 3) + tail + [-5.0] * 10)
     env.reset(seed=0)
     reported = []
     for control_step in range(1, 41):

@@ -78,6 +78,21 @@ def matching_cache(paths: Sequence[str | Path], root: Path, image_size: int) -> 
     return None
 
 
+def _staging(root: Path) -> Path:
+    """An empty directory beside `root` to write a cache into before `_publish` swaps it in."""
+    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, root: Path) -> None:
+    """Replace `root` by the finished cache in `tmp`: a reader never sees half a cache."""
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+
+
 CACHE_FILES = ("frames.npy", "state.npy", "action.npy", "reward.npy", "success.npy", "manifest.json")
 
 
@@ -93,9 +108,7 @@ def link_matching_cache(paths: Sequence[str | Path], source: Path, root: Path, i
     root, source = Path(root), Path(source)
     if (root / "manifest.json").exists() or matching_cache(paths, source, image_size) is None:
         return False
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _staging(root)
     for name in CACHE_FILES:
         if not (source / name).exists():
             continue
@@ -103,9 +116,7 @@ def link_matching_cache(paths: Sequence[str | Path], source: Path, root: Path, i
             os.link(source / name, tmp / name)
         except OSError:
             shutil.copy2(source / name, tmp / name)
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
+    _publish(tmp, root)
     return True
 
 
@@ -123,9 +134,7 @@ def build_frame_cache(
             return load_frame_cache(root)
     _validate(datasets, image_size, state_dim, action_dim)
     total = sum(d.num_frames for d in datasets)
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _staging(root)
     frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(total, image_size, image_size, 3))
     state = np.zeros((total, state_dim), np.float32)
     action = np.zeros((total, action_dim), np.float32)
@@ -163,9 +172,7 @@ def build_frame_cache(
     np.save(tmp / "success.npy", success)
     manifest = {"fingerprint": fingerprint, "image_size": image_size, "episodes": [asdict(e) for e in episodes]}
     (tmp / "manifest.json").write_text(json.dumps(manifest))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
+    _publish(tmp, root)
     return load_frame_cache(root)
 
 
