@@ -130,3 +130,17 @@ def test_a_cache_of_other_data_or_an_existing_cache_is_not_linked(datasets, tmp_
     stamp = (own.root / "frames.npy").stat().st_ino
     assert not link_matching_cache([labelled], parent.root, own.root, SIZE)
     assert (own.root / "frames.npy").stat().st_ino == stamp
+
+
+def test_a_damaged_manifest_is_an_error_naming_it_and_the_cache_to_delete(datasets, tmp_path):
+    from wam.errors import DatasetError
+
+    labelled, _ = datasets
+    parent = build([labelled], tmp_path / "parent")
+    (parent.root / "manifest.json").write_text('{"fingerprint": [')
+    for attempt in (lambda: link_matching_cache([labelled], parent.root, tmp_path / "child", SIZE),
+                    lambda: build([labelled], parent.root)):
+        with pytest.raises(DatasetError, match="unreadable frame-cache manifest") as caught:
+            attempt()
+        assert str(parent.root / "manifest.json") in str(caught.value)
+    assert not (tmp_path / "child").exists()

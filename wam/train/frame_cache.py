@@ -68,14 +68,27 @@ def _fingerprint(datasets: Sequence[Dataset]) -> list[dict]:
 
 def matching_cache(paths: Sequence[str | Path], root: Path, image_size: int) -> FrameCache | None:
     """The cache at `root` if it holds exactly `paths` at `image_size`, else None (nothing is rebuilt)."""
-    manifest_path = Path(root) / "manifest.json"
-    if not manifest_path.exists():
+    manifest = _manifest(Path(root))
+    if manifest is None:
         return None
-    manifest = json.loads(manifest_path.read_text())
     fingerprint = _fingerprint([Dataset(p) for p in paths])
     if manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
         return load_frame_cache(root)
     return None
+
+
+def _manifest(root: Path) -> dict | None:
+    """The cache's manifest, None where there is no cache; a damaged one is an error naming the file."""
+    path = root / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable frame-cache manifest ({err}); delete {root} to rebuild") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: not a frame-cache manifest; delete {root} to rebuild")
+    return manifest
 
 
 def _staging(root: Path) -> Path:
@@ -127,11 +140,9 @@ def build_frame_cache(
     datasets = [Dataset(p) for p in paths]
     root = Path(root)
     fingerprint = _fingerprint(datasets)
-    manifest_path = root / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
-            return load_frame_cache(root)
+    manifest = _manifest(root)
+    if manifest is not None and manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
+        return load_frame_cache(root)
     _validate(datasets, image_size, state_dim, action_dim)
     total = sum(d.num_frames for d in datasets)
     tmp = _staging(root)
