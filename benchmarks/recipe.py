@@ -66,7 +66,8 @@ def train_cell(args, method: str, k: int, seed: int, robot: list[Path], run: Pat
     train = replace(config.train, seed=seed, **({"steps": args.steps} if args.steps else {}))
     train = replace(train, eval_every=min(train.eval_every, train.steps), checkpoint_every=min(train.checkpoint_every, train.steps),
                     warmup_steps=min(train.warmup_steps, max(1, train.steps // 10)))
-    config = replace(config, train=train, episodes_per_task=k, subset_seed=seed, seed=seed, augment_copies=args.augment)
+    config = replace(config, train=train, episodes_per_task=k, subset_seed=seed, seed=seed, augment_copies=args.augment,
+                     scratch_image_size=args.scratch_size)
     if finished(run):
         return json.loads((run / "summary.json").read_text())
     pretrained = args.pretrained if method == "wam" else None
@@ -193,6 +194,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--steps", type=int, default=None, help="training steps per cell (default: the preset's)")
     parser.add_argument("--runs", type=Path, default=Path("runs/recipe"))
+    parser.add_argument("--scratch-size", type=int, default=None,
+                        help="the from-scratch baseline's resolution (default: the preset's; give the pretraining's)")
     parser.add_argument("--videos", action="store_true", help="keep a rollout video per task and cell")
     parser.add_argument("--augment", type=int, default=0, help="randomly shifted copies of the robot frames, both methods (0: off)")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe.json")

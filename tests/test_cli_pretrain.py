@@ -141,10 +141,14 @@ def test_missing_dataset_is_named(tmp_path):
     assert_fails_saying(result, missing)
 
 
-def test_wrong_frame_size_is_explained(tmp_path):
+def test_bad_resolution_fit_and_camera_are_explained(tmp_path):
     small = fixtures.write_dataset(tmp_path / "small", [1], length=6, size=32)
-    result = invoke("pretrain", "--data", small, "--preset", "tiny", "--out", tmp_path / "run")
-    assert_fails_saying(result, small, "32x32", "64x64")
+    base = ("pretrain", "--data", small, "--preset", "tiny", "--out", tmp_path / "run")
+    assert_fails_saying(invoke(*base, "--size", 100), "image size 100", "multiple of 16")
+    assert_fails_saying(invoke(*base, "--fit", "squash"), "squash", "pad, crop, stretch")
+    assert_fails_saying(invoke(*base, "--cameras", "wrist"), small, "no camera 'wrist'", "observation.images.main")
+    assert_fails_saying(invoke(*base, "--normalize", "zscore"), "zscore", "mean_std")
+    assert not (tmp_path / "run" / "tokenizer").exists()
 
 
 def test_eval_world_on_the_cli_run(cli_run, datasets):

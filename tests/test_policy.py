@@ -65,14 +65,21 @@ def test_temporal_ensembling_averages_the_chunks_that_cover_each_step(tmp_path_f
         wam.policy.load(run, device="cpu", ensemble=-1.0)
 
 
-def test_act_needs_a_task_and_the_right_image_size(tmp_path_factory):
+def test_act_needs_a_task_the_right_state_and_a_camera(tmp_path_factory):
     run, _ = tiny_wam_run(tmp_path_factory)
     policy = wam.policy.load(run, device="cpu")
     with pytest.raises(ValueError, match="reset"):
         policy.act({"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(4)})
     policy.reset("move the square")
-    with pytest.raises(ValueError, match="expects"):
-        policy.act({"image": np.zeros((32, 32, 3), np.uint8), "state": np.zeros(4)})
+    with pytest.raises(ValueError, match="state has 6 values, the policy was trained on 4"):
+        policy.act({"image": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(6)})
+    with pytest.raises(ValueError, match="no image for camera slot 0"):
+        policy.act({"wrist": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(4)})
+    # Another size is fitted to the model's resolution, and a dataset row's keys work as well as an env's.
+    assert policy.act({"image": np.zeros((32, 48, 3), np.uint8), "state": np.zeros(4)}).shape == (4,)
+    policy.reset("move the square")
+    row = {"observation.images.main": np.zeros((3, 64, 64), np.float32), "observation.state": np.zeros(4, np.float32)}
+    assert policy.act(row).shape == (4,)
     with pytest.raises(ValueError, match="execute must be in"):
         wam.policy.load(run, device="cpu", execute=99)
 

@@ -50,7 +50,9 @@ def collect(
     no_actions: bool = typer.Option(False, "--no-actions", help="write action-free video: actions are dropped"),
     workers: int = typer.Option(1, help="parallel worker processes (one per core is best)"),
     size: int = typer.Option(64, help="image height and width in pixels"),
-    camera: str = typer.Option("corner2", help="Meta-World camera name"),
+    cameras: str = typer.Option("corner2", "--cameras", "--camera",
+                                help="Meta-World camera names, comma-separated, one video each, e.g. corner2,gripperPOV "
+                                     "(gripperPOV: the wrist camera); the first is what a --policy sees as `image`"),
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
     seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, seed and number"),
     max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
@@ -68,7 +70,8 @@ def collect(
 
     try:
         names = tuple(t.strip() for t in tasks.split(",") if t.strip()) if env != "metaworld" else (tasks,)
-        config = CollectConfig(names, episodes, out, not no_actions, workers, size, camera, noise, seed, max_steps,
+        views = tuple(c.strip() for c in cameras.split(",") if c.strip())
+        config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, max_steps,
                                explore=explore, after_success=after_success, policy=policy, env=env)
         result = run_collect(config)
     except (ValueError, WamError) as err:
@@ -141,6 +144,48 @@ def data_export(
     console.print(f"wrote {out}")
 
 
+@data_app.command("convert")
+def data_convert(
+    src: Path = typer.Argument(..., help="a LeRobot v2.x dataset directory or a robomimic .hdf5/.h5 file"),
+    out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
+    source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1 or robomimic"),
+    task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's; robomimic: env_name)"),
+    fps: Optional[int] = typer.Option(None, help="frame rate (default: the source's; robomimic: control_freq, else 20)"),
+    state_keys: Optional[str] = typer.Option(None, help="robomimic: low-dim obs keys concatenated into observation.state, "
+                                             "comma-separated (default: every robot0_* key, sorted)"),
+    flip: bool = typer.Option(False, "--flip", help="robomimic: turn images upside down (robosuite renders them "
+                                                    "with the origin at the bottom)"),
+    demos_succeed: bool = typer.Option(True, "--demos-succeed/--no-demos-succeed",
+                                       help="robomimic: every demo ends in success (next.success on its last frame)"),
+) -> None:
+    """Convert a dataset in another format (LeRobot v2.1, robomimic HDF5) into a new wam dataset."""
+    from rich.progress import Progress
+
+    from wam.data.importers import convert_dataset
+    from wam.errors import WamError
+
+    keys = [k.strip() for k in state_keys.split(",") if k.strip()] if state_keys is not None else None
+    try:
+        with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
+            job = bar.add_task("converting episodes", total=None)
+            result = convert_dataset(src, out, source_format, task=task, fps=fps, state_keys=keys, flip=flip,
+                                     demos_succeed=demos_succeed,
+                                     progress=lambda done, total: bar.update(job, completed=done, total=total))
+    except (ValueError, WamError) as err:
+        _fail(str(err))
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    cameras = ", ".join(f"{k} {h}x{w}" for k, (h, w) in result.cameras.items()) or "none"
+    console.print(f"wrote {out} from {result.format}: {result.episodes} episodes, {result.frames} frames at "
+                  f"{result.fps} fps, {len(result.tasks)} task(s), cameras {cameras}", highlight=False, soft_wrap=True)
+
+
+CAMERAS_HELP = ("camera views, in slot order, by key or short name (top,wrist); 'a|b' where datasets name one view "
+                "differently (default: the data's own cameras)")
+FIT_HELP = "how frames of another size or aspect reach the model's square resolution: pad, crop or stretch"
+NORMALIZE_HELP = "how the data's statistics (meta/stats.json) scale state and action: mean_std, min_max or none"
+
+
 @app.command(context_settings={"allow_extra_args": True})
 def pretrain(
     ctx: typer.Context,
@@ -154,6 +199,12 @@ def pretrain(
                                              "its world model for --steps more steps on a fresh schedule (longer or "
                                              "continued pretraining, e.g. on new video)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=BF16_HELP),
+    size: Optional[int] = typer.Option(None, help="the model's square resolution in pixels (64, 96, 128; default: the preset's)"),
+    cameras: Optional[str] = typer.Option(None, help=CAMERAS_HELP),
+    fit: str = typer.Option("pad", help=FIT_HELP),
+    frame_seconds: Optional[float] = typer.Option(None, help="seconds between model frames, so datasets at different fps "
+                                                  "share one time base (default: the preset's stride in steps, one fps)"),
+    normalize: str = typer.Option("mean_std", help=NORMALIZE_HELP),
 ) -> None:
     """Stage one: train the frame tokenizer, then the world model with latent actions, on video."""
     from dataclasses import replace
@@ -167,7 +218,10 @@ def pretrain(
     if unknown:
         _fail(f"unknown option(s): {' '.join(unknown)}")
     try:
-        config = pretrain_preset(preset).with_steps(steps).with_bf16(bf16)
+        from wam.data.spec import parse_cameras
+
+        config = pretrain_preset(preset).with_steps(steps).with_bf16(bf16).with_image_size(size)
+        config = replace(config, cameras=parse_cameras(cameras), fit=fit, frame_seconds=frame_seconds, normalize=normalize)
         if seed is not None:
             config = replace(config, seed=seed, tokenizer_train=replace(config.tokenizer_train, seed=seed),
                              world_train=replace(config.world_train, seed=seed))
@@ -233,6 +287,10 @@ def finetune(
                                        "evaluates the policy as it was at STEP (0: off)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=BF16_HELP),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    cameras: Optional[str] = typer.Option(None, help=CAMERAS_HELP),
+    fit: str = typer.Option("pad", help=FIT_HELP),
+    normalize: str = typer.Option("mean_std", help=NORMALIZE_HELP),
+    scratch_size: Optional[int] = typer.Option(None, help="without --pretrained: the model's resolution (default: the preset's)"),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
     from dataclasses import replace
@@ -245,8 +303,11 @@ def finetune(
         config = finetune_preset(preset)
         train_cfg = replace(_train_config(config.train, seed, steps), snapshot_every=snapshot_every,
                             **({} if bf16 is None else {"bf16": bf16}))
+        from wam.data.spec import parse_cameras
+
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
-                         task_free_dynamics=task_free_dynamics, augment_copies=augment, augment_pad=augment_pad)
+                         task_free_dynamics=task_free_dynamics, augment_copies=augment, augment_pad=augment_pad,
+                         cameras=parse_cameras(cameras), fit=fit, normalize=normalize, scratch_image_size=scratch_size)
         summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
                                play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:

@@ -39,10 +39,24 @@ class PretrainConfig:
     world_train: TrainConfig = field(default_factory=TrainConfig)
     window: int = 9  # frames per training window: window - 1 next-frame predictions
     stride: int = 2  # control steps between model frames (80 Hz Meta-World -> 40 Hz)
+    # The model's frame interval in seconds: each dataset's stride is frame_seconds x its fps, so data at
+    # 10, 30, 50 and 80 fps share one time base. None: `stride` steps everywhere (datasets must share one fps).
+    frame_seconds: float | None = None
+    cameras: tuple[str, ...] | None = None  # camera slots by name (wam/data/spec.py); None: the data's own
+    fit: str = "pad"  # how frames of another size or aspect reach the model's square resolution (wam/data/fit.py)
+    normalize: str = "mean_std"  # how the data's stats scale the state (wam/models/normalizer.py)
     val_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from wam.data.fit import check_fit
+        from wam.models.normalizer import NORMALIZE_SCHEMES
+
+        check_fit(self.fit)
+        if self.normalize not in NORMALIZE_SCHEMES:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZE_SCHEMES)}, got {self.normalize!r}")
+        if self.frame_seconds is not None and self.frame_seconds <= 0:
+            raise ValueError(f"frame_seconds must be > 0, got {self.frame_seconds}")
         if self.window - 1 > self.world.context:
             raise ValueError(f"window {self.window} needs context >= {self.window - 1}, preset has {self.world.context}")
         if self.tokenizer.latent_size != self.world.latent_size or self.tokenizer.latent_channels != self.world.latent_channels:
@@ -57,6 +71,16 @@ class PretrainConfig:
             return self
         return replace(self, tokenizer_train=replace(self.tokenizer_train, bf16=bf16),
                        world_train=replace(self.world_train, bf16=bf16))
+
+    def with_image_size(self, size: int | None) -> "PretrainConfig":
+        """The same architecture at another square resolution (64, 96, 128, ...): the latent grid follows."""
+        if size is None or size == self.tokenizer.image_size:
+            return self
+        factor = 2 ** len(self.tokenizer.channels)
+        if size % factor or (size // factor) % self.world.patch:
+            raise ValueError(f"image size {size} must be a multiple of {factor * self.world.patch} for this preset "
+                             f"({len(self.tokenizer.channels)} downsamplings and {self.world.patch}x{self.world.patch} patches)")
+        return replace(self, tokenizer=replace(self.tokenizer, image_size=size), world=replace(self.world, latent_size=size // factor))
 
     def with_steps(self, steps: int | None) -> "PretrainConfig":
         """Scale both stages to `steps` world-model steps (tokenizer steps in proportion)."""
@@ -141,6 +165,8 @@ def pretrain_config_from_dict(data: dict) -> PretrainConfig:
         tokenizer_train=TrainConfig(**{**data["tokenizer_train"], "betas": tuple(data["tokenizer_train"]["betas"])}),
         world_train=TrainConfig(**{**data["world_train"], "betas": tuple(data["world_train"]["betas"])}),
         window=data["window"], stride=data["stride"], val_fraction=data["val_fraction"], seed=data["seed"],
+        frame_seconds=data.get("frame_seconds"), cameras=tuple(data["cameras"]) if data.get("cameras") else None,
+        fit=data.get("fit", "pad"), normalize=data.get("normalize", "none"),  # runs saved before these fields: none
     )
 
 
@@ -174,9 +200,19 @@ class FinetuneConfig:
     state_weight: float = 10.0
     scratch_preset: str = "cpu"  # architecture for the from-scratch baseline
     scratch_tokenizer_steps: int = 600
+    scratch_image_size: int | None = None  # the from-scratch baseline's resolution; None: the preset's
+    cameras: tuple[str, ...] | None = None  # camera slots by name (wam/data/spec.py); None: the robot data's own
+    fit: str = "pad"  # how frames reach the model's resolution (wam/data/fit.py)
+    normalize: str = "mean_std"  # how the robot data's stats scale state and action (wam/models/normalizer.py)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from wam.data.fit import check_fit
+        from wam.models.normalizer import NORMALIZE_SCHEMES
+
+        check_fit(self.fit)
+        if self.normalize not in NORMALIZE_SCHEMES:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZE_SCHEMES)}, got {self.normalize!r}")
         if self.execute < 1 or self.execute > self.chunk:
             raise ValueError(f"execute must be in 1..chunk ({self.chunk}), got {self.execute}")
         if self.window < 2:
@@ -192,7 +228,10 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FinetuneConfig":
         train = data["train"]
-        return cls(**{**data, "train": TrainConfig(**{**train, "betas": tuple(train["betas"])})})
+        cameras = tuple(data["cameras"]) if data.get("cameras") else None
+        # runs saved before normalisation trained on raw values
+        return cls(**{"normalize": "none", **data, "cameras": cameras,
+                      "train": TrainConfig(**{**train, "betas": tuple(train["betas"])})})
 
 
 def _finetune_tiny() -> FinetuneConfig:

@@ -8,6 +8,13 @@ chunk of H actions, of which the first `execute` are run before predicting again
 the newest frames (H = 8, execute = 4 by default: one model call every 4 control steps).
 One model call per `execute` steps is what keeps the control rate high on a CPU.
 
+Observations are raw, as the robot or the dataset gives them: an environment's `{"image",
+"images", "state"}` or a dataset row's `{"observation.images.<camera>", "observation.state"}`,
+camera frames of any size (fitted to the model's resolution the way the run was trained:
+`wam/data/fit.py`), HWC uint8 or lerobot's CHW float in [0, 1]. Actions come back in the
+dataset's units (the model's normaliser undoes its scaling), clipped to the range the
+training actions spanned. A state or camera the run did not train on is a clear error.
+
 `ensemble=m` switches to **temporal ensembling** (ACT's scheme): a model call at every
 frame (`stride` steps), and the action run at step t is the average of every chunk still
 covering t, the older predictions weighted exp(-m * i) more (i = 0 the oldest), which
@@ -22,10 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.data.fit import fit_frames
+from wam.data.layout import IMAGE_PREFIX, STATE_KEY
 from wam.envs.tasks import TASK_TEXT
 from wam.errors import CheckpointError
 from wam.models.text import tokenize
-from wam.train.finetune import load_finetune_config, load_wam, split_snapshot
+from wam.runs import load_run
+from wam.train.finetune import load_wam, split_snapshot
 from wam.train.pretrain import load_tokenizer
 
 
@@ -33,13 +43,19 @@ class WAMPolicy:
     def __init__(self, run: Path, which: str = "checkpoint", device: str = "cpu", execute: int | None = None,
                  ensemble: float | None = None):
         self.run, which = split_snapshot(run, which)
-        config, saved = load_finetune_config(self.run)
+        self.record = load_run(self.run, "finetune")
+        config = self.record.config
         self.model = load_wam(self.run, which).to(device)
         self.tokenizer = load_tokenizer(self.run).to(device)
         self.device = torch.device(device)
-        self.stride = int(saved["stride"])
-        self.image_size = int(saved["image_size"])
-        self.tasks = list(saved.get("tasks", []))
+        self.stride = self.record.stride
+        self.image_size = self.record.image_size
+        self.tasks = list(self.record.tasks)
+        spec = self.record.spec
+        self.camera_keys = _camera_candidates(spec)  # per view slot: the observation keys that can fill it
+        self.views = ("image",) if spec is None else spec.views  # the slots' names (a simulator's camera names)
+        self.state_dim = self.model.config.world.state_dim if spec is None else spec.state_dim  # 0: trained without
+        self.action_dim = self.model.config.robot_action_dim
         self.context = config.window - 1
         self.chunk = config.chunk
         self.execute = config.execute if execute is None else execute
@@ -69,17 +85,38 @@ class WAMPolicy:
         if self.text_ids is None:
             raise ValueError("call reset(task) with the task's instruction before act()")
         if self.steps % self.stride == 0:
-            image = np.asarray(obs["image"])
-            if image.shape != (self.image_size, self.image_size, 3):
-                raise ValueError(f"observation image is {image.shape}, the policy expects ({self.image_size}, {self.image_size}, 3)")
+            image, state = self.observation(obs)
             self.latents.append(self.tokenizer.encode_images(image[None])[0])
-            self.states.append(torch.as_tensor(np.asarray(obs["state"], dtype=np.float32), device=self.device))
+            self.states.append(torch.as_tensor(state, device=self.device))
         if self.ensemble is not None:
             return self._ensembled().astype(np.float32)
         if not self.queue:
             self.queue.extend(self._next_chunk(*self._context())[: self.execute])
         self.steps += 1
         return self.queue.popleft().astype(np.float32)
+
+    def observation(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """A raw observation -> the model's image strip (S, V*S, 3) uint8 and state (S,) float32, or a ValueError naming
+        what is missing or of the wrong size."""
+        if not isinstance(obs, dict):
+            raise ValueError(f"an observation is a dict of camera images and the state, got {type(obs).__name__}")
+        views = []
+        for slot, keys in enumerate(self.camera_keys):
+            image = _find_image(obs, keys)
+            if image is None:
+                raise ValueError(f"the observation has no image for camera slot {slot} (looked for {', '.join(keys)}); "
+                                 f"its keys: {', '.join(map(str, obs))}")
+            views.append(fit_frames(_as_hwc_uint8(image, keys[0])[None], self.image_size, self.record.fit)[0])
+        state = obs.get("state", obs.get(STATE_KEY))
+        if self.state_dim == 0:
+            state = np.zeros(self.model.config.world.state_dim, np.float32)  # trained without a state
+        elif state is None:
+            raise ValueError(f"the observation has no state ('state' or {STATE_KEY!r}); the policy needs {self.state_dim} values")
+        state = np.array(state, dtype=np.float32).reshape(-1)  # a copy: torch refuses read-only arrays
+        if state.shape != (self.model.config.world.state_dim,):
+            raise ValueError(f"the observation's state has {state.size} values, the policy was trained on "
+                             f"{self.model.config.world.state_dim} ({STATE_KEY} of its data)")
+        return np.concatenate(views, axis=1), state
 
     def _context(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, T, C, h, w) latents and (1, T, S) states of the frames kept."""
@@ -99,6 +136,46 @@ class WAMPolicy:
     def _next_chunk(self, latents: torch.Tensor, states: torch.Tensor) -> np.ndarray:
         """The next action chunk (H, A) from the context; planners override this."""
         return self.model.act(latents, self.text_ids, states)[0].cpu().numpy()
+
+
+def _camera_candidates(spec) -> list[list[str]]:
+    """For each view slot, the observation keys that can fill it, in order of preference."""
+    if spec is None:
+        return [["image"]]
+    slots = []
+    for v, view in enumerate(spec.views):
+        keys = list(dict.fromkeys([keys[v] for keys in spec.camera_keys.values()] + [IMAGE_PREFIX + view, view]))
+        if spec.num_views == 1:
+            keys.append("image")
+        slots.append(keys)
+    return slots
+
+
+def _find_image(obs: dict, keys: list[str]):
+    images = obs.get("images") if isinstance(obs.get("images"), dict) else {}
+    for key in keys:
+        if key in obs and key != "images":
+            return obs[key]
+        short = key.removeprefix(IMAGE_PREFIX)
+        if short in images:
+            return images[short]
+        if key in images:
+            return images[key]
+    return None
+
+
+def _as_hwc_uint8(image, name: str) -> np.ndarray:
+    """(H, W, 3) uint8 as environments give, or (3, H, W) float in [0, 1] as lerobot's loaders give."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = np.moveaxis(image, 0, -1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"camera {name}: expected an (H, W, 3) image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = (np.clip(image.astype(np.float32), 0.0, 1.0) * 255).round().astype(np.uint8)
+    return image
 
 
 def load(run: str | Path, which: str = "checkpoint", device: str | None = None, execute: int | None = None,

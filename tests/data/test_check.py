@@ -161,3 +161,164 @@ def test_totals_behind_meta_episodes_are_a_warning(mixed_copy):
     problems = check_dataset(mixed_copy)
     assert problems and all(p.severity == "warning" for p in problems)
     assert any("stale" in p.reason for p in problems)
+
+
+# -- packed files, as lerobot writes them ---------------------------------------------------------
+import io  # noqa: E402
+import shutil  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from lerobot_like import VARIANTS, data_file, drop_rows, truncate_file, video_file, write_lerobot_dataset  # noqa: E402
+
+TOP = "observation.images.top"
+
+
+@pytest.fixture(scope="module")
+def lerobot_clean(tmp_path_factory):
+    """Each variant written once; copy one before damaging it."""
+    base = tmp_path_factory.mktemp("lerobot_clean")
+    return {name: write_lerobot_dataset(base / name, **kwargs) for name, kwargs in VARIANTS.items()}
+
+
+def _copy(lerobot_clean, variant, tmp_path):
+    return shutil.copytree(lerobot_clean[variant], tmp_path / variant)
+
+
+def _failing_episodes(root):
+    ds = Dataset(root)
+    failing = []
+    for e in range(ds.num_episodes):
+        try:
+            ds.episode(e)
+        except DatasetError:
+            failing.append(e)
+    return failing
+
+
+def _named(episodes):
+    """How check names a set of episodes (a run of three or more collapses to a range)."""
+    if len(episodes) == 1:
+        return f"episode {episodes[0]}"
+    return f"episodes {episodes[0]}-{episodes[-1]}" if episodes == list(range(episodes[0], episodes[-1] + 1)) else None
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lerobot_like_dataset_has_no_problems(lerobot_clean, variant):
+    assert check_dataset(lerobot_clean[variant]) == []
+
+
+# Cuts that leave episode 0 whole (the moov atom sits at the front, then the episodes in order).
+@pytest.mark.parametrize("variant,keep", [("h264", 0.75), ("h264", 0.92)] + [("av1", 0.75)] * ("av1" in VARIANTS))
+def test_truncated_packed_mp4_names_the_episodes_it_breaks(lerobot_clean, tmp_path, variant, keep):
+    root = _copy(lerobot_clean, variant, tmp_path)
+    path = truncate_file(video_file(root, TOP), keep)
+    failing = _failing_episodes(root)  # what a reader meets: the episodes past the cut
+    assert failing and failing[0] > 0 and failing[-1] == 2
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path] and problems[0].severity == "error"
+    assert "of the 35 frames of episodes 0-2" in problems[0].reason
+    assert problems[0].reason.split("(truncated?): breaks ")[1].startswith(_named(failing)), problems[0].reason
+    with pytest.raises(DatasetError, match=re.escape(str(path))):
+        Dataset(root).episode(2)
+
+
+def test_truncated_packed_mp4_on_one_camera_of_two(lerobot_clean, tmp_path):
+    root = _copy(lerobot_clean, "two_cameras", tmp_path)
+    path = truncate_file(video_file(root, "observation.images.wrist"), 0.3)
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path]
+    assert "breaks episode" in problems[0].reason
+    np.testing.assert_array_equal(Dataset(root).frames(0, TOP).shape, (10, 48, 64, 3))  # the other camera reads
+
+
+def test_truncated_packed_parquet_names_every_episode_in_it(lerobot_clean, tmp_path):
+    root = _copy(lerobot_clean, "h264", tmp_path)
+    path = truncate_file(data_file(root), 0.5)
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path] and problems[0].severity == "error"
+    assert "unreadable parquet" in problems[0].reason and problems[0].reason.endswith("episodes 0-2 cannot be read")
+    assert _failing_episodes(root) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("variant", ["h264", "image"])
+def test_short_packed_parquet_names_the_episodes_missing_rows(lerobot_clean, tmp_path, variant):
+    root = _copy(lerobot_clean, variant, tmp_path)
+    path = drop_rows(data_file(root), 15)  # episode 0 has 12 rows, episode 1 keeps 3 of 9, episode 2 none
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path] and problems[0].severity == "error"
+    assert problems[0].reason == "15 rows, meta/episodes says 35: rows missing for episodes 1-2"
+    assert _failing_episodes(root) == [1, 2]
+    with pytest.raises(DatasetError, match=re.escape(str(path)) + ".*episode 1 has 3 rows"):
+        Dataset(root).low_dim(1)
+
+
+def _rewrite_image(root, key, row, payload):
+    """Replace one row's image cell in the packed data parquet (row groups kept: one per episode)."""
+    path = data_file(root)
+    parquet = pq.ParquetFile(path)
+    groups = [parquet.read_row_group(i) for i in range(parquet.metadata.num_row_groups)]
+    schema = parquet.schema_arrow
+    parquet.close()
+    offset = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for table in groups:
+            if offset <= row < offset + table.num_rows:
+                cells = table[key].to_pylist()
+                cells[row - offset] = payload
+                table = table.set_column(table.schema.get_field_index(key), key, pa.array(cells, type=table.schema.field(key).type))
+            writer.write_table(table)
+            offset += table.num_rows
+    return path
+
+
+def _png(height, width):
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (None, "rows without an image in episode 1"),
+        ({"bytes": None, "path": "frame-000000.png"}, "rows without an image in episode 1"),
+        ({"bytes": b"\x89PNG broken", "path": "frame-000000.png"}, "undecodable images in episode 1"),
+        ({"bytes": _png(40, 64), "path": "frame-000000.png"}, "images are 40x64 (episode 1), info.json says 48x64"),
+    ],
+    ids=["null_cell", "null_bytes", "not_a_png", "wrong_size"],
+)
+def test_damaged_stored_image_reported(lerobot_clean, tmp_path, payload, reason):
+    root = _copy(lerobot_clean, "image", tmp_path)
+    path = _rewrite_image(root, TOP, 12, payload)  # the first frame of episode 1
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path] and problems[0].severity == "error"
+    assert problems[0].reason.startswith(f"column {TOP!r}: {reason}"), problems[0].reason
+    Dataset(root).episode(0)  # the other episodes still read
+    with pytest.raises(DatasetError, match=re.escape(str(path)) + ".*episode 1 frame 0"):
+        Dataset(root).frames(1, TOP)
+
+
+def test_missing_image_column_reported(lerobot_clean, tmp_path):
+    root = _copy(lerobot_clean, "image", tmp_path)
+    path = data_file(root)
+    pq.write_table(pq.read_table(path).drop_columns(["observation.images.wrist"]), path)
+    problems = check_dataset(root)
+    assert [p.path for p in problems] == [path]
+    assert "no column 'observation.images.wrist'" in problems[0].reason
+    with pytest.raises(DatasetError, match="no column"):
+        Dataset(root).frames(0, "observation.images.wrist")
+
+
+def test_episode_span_disagreeing_with_its_length_reported(lerobot_clean, tmp_path):
+    root = _copy(lerobot_clean, "h264", tmp_path)
+    path = root / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    column = f"videos/{TOP}/to_timestamp"
+    ends = table[column].to_pylist()
+    ends[1] += 0.1  # five frames at 50 fps
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, pa.array(ends)), path)
+    problems = check_dataset(root)
+    assert len(problems) == 1 and problems[0].path == root / "meta/episodes"
+    assert problems[0].reason.startswith(f"episode 1: videos/{TOP} spans") and "but length is 9" in problems[0].reason

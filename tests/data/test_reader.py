@@ -158,3 +158,79 @@ def test_missing_dataset_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="info.json"):
         Dataset(tmp_path / "empty")
+
+
+# -- datasets as lerobot writes them: packed files, AV1 or H.264, PNG-stored cameras --------------
+from lerobot_like import VARIANTS, episode_arrays, write_lerobot_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lerobot_like(tmp_path_factory):
+    """Each variant written once: {name: (Dataset, kwargs)}."""
+    out = {}
+    for name, kwargs in VARIANTS.items():
+        root = write_lerobot_dataset(tmp_path_factory.mktemp("lerobot") / name, **kwargs)
+        out[name] = (Dataset(root), kwargs)
+    return out
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lerobot_like_summary_and_cameras(lerobot_like, variant):
+    ds, kwargs = lerobot_like[variant]
+    cameras = kwargs["cameras"]
+    assert ds.camera_keys == list(cameras)  # info.json order, video or image alike
+    storage = "image" if kwargs.get("image_storage") == "image" else "video"
+    assert [ds.camera_storage(k) for k in ds.camera_keys] == [storage] * len(cameras)
+    assert {k: ds.camera_size(k) for k in ds.camera_keys} == cameras
+    assert not set(ds.camera_keys) & set(ds.data_keys)
+    assert ds.num_episodes == kwargs.get("episodes", 3)
+    assert [e.length for e in ds.episodes] == list(kwargs["length"])
+    assert ds.fps == kwargs.get("fps", 50)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lerobot_like_episodes_read_back(lerobot_like, synth, variant):
+    """Every episode of the packed files: low-dim exact, frames at the right offset (exact for PNG)."""
+    ds, kwargs = lerobot_like[variant]
+    for e, meta in enumerate(ds.episodes):
+        expected = episode_arrays(e, **kwargs)
+        whole = ds.episode(e)
+        for key in ("observation.state", "action", "next.reward", "next.done", "next.success"):
+            if key not in expected:
+                assert key not in whole
+                continue
+            np.testing.assert_array_equal(whole[key], expected[key].reshape(whole[key].shape), err_msg=key)
+            assert whole[key].dtype == expected[key].dtype, key
+        for key, (height, width) in kwargs["cameras"].items():
+            frames = whole[key]
+            assert frames.shape == (meta.length, height, width, 3) and frames.dtype == np.uint8
+            if ds.camera_storage(key) == "image":
+                np.testing.assert_array_equal(frames, expected[key], err_msg=key)
+                continue
+            aligned = synth.psnr(frames, expected[key])
+            assert aligned > 25.0, (key, e, aligned)
+            # the episode's place in the shared mp4, to the frame: one frame off is clearly worse
+            off_by_one = max(synth.psnr(frames[1:], expected[key][:-1]), synth.psnr(frames[:-1], expected[key][1:]))
+            assert aligned > off_by_one + 3.0, (key, e, aligned, off_by_one)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lerobot_like_windows_match_whole_episodes(lerobot_like, variant):
+    ds, kwargs = lerobot_like[variant]
+    last = ds.num_episodes - 1
+    for episode, start, length in [(0, 0, 3), (1, 2, 5), (last, ds.episodes[last].length - 4, 4)]:
+        window, whole = ds.window(episode, start, length), ds.episode(episode)
+        for key in [*ds.camera_keys, "observation.state", "action"]:
+            np.testing.assert_array_equal(window[key], whole[key][start : start + length], err_msg=key)
+        assert window["task"] == ds.episodes[episode].task
+
+
+def test_lerobot_like_tasks_and_values(lerobot_like):
+    ds, _ = lerobot_like["h264"]
+    assert ds.tasks == ["pick the cube", "push the cube"]
+    assert [e.task for e in ds.episodes] == ["pick the cube", "push the cube", "pick the cube"]
+    state = np.concatenate([ds.low_dim(e)["observation.state"] for e in range(ds.num_episodes)])
+    joints, grippers = state[:, [0, 1, 2, 3, 4, 5, 7]], state[:, [6, 13]]
+    assert joints.min() > 0 and joints.max() < 3.2 and joints.max() > 1.5  # radians, not unit range
+    assert grippers.min() >= 0 and grippers.max() <= 0.08
+    assert ds.features["observation.state"].names[:2] == ("left_waist", "left_shoulder")

@@ -1,5 +1,6 @@
 """Guards wam.envs.collect: datasets independent of the worker count, resumable runs,
-action-free and mixed datasets, per-episode metadata, and data that replays in the simulator.
+action-free and mixed datasets, per-episode metadata, data that replays in the simulator,
+and several cameras (one video each; a single camera keeps the `main` layout).
 
 Collections are shared per module (each costs seconds); tests that change one copy it first.
 """
@@ -16,7 +17,7 @@ import pytest
 from wam.data import Dataset, DatasetError
 from wam.data.check import check_dataset
 from wam.envs import make, task_text
-from wam.envs.collect import IMAGE_KEY, CollectConfig, collect, episode_seed
+from wam.envs.collect import IMAGE_KEY, CollectConfig, collect, dataset_features, episode_seed
 
 TASKS = ("reach-v3", "button-press-topdown-v3")
 
@@ -255,3 +256,83 @@ def test_info_json_describes_the_collection(runs):
     info = json.loads((runs["serial"] / "meta/info.json").read_text())
     assert info["features"][IMAGE_KEY]["shape"] == [64, 64, 3]
     assert info["total_episodes"] == 4 and info["fps"] == 80
+
+
+def test_one_camera_keeps_the_single_camera_layout(runs):
+    """The default (and any lone camera) writes the features every dataset before several cameras had."""
+    info = json.loads((runs["serial"] / "meta/info.json").read_text())
+    assert list(info["features"]) == [IMAGE_KEY, "observation.state", "reward", "success", "action",
+                                      "timestamp", "frame_index", "episode_index", "index", "task_index"]
+    assert [p.name for p in (runs["serial"] / "videos").iterdir()] == [IMAGE_KEY]
+    assert {e.info["camera"] for e in Dataset(runs["serial"]).episodes} == {"corner2"}
+    assert list(dataset_features(64, True, ("gripperPOV",))) == list(dataset_features(64, True))
+
+
+# -- several cameras -----------------------------------------------------------------------------
+CAMERAS = ("corner2", "gripperPOV")
+CAMERA_KEYS = [f"observation.images.{c}" for c in CAMERAS]
+
+
+@pytest.fixture(scope="module")
+def two_cameras(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("collect") / "two"
+    result = _collect(out, tasks=("pick-place-v3",), episodes=1, size=32, cameras=CAMERAS, max_steps=12)
+    assert result.added == 1
+    return out
+
+
+def test_two_cameras_give_two_video_features_of_different_views(two_cameras):
+    dataset = Dataset(two_cameras)
+    assert dataset.camera_keys == CAMERA_KEYS
+    info = json.loads((two_cameras / "meta/info.json").read_text())
+    for key in CAMERA_KEYS:
+        assert info["features"][key]["shape"] == [32, 32, 3]
+        assert info["features"][key]["names"] == ["height", "width", "channels"]
+    episode = dataset.episodes[0]
+    assert episode.info["camera"] == "corner2,gripperPOV"
+    views = [dataset.frames(0, key) for key in CAMERA_KEYS]
+    for frames in views:
+        assert frames.shape == (episode.length, 32, 32, 3) and frames.dtype == np.uint8
+    assert np.abs(views[0].astype(int) - views[1]).mean() > 20, "the two cameras recorded the same view"
+    assert check_dataset(two_cameras) == []
+
+
+def test_two_camera_frames_are_the_envs_views(two_cameras):
+    """Video frame 0 of each camera is that camera's reset frame (up to H.264 loss)."""
+    dataset = Dataset(two_cameras)
+    env = make("metaworld/pick-place-v3", size=32, cameras=CAMERAS)
+    try:
+        obs, _ = env.reset(seed=dataset.episodes[0].info["seed"])
+    finally:
+        env.close()
+    for camera, key in zip(CAMERAS, CAMERA_KEYS):
+        assert np.abs(dataset.frames(0, key, count=1)[0].astype(int) - obs["images"][camera]).mean() < 6, camera
+
+
+def test_two_camera_collection_resumes_and_refuses_other_cameras(two_cameras, tmp_path):
+    out = tmp_path / "two"
+    shutil.copytree(two_cameras, out)
+    again = _collect(out, tasks=("pick-place-v3",), episodes=1, size=32, cameras=CAMERAS, max_steps=12)
+    assert (again.added, again.skipped) == (0, 1)
+    with pytest.raises(DatasetError, match="observation.images"):
+        _collect(out, tasks=("pick-place-v3",), episodes=1, size=32, max_steps=12)
+
+
+def test_an_unknown_camera_is_refused_before_anything_starts(tmp_path):
+    with pytest.raises(ValueError, match="'wrist'") as err:
+        _collect(tmp_path / "bad", cameras=("corner2", "wrist"), workers=2)
+    message = str(err.value)
+    assert "cameras: topview, corner, corner2, corner3, corner4, behindGripper, gripperPOV" in message and "\n" not in message
+    assert not (tmp_path / "bad").exists(), "the dataset was opened before the camera was checked"
+
+
+def test_a_dream_is_collected_with_one_camera(tmp_path):
+    with pytest.raises(ValueError, match="one camera"):
+        _collect(tmp_path / "dream", cameras=CAMERAS, env="dream/nowhere", policy=tmp_path / "run")
+
+
+@pytest.mark.parametrize("size", [96, 128])
+def test_larger_frames_are_collected(tmp_path, size):
+    result = _collect(tmp_path / f"s{size}", tasks=("reach-v3",), episodes=1, size=size, max_steps=3)
+    assert result.frames == 4
+    assert Dataset(tmp_path / f"s{size}").frames(0).shape == (4, size, size, 3)

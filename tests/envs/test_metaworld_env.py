@@ -1,5 +1,5 @@
-"""Guards wam.envs.make and MetaWorldEnv: observations, seeding, determinism, the Gymnasium
-contract, input validation, truncation, and task-name resolution (wam.envs.tasks).
+"""Guards wam.envs.make and MetaWorldEnv: observations, several cameras, seeding, determinism,
+the Gymnasium contract, input validation, truncation, and task-name resolution (wam.envs.tasks).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _rollout(env, seed: int, actions: np.ndarray) -> list[dict]:
 def test_pixel_observation_shapes_and_dtypes(pixel_env):
     env = pixel_env
     obs, info = env.reset(seed=0)
-    assert set(obs) == {"state", "sim_state", "image"}
+    assert set(obs) == {"state", "sim_state", "image", "images"}
+    assert list(obs["images"]) == ["corner2"] and obs["images"]["corner2"] is obs["image"]
     assert obs["state"].shape == (4,) and obs["state"].dtype == np.float32
     assert obs["sim_state"].shape == (39,) and obs["sim_state"].dtype == np.float32
     assert obs["image"].shape == (SIZE, SIZE, 3) and obs["image"].dtype == np.uint8
@@ -92,6 +93,42 @@ def test_image_is_not_blank_and_shows_the_placement(make_env):
         assert image.std() > 10, "frame is (nearly) uniform"
         assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
     assert not np.array_equal(a, b), "different placements rendered identical frames"
+
+
+# -- cameras -----------------------------------------------------------------------------------
+def test_several_cameras_each_render_a_frame_and_image_is_the_first(make_env):
+    env = make_env("pick-place-v3", size=32, cameras=("gripperPOV", "corner2"))
+    obs, _ = env.reset(seed=0)
+    assert list(obs["images"]) == ["gripperPOV", "corner2"]
+    for frame in obs["images"].values():
+        assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8 and frame.flags["C_CONTIGUOUS"]
+        assert frame.std() > 10
+    assert obs["image"] is obs["images"]["gripperPOV"]
+    assert not np.array_equal(obs["images"]["gripperPOV"], obs["images"]["corner2"])
+    assert env.observation_space.contains(obs)
+    np.testing.assert_array_equal(env.render(), obs["image"])
+    # Each camera's frame is the one a single-camera env of that camera renders.
+    alone = make_env("pick-place-v3", size=32, camera="corner2").reset(seed=0)[0]["image"]
+    np.testing.assert_array_equal(obs["images"]["corner2"], alone)
+
+
+def test_every_camera_is_turned_right_side_up():
+    """A frame needs rotating exactly when the camera's image-up axis points down in the world."""
+    from wam.envs.metaworld_env import camera_names, task_cameras
+    from wam.envs.rendering import needs_rotation
+
+    env = make("metaworld/drawer-open-v3", obs="state")
+    try:
+        env.reset(seed=0)
+        model, data = env.unwrapped._sim.model, env.unwrapped._sim.data
+        names = camera_names(model)
+        assert set(names) == {"topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV"}
+        assert names == task_cameras("drawer-open-v3")
+        for i, name in enumerate(names):
+            up_z = data.cam_xmat[i].reshape(3, 3)[2, 1]  # world z of the camera's y (image up) axis
+            assert needs_rotation(name) == (up_z < -0.1), f"{name}: image up has world z {up_z:.2f}"
+    finally:
+        env.close()
 
 
 # -- seeding and determinism -------------------------------------------------------------------
@@ -166,6 +203,13 @@ def test_out_of_range_action_is_clipped_not_rejected(state_env):
     [
         ("metaworld/no-such-task-v3", {}, "no-such-task-v3"),
         ("metaworld/reach-v3", {"camera": "no-such-camera"}, "no-such-camera"),
+        # A bad name among several is named, with the cameras there are.
+        ("metaworld/reach-v3", {"cameras": ("corner2", "wrist")}, "wrist"),
+        ("metaworld/reach-v3", {"cameras": ("corner2", "wrist")}, "gripperPOV"),
+        ("metaworld/reach-v3", {"cameras": ()}, "cameras"),
+        ("metaworld/reach-v3", {"cameras": "corner2"}, "tuple"),
+        ("metaworld/reach-v3", {"cameras": ("corner2", "corner2")}, "repeat"),
+        ("metaworld/reach-v3", {"camera": "corner2", "cameras": ("corner2",)}, "not both"),
         ("reach-v3", {}, "reach-v3"),
         ("metaworld/", {}, "metaworld/"),
         ("mujoco/reach-v3", {}, "mujoco"),

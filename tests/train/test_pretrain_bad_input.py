@@ -33,21 +33,15 @@ def test_empty_dataset(tmp_path):
     assert_refused_before_training(tmp_path / "run")
 
 
-def test_frames_of_the_wrong_size(tmp_path):
-    small = write_dataset(tmp_path / "small", [1], length=6, size=32)
-    with pytest.raises(DatasetError) as caught:
-        pretrain([small], tmp_path / "run", tiny_config(), progress=False)
-    message = str(caught.value)
-    assert str(small) in message and "32x32" in message and "64x64" in message
-    assert_refused_before_training(tmp_path / "run")
+def test_frames_of_another_size_are_fitted_to_the_model(data, tmp_path):
+    """Frames are no longer refused for their size: 32x32 frames are scaled to the preset's 64x64 and train beside
+    64x64 ones (wam/data/fit.py); the tiny preset's run finishes."""
+    from wam.train.frame_cache import load_frame_cache
 
-
-def test_wrong_size_in_the_second_dataset(data, tmp_path):
     small = write_dataset(tmp_path / "small", [1], length=6, size=32)
-    with pytest.raises(DatasetError, match="32x32") as caught:
-        pretrain([data, small], tmp_path / "run", tiny_config(), progress=False)
-    assert str(small) in str(caught.value)
-    assert_refused_before_training(tmp_path / "run")
+    pretrain([data, small], tmp_path / "run", tiny_config(), progress=False)
+    cache = load_frame_cache(tmp_path / "run" / "cache")
+    assert cache.frames.shape[1:] == (64, 64, 3)
 
 
 def test_nan_in_state(tmp_path):
@@ -70,10 +64,10 @@ def test_episodes_too_short_for_a_window(tmp_path):
 
 def test_a_refused_dataset_does_not_leave_a_run_behind(data, tmp_path, monkeypatch):
     """After fixing the data, the same command (same --out, no --resume) must start the run."""
-    small = write_dataset(tmp_path / "small", [1], length=6, size=32)
+    empty = write_empty_dataset(tmp_path / "empty")
     out = tmp_path / "run"
     with pytest.raises(DatasetError):
-        pretrain([small], out, tiny_config(), progress=False)
+        pretrain([empty], out, tiny_config(), progress=False)
 
     def stop_at_the_cache(*args, **kwargs):
         raise Killed("got as far as building the frame cache")

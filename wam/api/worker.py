@@ -41,6 +41,17 @@ class RobotStateError(Exception):
     """The command does not fit the robot's state (step before reset, ...): the server answers 409."""
 
 
+def _space_summary(space, prefix: str = "") -> dict:
+    """Shape and dtype of each observation entry; nested ones (a camera of `images`) as `images.<camera>`."""
+    out = {}
+    for key, value in space.spaces.items():
+        if value.shape is None:
+            out |= _space_summary(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = {"shape": list(value.shape), "dtype": str(value.dtype)}
+    return out
+
+
 def dataset_features(config: WorkerConfig) -> dict:
     from wam.envs.collect import dataset_features as collect_features
 
@@ -118,8 +129,7 @@ class Robot:
             "id": self.spec.robot_id, "env": self.spec.env_id, "task": self.task,
             "task_text": getattr(self.env, "task_text", self.task),
             "action_space": {"shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()} if space else None,
-            "observation_space": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in observation.spaces.items()}
-            if observation else None,
+            "observation_space": _space_summary(observation) if observation else None,
             "obs": self.config.obs, "image_size": self.config.size if self.config.obs == "pixels" else None,
             "max_episode_steps": self.config.max_episode_steps,
         }

@@ -1,13 +1,15 @@
 """Integrity check: read every file of a dataset and say, file by file, what is wrong.
 
 Errors make a dataset unusable for what they touch (a truncated mp4, a parquet with the
-wrong row count, missing metadata). Warnings are leftovers of an interrupted writer
+wrong row count, missing metadata). Files lerobot packs (one data parquet, one mp4 per
+camera, for many episodes) are read once each, and damage names the episodes it breaks. Warnings are leftovers of an interrupted writer
 (temporary or unreferenced files) that readers ignore and the next writer removes.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pyarrow.parquet as pq
 
 from wam.data import layout
 from wam.data.meta import episode_meta_files, read_episode_rows, read_tasks
-from wam.data.video import count_frames
+from wam.data.reader import CAMERA_DTYPES, camera_size, decode_png
+from wam.data.video import scan_video
 from wam.errors import DatasetError
 
 
@@ -40,7 +43,9 @@ def check_dataset(root: str | Path) -> list[Problem]:
     except DatasetError as err:
         return [Problem(root / layout.INFO_PATH, str(err).split(": ", 1)[-1])]
     fps = int(info["fps"])
-    cameras = {k: f for k, f in features.items() if f.is_video}
+    sizes = {k: camera_size(info["features"][k], f) for k, f in features.items() if f.dtype in CAMERA_DTYPES}
+    videos = [k for k in sizes if features[k].is_video]
+    images = {k: size for k, size in sizes.items() if not features[k].is_video}
 
     try:
         tasks = read_tasks(root)
@@ -83,26 +88,36 @@ def check_dataset(root: str | Path) -> list[Problem]:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             problems.append(Problem(stats_path, f"not valid JSON ({err})"))
 
-    referenced: set[Path] = set()
-    data_rows: dict[Path, int] = {}
+    data_files: dict[Path, list[dict]] = {}
+    video_files: dict[Path, list[tuple[int, int, int]]] = {}  # file -> (episode, first frame, length)
+    video_key: dict[Path, str] = {}
     for row in rows:
         e, length = row["episode_index"], int(row["length"])
         data_file = root / layout.DATA_PATH.format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
-        referenced.add(data_file)
-        data_rows[data_file] = data_rows.get(data_file, 0) + length
+        data_files.setdefault(data_file, []).append(row)
         if int(row["dataset_to_index"]) - int(row["dataset_from_index"]) != length:
             problems.append(Problem(root / "meta/episodes", f"episode {e}: index range disagrees with length {length}"))
-        for key in cameras:
+        for key in videos:
+            if row.get(f"videos/{key}/chunk_index") is None or row.get(f"videos/{key}/file_index") is None:
+                problems.append(Problem(root / "meta/episodes", f"episode {e}: no videos/{key}/chunk_index and file_index"))
+                continue
             video = root / layout.VIDEO_PATH.format(
                 video_key=key, chunk_index=row[f"videos/{key}/chunk_index"], file_index=row[f"videos/{key}/file_index"]
             )
-            referenced.add(video)
-            if float(row.get(f"videos/{key}/from_timestamp", 0.0)) != 0.0:
-                continue  # a packed lerobot file holds several episodes; its total is checked below
-            problems.extend(_check_video(video, length, features[key].shape[:2], f"episode {e}"))
+            start = float(row.get(f"videos/{key}/from_timestamp") or 0.0)
+            end = row.get(f"videos/{key}/to_timestamp")
+            if end is not None and abs((float(end) - start) * fps - length) > 0.5:
+                problems.append(Problem(root / "meta/episodes", f"episode {e}: videos/{key} spans {start:g}..{float(end):g} s, "
+                                        f"{(float(end) - start) * fps:.1f} frames at {fps} fps, but length is {length}"))
+            video_files.setdefault(video, []).append((e, int(round(start * fps)), length))
+            video_key[video] = key
+    referenced = set(data_files) | set(video_files)
     task_of = {row["episode_index"]: (tasks.index(row["tasks"][0]) if tasks and row["tasks"][0] in tasks else None) for row in rows}
-    for data_file, expected in data_rows.items():
-        problems.extend(_check_parquet(data_file, expected, task_of))
+    for data_file, file_rows in data_files.items():
+        problems.extend(_check_parquet(data_file, file_rows, task_of))
+        problems.extend(_check_images(data_file, file_rows, images))
+    for video, spans in video_files.items():
+        problems.extend(_check_video(video, spans, sizes[video_key[video]]))
 
     for path in root.rglob("*"):
         if not path.is_file():
@@ -115,15 +130,42 @@ def check_dataset(root: str | Path) -> list[Problem]:
     return problems
 
 
-def _check_parquet(path: Path, expected_rows: int, task_of: dict[int, int | None]) -> list[Problem]:
+def _episodes(indices: list[int]) -> str:
+    """Name episodes as `episode 3` or `episodes 0-2, 5`: runs collapse, so a file of 1000 episodes stays one line."""
+    indices = sorted(set(indices))
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return f"episode {text}" if len(indices) == 1 else f"episodes {text}"
+
+
+def _check_parquet(path: Path, rows: list[dict], task_of: dict[int, int | None]) -> list[Problem]:
+    """Row counts per episode: a packed file that is short names the episodes whose rows are missing."""
+    lengths = {row["episode_index"]: int(row["length"]) for row in rows}
     if not path.exists():
-        return [Problem(path, "missing")]
+        return [Problem(path, f"missing (the rows of {_episodes(list(lengths))})")]
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as parquet:
+            columns = [c for c in ("episode_index", "task_index") if c in parquet.schema_arrow.names]
+            table = parquet.read(columns=columns)
     except (pa.ArrowException, OSError) as err:
-        return [Problem(path, f"unreadable parquet ({err})")]
-    if table.num_rows != expected_rows:
-        return [Problem(path, f"{table.num_rows} rows, meta/episodes says {expected_rows}")]
+        return [Problem(path, f"unreadable parquet ({err}): {_episodes(list(lengths))} cannot be read")]
+    expected = sum(lengths.values())
+    if table.num_rows != expected:
+        reason = f"{table.num_rows} rows, meta/episodes says {expected}"
+        if "episode_index" in table.column_names and len(lengths) > 1:
+            found = Counter(table["episode_index"].to_pylist())
+            short = [e for e, n in lengths.items() if found.get(e, 0) < n]
+            extra = [e for e, n in found.items() if n > lengths.get(e, 0)]
+            if short:
+                reason += f": rows missing for {_episodes(short)}"
+            if extra:
+                reason += f"{';' if short else ':'} rows beyond meta/episodes for {_episodes(extra)}"
+        return [Problem(path, reason)]
     if "task_index" in table.column_names and "episode_index" in table.column_names:
         pairs = set(zip(table["episode_index"].to_pylist(), table["task_index"].to_pylist()))
         wrong = sorted((e, t) for e, t in pairs if task_of.get(e) is not None and task_of[e] != t)
@@ -133,15 +175,83 @@ def _check_parquet(path: Path, expected_rows: int, task_of: dict[int, int | None
     return []
 
 
-def _check_video(path: Path, expected_frames: int, size: tuple[int, int], what: str) -> list[Problem]:
-    if not path.exists():
-        return [Problem(path, f"missing ({what})")]
+def _check_images(path: Path, rows: list[dict], images: dict[str, tuple[int, int]]) -> list[Problem]:
+    """PNG-stored cameras: one image per row, and the first and last image of each episode decode at the stated size."""
+    if not images or not path.exists():
+        return []
+    lengths = {row["episode_index"]: int(row["length"]) for row in rows}
     try:
-        frames, (height, width) = count_frames(path)
-    except DatasetError as err:
-        return [Problem(path, str(err).split(": ", 1)[-1])]
-    if frames != expected_frames:
-        return [Problem(path, f"decodes to {frames} frames, {what} has {expected_frames} (truncated?)")]
-    if (height, width) != tuple(size):
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError):
+        return []  # _check_parquet reports it
+    problems: list[Problem] = []
+    with parquet:
+        names = parquet.schema_arrow.names
+        for key, size in images.items():
+            if key not in names:
+                problems.append(Problem(path, f"no column {key!r} for the image feature ({_episodes(list(lengths))})"))
+                continue
+            empty: list[int] = []
+            samples: dict[int, dict[int, object]] = {}  # episode -> {frame: cell}, its first and last row
+            seen: Counter = Counter()
+            try:
+                for group in range(parquet.metadata.num_row_groups):
+                    table = parquet.read_row_group(group, columns=[key, "episode_index"])
+                    cells = table[key].to_pylist()
+                    for e, cell in zip(table["episode_index"].to_pylist(), cells):
+                        payload = cell.get("bytes") if isinstance(cell, dict) else cell
+                        if not payload:
+                            empty.append(e)
+                        frame = seen[e]
+                        seen[e] += 1
+                        if frame == 0 or frame == lengths.get(e, 0) - 1:
+                            samples.setdefault(e, {})[frame] = cell
+            except (pa.ArrowException, OSError, KeyError):
+                continue  # unreadable or without episode_index: _check_parquet reports it
+            if empty:
+                problems.append(Problem(path, f"column {key!r}: rows without an image in {_episodes(empty)}"))
+            broken, resized = [], []
+            for e, cells in samples.items():
+                for frame, cell in cells.items():
+                    if not (cell.get("bytes") if isinstance(cell, dict) else cell):
+                        continue
+                    try:
+                        image = decode_png(cell, f"episode {e} frame {frame}")
+                    except DatasetError as err:
+                        broken.append((e, str(err)))
+                        continue
+                    if image.shape[:2] != tuple(size):
+                        resized.append((e, image.shape[:2]))
+            if broken:
+                problems.append(Problem(path, f"column {key!r}: undecodable images in {_episodes([e for e, _ in broken])} ({broken[0][1]})"))
+            if resized:
+                (h, w), e = resized[0][1], resized[0][0]
+                problems.append(Problem(path, f"column {key!r}: images are {h}x{w} ({_episodes([e for e, _ in resized])}), "
+                                        f"info.json says {size[0]}x{size[1]}"))
+    return problems
+
+
+def _check_video(path: Path, spans: list[tuple[int, int, int]], size: tuple[int, int]) -> list[Problem]:
+    """Decode the file once; if it ends early, name the episodes whose frames lie past the decoded end."""
+    episodes = [e for e, _, _ in spans]
+    if not path.exists():
+        return [Problem(path, f"missing ({_episodes(episodes)})")]
+    scan = scan_video(path)
+    needed = max(first + length for _, first, length in spans)
+    cause = f" ({scan.error})" if scan.error else ""
+    if scan.frames < needed:
+        broken = [e for e, first, length in spans if first + length > scan.frames]
+        if len(spans) == 1 and spans[0][1] == 0:
+            reason = f"decodes to {scan.frames} frames, episode {episodes[0]} has {needed} (truncated?){cause}"
+        else:
+            reason = (f"decodes to {scan.frames} of the {needed} frames of {_episodes(episodes)} (truncated?): "
+                      f"breaks {_episodes(broken)}{cause}")
+        return [Problem(path, reason)]
+    if scan.error:
+        return [Problem(path, f"decoding fails after frame {scan.frames}, past the {needed} frames of {_episodes(episodes)}{cause}")]
+    if scan.frames > needed:
+        return [Problem(path, f"decodes to {scan.frames} frames, meta/episodes accounts for {needed} ({_episodes(episodes)})")]
+    if scan.size != tuple(size):
+        height, width = scan.size
         return [Problem(path, f"frames are {height}x{width}, info.json says {size[0]}x{size[1]}")]
     return []

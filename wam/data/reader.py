@@ -3,10 +3,16 @@
 Windows decode only the frames they need (a seek to the keyframe before the window), so
 random access costs a few frames, not a whole file. The object holds no open files and
 pickles cheaply, so DataLoader worker processes each get their own copy.
+
+Both packings read the same way: wam's one file per episode and lerobot's shared files (one
+data parquet with a row group per episode, one mp4 per camera where an episode starts at its
+`from_timestamp`). Cameras are `dtype: video` (mp4) or `dtype: image` (PNG bytes in the data
+parquet, as lerobot stores image features).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,12 +21,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
 
 from wam.data import layout
 from wam.data.layout import ACTION_KEY, Feature
 from wam.data.meta import read_episode_rows, read_tasks
 from wam.data.video import decode_video
 from wam.errors import DatasetError
+
+CAMERA_DTYPES = ("video", "image")
+# Columns every frame row has besides the features; what low_dim reads with them.
+ROW_INDEX_COLUMNS = ("frame_index", "timestamp", "task_index")
 
 
 @dataclass(frozen=True)
@@ -47,8 +58,8 @@ class Dataset:
         self.info = layout.load_info(self.root)
         self.fps = int(self.info["fps"])
         self.features: dict[str, Feature] = layout.parse_features(self.info, str(self.root / layout.INFO_PATH))
-        self.camera_keys = [k for k, f in self.features.items() if f.is_video]
-        self.data_keys = [k for k, f in self.features.items() if not f.is_video]
+        self.camera_keys = [k for k, f in self.features.items() if f.dtype in CAMERA_DTYPES]
+        self.data_keys = [k for k, f in self.features.items() if f.dtype not in CAMERA_DTYPES]
         rows = read_episode_rows(self.root)
         self.episodes = [
             EpisodeInfo(
@@ -88,6 +99,18 @@ class Dataset:
     def action_dim(self) -> int | None:
         return int(np.prod(self.features[ACTION_KEY].shape)) if self.has_actions else None
 
+    # -- cameras -------------------------------------------------------------------------------
+    def camera_storage(self, key: str) -> str:
+        """How a camera's frames are stored: `video` (an mp4) or `image` (PNG bytes in the data parquet)."""
+        if key not in self.camera_keys:
+            raise DatasetError(f"{self.root}: no camera {key!r}; cameras: {self.camera_keys}")
+        return self.features[key].dtype
+
+    def camera_size(self, key: str) -> tuple[int, int]:
+        """(height, width) of a camera's frames, as meta/info.json states them."""
+        self.camera_storage(key)
+        return camera_size(self.info["features"][key], self.features[key])
+
     # -- files ---------------------------------------------------------------------------------
     def data_file(self, episode: int) -> Path:
         row = self.episodes[episode].row
@@ -111,20 +134,9 @@ class Dataset:
         if episode in self._low_dim:
             return self._low_dim[episode]
         meta = self.episodes[episode]
-        path = self.data_file(episode)
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowException, OSError) as err:
-            raise DatasetError(f"{path}: unreadable parquet ({err})") from None
-        if table.num_rows != meta.length:
-            episode_column = table["episode_index"].to_numpy()
-            table = table.filter(pa.array(episode_column == episode))
-        if table.num_rows != meta.length:
-            raise DatasetError(f"{path}: episode {episode} has {table.num_rows} rows, meta/episodes says {meta.length}")
+        table = self._episode_rows(episode, [*self.data_keys, *ROW_INDEX_COLUMNS])
         out: dict[str, np.ndarray] = {}
-        for key in self.data_keys + ["frame_index", "timestamp", "task_index"]:
-            if key not in table.column_names:
-                continue
+        for key in table.column_names:
             column = table[key]
             if column.null_count == len(column):
                 continue
@@ -140,6 +152,27 @@ class Dataset:
         self._low_dim[episode] = out
         return out
 
+    def _episode_rows(self, episode: int, columns: list[str]) -> pa.Table:
+        """The episode's rows of its data file, only `columns` (those the file has).
+
+        A file holding other episodes too (lerobot packs them) is read through a filter on
+        `episode_index`, which skips the row groups of other episodes unread.
+        """
+        meta = self.episodes[episode]
+        path = self.data_file(episode)
+        try:
+            with pq.ParquetFile(path) as parquet:
+                present = [c for c in dict.fromkeys(columns) if c in parquet.schema_arrow.names]
+                whole = parquet.metadata.num_rows == meta.length
+                table = parquet.read(columns=present) if whole else None
+            if table is None:
+                table = pq.read_table(path, columns=present, filters=[("episode_index", "=", episode)])
+        except (pa.ArrowException, OSError) as err:
+            raise DatasetError(f"{path}: unreadable parquet ({err})") from None
+        if table.num_rows != meta.length:
+            raise DatasetError(f"{path}: episode {episode} has {table.num_rows} rows, meta/episodes says {meta.length}")
+        return table
+
     # -- frames --------------------------------------------------------------------------------
     def frames(self, episode: int, key: str | None = None, start: int = 0, count: int | None = None) -> np.ndarray:
         """Decoded frames (count, H, W, 3) uint8 of one camera, from `start`."""
@@ -148,8 +181,25 @@ class Dataset:
         count = length - start if count is None else count
         if start < 0 or count < 1 or start + count > length:
             raise DatasetError(f"{self.root}: frames {start}..{start + count - 1} outside episode {episode} (length {length})")
+        if self.camera_storage(key) == "image":
+            return self._image_frames(episode, key, start, count)
         offset = self._video_offset(episode, key)
         return decode_video(self.video_file(episode, key), self.fps, offset + start, count)
+
+    def _image_frames(self, episode: int, key: str, start: int, count: int) -> np.ndarray:
+        """PNG-stored frames: decode the `bytes` of the episode's rows start..start+count-1."""
+        path = self.data_file(episode)
+        table = self._episode_rows(episode, [key])
+        if key not in table.column_names:
+            raise DatasetError(f"{path}: no column {key!r} for the image feature of that name")
+        size = self.camera_size(key)
+        frames = []
+        for i, cell in enumerate(table[key].slice(start, count).to_pylist()):
+            where = f"{path}: episode {episode} frame {start + i} of {key!r}"
+            frames.append(decode_png(cell, where))
+            if frames[-1].shape[:2] != size:
+                raise DatasetError(f"{where}: image is {frames[-1].shape[0]}x{frames[-1].shape[1]}, info.json says {size[0]}x{size[1]}")
+        return np.stack(frames)  # (count, H, W, 3)
 
     def _default_camera(self) -> str:
         if not self.camera_keys:
@@ -182,3 +232,34 @@ class Dataset:
     def episode(self, episode: int) -> dict[str, Any]:
         """A whole episode: every feature, every frame."""
         return self.window(episode, 0, self.episodes[episode].length)
+
+
+def camera_size(spec: dict[str, Any], feature: Feature) -> tuple[int, int]:
+    """(height, width) of a camera feature: from its axis names, else its video info, else its shape.
+
+    lerobot writes (H, W, 3) with names [height, width, channels]; some converted datasets
+    are channels-first (3, H, W), which the names (or the shape) give away.
+    """
+    names = [str(n).lower() for n in feature.names] if feature.names else []
+    if len(names) == len(feature.shape) and "height" in names and "width" in names:
+        return feature.shape[names.index("height")], feature.shape[names.index("width")]
+    video = spec.get("info") or {}
+    if "video.height" in video and "video.width" in video:
+        return int(video["video.height"]), int(video["video.width"])
+    if len(feature.shape) == 3 and feature.shape[0] in (1, 3) and feature.shape[2] not in (1, 3):
+        return feature.shape[1], feature.shape[2]
+    return feature.shape[0], feature.shape[1]
+
+
+def decode_png(cell: Any, where: str) -> np.ndarray:
+    """One image cell of a data parquet (`{"bytes": ..., "path": ...}`, as `datasets` stores an Image) as (H, W, 3) uint8."""
+    payload = cell.get("bytes") if isinstance(cell, dict) else cell
+    if not payload:
+        raise DatasetError(f"{where}: no image bytes")
+    try:
+        with Image.open(io.BytesIO(payload)) as image:
+            return np.asarray(image.convert("RGB"))
+    except UnidentifiedImageError:
+        raise DatasetError(f"{where}: undecodable image (not an image format Pillow reads)") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DatasetError(f"{where}: undecodable image ({err})") from None

@@ -102,23 +102,45 @@ def decode_video(path: Path, fps: int, start: int = 0, count: int | None = None)
     finally:
         container.close()
     if count is not None and len(frames) < count:
-        raise DatasetError(f"{path}: asked for frames {start}..{start + count - 1}, the file ends after {start + len(frames)}")
+        raise DatasetError(f"{path}: asked for frames {start}..{start + count - 1}, only {len(frames)} of them decode (the file ends early)")
     if not frames:
         raise DatasetError(f"{path}: no frames decoded")
     return np.stack(frames)
 
 
-def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
-    """Decode every frame (a real integrity check, not the header's claim): (count, (H, W))."""
+@dataclass(frozen=True)
+class VideoScan:
+    """What decoding a whole file found: the frames that decoded before any error, and the error."""
+
+    frames: int
+    size: tuple[int, int] | None  # (H, W) from the stream header; None when the file did not open
+    error: str | None
+
+
+def scan_video(path: Path) -> VideoScan:
+    """Decode every frame (a real integrity check, not the header's claim), keeping what decoded before an error.
+
+    A truncated mp4 whose index sits at the front (faststart) decodes up to the cut and then
+    fails: `frames` says where the damage starts, so a packed file can name the episodes it breaks.
+    """
+    frames, size = 0, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            n, size = 0, (stream.codec_context.height, stream.codec_context.width)
+            size = (stream.codec_context.height, stream.codec_context.width)
             for _ in container.decode(stream):
-                n += 1
+                frames += 1
     except (av.FFmpegError, IndexError, OSError) as err:
-        raise DatasetError(f"{path}: unreadable video ({err})") from None
-    return n, size
+        return VideoScan(frames, size, str(err))
+    return VideoScan(frames, size, None)
+
+
+def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
+    """Decode every frame: (count, (H, W)); raises DatasetError naming the file on any decoding error."""
+    scan = scan_video(path)
+    if scan.error is not None or scan.size is None:
+        raise DatasetError(f"{path}: unreadable video ({scan.error})")
+    return scan.frames, scan.size
 
 
 def file_size(path: Path) -> int:

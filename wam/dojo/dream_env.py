@@ -166,7 +166,9 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         if config.decode_images:
             spaces["image"] = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.single_observation_space = gym.spaces.Dict(spaces)
-        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.model.config.robot_action_dim,), np.float32)
+        # the range the training actions spanned, in the data's units ([-1, 1] for a WAM saved before normalisation)
+        low, high = (self.model.action_norm.low.cpu().numpy(), self.model.action_norm.high.cpu().numpy())
+        self.single_action_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._rngs = [np.random.default_rng(i) for i in range(self.num_envs)]
@@ -220,7 +222,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
         if not np.all(np.isfinite(actions)):
             raise ValueError("actions contain NaN or inf")
-        actions = np.clip(actions, -1.0, 1.0)
+        actions = np.clip(actions, self.single_action_space.low, self.single_action_space.high)
         rewards = np.zeros(self.num_envs, np.float32)
         terminated = np.zeros(self.num_envs, bool)
         truncated = np.zeros(self.num_envs, bool)

@@ -139,7 +139,9 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
                                  student=config.dream_student, success_hold=config.dream_success_hold,
                                  judge=config.dream_judge, verdict=config.dream_verdict)
         else:
-            _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, camera=config.camera,
+            # a policy trained on several cameras is shown the same cameras (they are named after the simulator's)
+            cameras = policy.views if len(policy.views) > 1 else (config.camera,)
+            _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, cameras=cameras,
                                  max_episode_steps=config.max_steps)
     seed = evaluation_seed(config.seed, task, number)
     record = config.video_out is not None and number < config.videos_per_task

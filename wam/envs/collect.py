@@ -18,6 +18,11 @@ With `env` = "dream/<RUN>" the policy acts in that run's dreams instead of the s
 the dreamed episodes are recorded (rewards and success flags from the world's heads): compute
 becomes data. A dream of a Meta-World task starts from the simulator's first frame of the
 same seed, so episode n of a dream collection and of a real one start in the same scene.
+
+`cameras` records several views of each step, one video feature per camera: a single camera is
+`observation.images.main` (as every dataset before multi-camera collection), several are
+`observation.images.<camera name>`, e.g. corner2 plus the wrist camera gripperPOV. A policy
+that drives is handed the env's observation unchanged (`image` is the first camera, `images` all).
 """
 
 from __future__ import annotations
@@ -34,10 +39,10 @@ from wam.data.episode import Episode
 from wam.data.layout import ACTION_KEY, STATE_KEY, Feature
 from wam.data.video import VideoConfig
 from wam.data.writer import DatasetWriter, StagedEpisode, stage_episode
-from wam.envs.metaworld_env import ACTION_NAMES, CONTROL_FPS, STATE_NAMES
+from wam.envs.metaworld_env import ACTION_NAMES, CONTROL_FPS, STATE_NAMES, check_cameras, task_cameras
 from wam.envs.tasks import MT50, resolve_tasks
 
-IMAGE_KEY = "observation.images.main"
+IMAGE_KEY = "observation.images.main"  # the one camera of a single-camera dataset
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class CollectConfig:
     actions: bool = True
     workers: int = 1
     size: int = 64
-    camera: str = "corner2"
+    cameras: tuple[str, ...] = ("corner2",)  # Meta-World camera names; the first is what a policy sees as `image`
     noise: float = 0.0
     seed: int = 0
     max_steps: int = 500
@@ -79,9 +84,16 @@ class CollectResult:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def dataset_features(size: int, actions: bool) -> dict[str, Feature]:
-    features = {
-        IMAGE_KEY: Feature("video", (size, size, 3), ("height", "width", "channels")),
+def camera_keys(cameras: tuple[str, ...]) -> dict[str, str]:
+    """Camera name -> its video feature: `main` for a lone camera, so single-camera datasets keep one layout."""
+    if len(cameras) == 1:
+        return {cameras[0]: IMAGE_KEY}
+    return {camera: f"observation.images.{camera}" for camera in cameras}
+
+
+def dataset_features(size: int, actions: bool, cameras: tuple[str, ...] = ("corner2",)) -> dict[str, Feature]:
+    features = {key: Feature("video", (size, size, 3), ("height", "width", "channels")) for key in camera_keys(cameras).values()}
+    features |= {
         STATE_KEY: Feature("float32", (len(STATE_NAMES),), STATE_NAMES),
         "reward": Feature("float32", (1,)),
         "success": Feature("bool", (1,)),
@@ -107,18 +119,25 @@ def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
     return [EpisodeJob(t, n, episode_seed(config.seed, t, n)) for t in config.tasks for n in range(config.episodes)]
 
 
+def _views(obs: dict, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each camera's frame in an observation; a dream has one camera and only `image`."""
+    return {camera: obs["images"][camera] for camera in cameras} if len(cameras) > 1 else {cameras[0]: obs["image"]}
+
+
 def record_episode(env, expert, job: EpisodeJob, config: CollectConfig, start: dict | None = None) -> Episode:
     """Run the expert for one episode and return its frames (actions dropped for video-only runs);
     `start` is the first frame a dream is given (`image`, `state`)."""
     obs, _ = env.reset(seed=job.seed, options=start)
     expert.reset(seed=job.seed)
-    images, states, actions, rewards, successes = [obs["image"]], [obs["state"]], [], [0.0], [False]
+    images = {camera: [frame] for camera, frame in _views(obs, config.cameras).items()}
+    states, actions, rewards, successes = [obs["state"]], [], [0.0], [False]
     extra = None  # steps still to record once the task is first satisfied
     while True:
         action = expert.act(obs)
         actions.append(action)
         obs, reward, terminated, truncated, info = env.step(action)
-        images.append(obs["image"])
+        for camera, frame in _views(obs, config.cameras).items():
+            images[camera].append(frame)
         states.append(obs["state"])
         rewards.append(reward)
         successes.append(info["success"])
@@ -145,10 +164,12 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig, start: d
         "noise": float(config.noise),
         "explore": float(config.explore),
         "after_success": int(config.after_success),
-        "camera": config.camera,
+        "camera": ",".join(config.cameras),
         "source": _source(config),
     }
-    return Episode(env.task_text, {IMAGE_KEY: np.stack(images)}, data, success=bool(any(successes)), info=info)
+    keys = camera_keys(config.cameras)
+    videos = {keys[camera]: np.stack(frames) for camera, frames in images.items()}  # (T, H, W, 3) each
+    return Episode(env.task_text, videos, data, success=bool(any(successes)), info=info)
 
 
 # -- worker side: one env and expert per task, kept for the life of the worker -----------------
@@ -176,12 +197,12 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
     if job.task not in _WORKER:
         scene = None  # the simulator whose first frames start the dreams of a Meta-World task
         if config.env == "metaworld":
-            env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera,
+            env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, cameras=config.cameras,
                        max_episode_steps=config.max_steps)
         else:  # the collector ends the episode (after_success), so the dream must not end it at the first success
             env = make(config.env, task=job.task, max_episode_steps=config.max_steps, device="cpu", terminate_on_success=False)
             if job.task in MT50:
-                scene = make(f"metaworld/{job.task}", obs="pixels", size=config.size, camera=config.camera)
+                scene = make(f"metaworld/{job.task}", obs="pixels", size=config.size, cameras=config.cameras)
         actor = (ScriptedExpert(job.task, noise=config.noise, explore=config.explore) if config.policy is None
                  else PolicyActor(config.policy, job.task, noise=config.noise))
         _WORKER[job.task] = (env, actor, scene)
@@ -191,7 +212,8 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
         first, _ = scene.reset(seed=job.seed)
         start = {"image": first["image"], "state": first["state"]}
     episode = record_episode(env, expert, job, config, start)
-    return stage_episode(config.out, episode, dataset_features(config.size, config.actions), CONTROL_FPS, VideoConfig())
+    features = dataset_features(config.size, config.actions, config.cameras)
+    return stage_episode(config.out, episode, features, CONTROL_FPS, VideoConfig())
 
 
 def _close_worker_envs() -> None:
@@ -232,7 +254,17 @@ def _resolve(config: CollectConfig) -> CollectConfig:
         raise ValueError(f"env must be 'metaworld' or 'dream/<RUN>', got {config.env!r}")
     if not tasks:
         raise ValueError(f"no tasks to collect in {config.env}, got {config.tasks!r}")
-    return CollectConfig(**{**config.__dict__, "tasks": tuple(dict.fromkeys(tasks)), "out": Path(config.out)})
+    cameras = tuple(config.cameras) if not isinstance(config.cameras, str) else config.cameras
+    return CollectConfig(**{**config.__dict__, "tasks": tuple(dict.fromkeys(tasks)), "out": Path(config.out), "cameras": cameras})
+
+
+def _check_cameras(config: CollectConfig) -> None:
+    """Camera names checked against the Sawyer scene before any worker starts (every task shares its cameras)."""
+    scene = next((task for task in config.tasks if task in MT50), None)
+    # A dream of tasks outside Meta-World renders no simulator: only the names' form is checked.
+    check_cameras(config.cameras, task_cameras(scene) if scene else None, scene or config.env)
+    if config.env != "metaworld" and len(config.cameras) > 1:
+        raise ValueError(f"{config.env}: a dream has one camera; collect it with one, not {', '.join(config.cameras)}")
 
 
 def _check_dream(config: CollectConfig) -> None:
@@ -255,6 +287,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         raise ValueError(f"episodes must be >= 0 and workers >= 1, got {config.episodes}, {config.workers}")
     if config.size % 2 or not 8 <= config.size <= 1024:
         raise ValueError(f"size must be an even number of pixels in 8..1024 (H.264 needs even sizes), got {config.size}")
+    _check_cameras(config)
     if config.noise < 0:
         raise ValueError(f"noise must be >= 0, got {config.noise}")
     if not 0.0 <= config.explore <= 1.0:
@@ -273,7 +306,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
             raise ValueError(f"{config.policy} sees {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
     if config.env != "metaworld":
         _check_dream(config)
-    features = dataset_features(config.size, config.actions)
+    features = dataset_features(config.size, config.actions, config.cameras)
     writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
     try:
         done = _existing_keys(writer)

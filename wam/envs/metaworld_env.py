@@ -1,18 +1,27 @@
 """Meta-World tasks as Gymnasium environments with fast headless pixels.
 
-Observations are a dict: `image` (uint8 HxWx3, right side up) when pixels are asked for,
-`state` (end-effector xyz and gripper opening, the proprioception a real arm reports) and
-`sim_state` (Meta-World's full 39-d vector with object and goal poses: privileged, for
+Observations are a dict: with pixels, `images` holds one uint8 HxWx3 frame, right side up,
+per camera in `config.cameras` and `image` is the first of them (what single-camera
+consumers read); `state` (end-effector xyz and gripper opening, the proprioception a real
+arm reports) and `sim_state` (Meta-World's full 39-d vector with object and goal poses: privileged, for
 scripted experts and reward heads, never for policies that should work on a real robot).
 `info["success"]` is the simulator's success flag and `env.task_text` the instruction.
+
+Meta-World's Sawyer scene has seven cameras (`camera_names`): `corner`, `corner2`, `corner3`,
+`corner4` and `topview` fixed in the world, and two on the hand. `gripperPOV` is the wrist
+camera: it looks straight down between the fingers, which stay in view at the frame's edges
+with the object they approach or hold. `behindGripper` looks over the hand from behind,
+where the arm fills the frame in some tasks (button-press-topdown, window-*) and the object
+leaves the view once it is under the fingers. Every camera is drawn by one renderer with the
+same fast settings, so each extra camera costs about one more render per step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import atexit
+import functools
 import weakref
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -41,12 +50,45 @@ class MetaWorldConfig:
     task: str
     obs: str = "pixels"  # "pixels" (image + state) or "state"
     size: int = 64
-    camera: str = "corner2"
+    cameras: tuple[str, ...] = ("corner2",)  # the first is `image`; "gripperPOV" is the wrist camera
     max_episode_steps: int = 500
     terminate_on_success: bool = True
     # Most triangles per mesh when drawing (wam.envs.mesh_lod): 2000 renders 64x64 ~2x faster with
     # frames >= 36 dB PSNR of full detail, physics unchanged; None draws the full meshes.
     mesh_detail: int | None = 2000
+
+    @property
+    def camera(self) -> str:
+        """The camera behind `image` and `render()`."""
+        return self.cameras[0]
+
+
+def camera_names(model) -> tuple[str, ...]:
+    """The cameras of a MuJoCo model, in model order."""
+    return tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam))
+
+
+@functools.lru_cache(maxsize=None)
+def task_cameras(task: str) -> tuple[str, ...]:
+    """The cameras of a task's scene, without a renderer (every task has the Sawyer scene's seven)."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    sim = ALL_V3_ENVIRONMENTS[task]()
+    try:
+        return camera_names(sim.model)
+    finally:
+        sim.close()
+
+
+def check_cameras(cameras: tuple[str, ...], available: tuple[str, ...] | None, where: str) -> None:
+    """One line naming the bad camera and the ones there are (`available` None: only the form is checked)."""
+    if isinstance(cameras, str) or not cameras or not all(isinstance(c, str) for c in cameras):
+        raise ValueError(f"cameras must be a non-empty tuple of camera names, e.g. ('corner2',), got {cameras!r}")
+    if len(set(cameras)) != len(cameras):
+        raise ValueError(f"cameras must not repeat a name, got {', '.join(cameras)}")
+    unknown = [c for c in cameras if available is not None and c not in available]
+    if unknown:
+        raise ValueError(f"unknown camera {', '.join(map(repr, unknown))} for {where}; cameras: {', '.join(available)}")
 
 
 _OPEN_ENVS: "weakref.WeakSet[MetaWorldEnv]" = weakref.WeakSet()
@@ -90,9 +132,7 @@ class MetaWorldEnv(gym.Env):
         self._sim._freeze_rand_vec = False
         self._sim.seeded_rand_vec = True
         model = self._sim.model
-        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, config.camera) < 0:
-            cameras = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
-            raise ValueError(f"unknown camera {config.camera!r} for {config.task}; cameras: {cameras}")
+        check_cameras(config.cameras, camera_names(model), config.task)
         disable_costly_effects(model)
         self.mesh_lod_stats = None
         if config.mesh_detail is not None:
@@ -107,22 +147,29 @@ class MetaWorldEnv(gym.Env):
             "sim_state": gym.spaces.Box(-np.inf, np.inf, (SIM_STATE_DIM,), np.float32),
         }
         if config.obs == "pixels":
-            spaces["image"] = gym.spaces.Box(0, 255, (config.size, config.size, 3), np.uint8)
+            shape = (config.size, config.size, 3)
+            spaces["image"] = gym.spaces.Box(0, 255, shape, np.uint8)
+            spaces["images"] = gym.spaces.Dict({camera: gym.spaces.Box(0, 255, shape, np.uint8) for camera in config.cameras})
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (len(ACTION_NAMES),), np.float32)
 
     def render(self) -> np.ndarray:
+        """The first camera's frame."""
+        return self._render(self.config.camera)
+
+    def _render(self, camera: str) -> np.ndarray:
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self._sim.model, self.config.size, self.config.size)
             _register_exit_hook()
-        self._renderer.update_scene(self._sim.data, camera=self.config.camera)
-        return upright(self._renderer.render(), self.config.camera)
+        self._renderer.update_scene(self._sim.data, camera=camera)
+        return upright(self._renderer.render(), camera)  # (H, W, 3) uint8, a fresh array
 
-    def _observation(self, sim_obs: np.ndarray) -> dict[str, np.ndarray]:
+    def _observation(self, sim_obs: np.ndarray) -> dict:
         sim_state = np.asarray(sim_obs, dtype=np.float32)
         obs = {"state": sim_state[: len(STATE_NAMES)].copy(), "sim_state": sim_state}
         if self.config.obs == "pixels":
-            obs["image"] = self.render()
+            obs["images"] = {camera: self._render(camera) for camera in self.config.cameras}
+            obs["image"] = obs["images"][self.config.camera]
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

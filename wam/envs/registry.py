@@ -41,12 +41,14 @@ def _make_metaworld(
     name: str,
     obs: str = "pixels",
     size: int = 64,
-    camera: str = "corner2",
+    camera: str | None = None,
     max_episode_steps: int = 500,
     terminate_on_success: bool = True,
     render_mode: str | None = "rgb_array",
     mesh_detail: int | None = 2000,
+    cameras: tuple[str, ...] | None = None,
 ) -> gym.Env:
+    """`camera` names one camera, `cameras` several (the first is `image`); default corner2."""
     from wam.envs.metaworld_env import MetaWorldConfig, MetaWorldEnv
     from wam.envs.tasks import resolve_tasks
 
@@ -54,7 +56,15 @@ def _make_metaworld(
     if len(tasks) != 1:
         raise ValueError(f"env id metaworld/{name} names {len(tasks)} tasks; make() builds one, e.g. metaworld/{tasks[0]}")
     task = tasks[0]
-    config = MetaWorldConfig(task, obs, size, camera, max_episode_steps, terminate_on_success, mesh_detail=mesh_detail)
+    if camera is not None and cameras is not None:
+        raise ValueError(f"give camera ({camera!r}) or cameras ({cameras!r}), not both")
+    if camera is not None:
+        cameras = (camera,)
+    elif cameras is None:
+        cameras = ("corner2",)
+    elif not isinstance(cameras, str):  # a string is refused by the env with a message saying what to pass
+        cameras = tuple(cameras)
+    config = MetaWorldConfig(task, obs, size, cameras, max_episode_steps, terminate_on_success, mesh_detail=mesh_detail)
     return MetaWorldEnv(config, render_mode=render_mode)
 
 

@@ -37,7 +37,10 @@ def disable_costly_effects(model) -> None:
 
 
 def needs_rotation(camera: str) -> bool:
-    """Meta-World's corner cameras are mounted upside down; their frames come out rotated 180 degrees."""
+    """Meta-World's corner cameras are mounted upside down (image up points down in the world); their frames
+    come out rotated 180 degrees. topview and the two hand cameras, behindGripper (image up is world up) and
+    gripperPOV (looking down, image up away from the robot's base), come out right side up. MuJoCo cameras
+    never mirror, so a rotation is the only fix there is."""
     return camera.startswith("corner")
 
 

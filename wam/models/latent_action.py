@@ -44,8 +44,20 @@ class LatentActionEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(flat, config.hidden), nn.SiLU(), nn.Linear(config.hidden, config.action_dim))
 
     def forward(self, current: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
-        """current, following: (N, C, h, w) -> pre-activation (N, action_dim); the action is its tanh."""
-        return self.head(self.features(torch.cat([current, following - current], dim=1)))
+        """current, following: (N, C, h, V*w) -> pre-activation (N, action_dim); the action is its tanh.
+
+        With several camera views side by side, each view's motion features are computed on their
+        own and averaged: one action moved the robot in every view, and a model pretrained on one
+        camera reads two unchanged."""
+        n, _, h, width = current.shape
+        views = width // h
+        pair = torch.cat([current, following - current], dim=1)
+        if views > 1:
+            pair = pair.view(n, pair.shape[1], h, views, h).permute(0, 3, 1, 2, 4).reshape(n * views, -1, h, h)
+        features = self.features(pair)
+        if views > 1:
+            features = features.view(n, views, -1).mean(1)
+        return self.head(features)
 
     def infer(self, latents: torch.Tensor, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent actions of every transition in (B, T, C, h, w): (B, T-1, action_dim), and an L2

@@ -1,5 +1,10 @@
 """Frame tokenizer: a convolutional autoencoder from 64x64 frames to an 8x8 latent grid.
 
+Several cameras travel side by side: V views of an SxS model resolution make an S x V*S strip
+(frames) and an h x V*w strip (latents). Each view is encoded and decoded on its own (the
+strip is split before the convolutions, so no view leaks into its neighbour), and every
+consumer of latents keeps the (B, C, h, W) shape whatever the number of cameras.
+
 The world model predicts in this latent space, not in pixels: an 8x8x16 grid is 48 times
 smaller than the frame, and a frozen tokenizer lets pretraining encode every frame once
 and train the dynamics on cached latents. Latents are bounded by tanh so their scale
@@ -69,7 +74,12 @@ class FrameTokenizer(nn.Module):
         return frames.float() / 127.5 - 1.0 if frames.dtype == torch.uint8 else frames
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.encoder(self.to_unit(frames)))  # (B, C, h, w)
+        """(B, 3, S, V*S) frames -> (B, C, h, V*w) latents, each of the V views on its own."""
+        views = frames.shape[-1] // frames.shape[-2]
+        if views * frames.shape[-2] != frames.shape[-1]:
+            raise ValueError(f"frames are {frames.shape[-2]}x{frames.shape[-1]}: not square views side by side")
+        x = split_views(self.to_unit(frames), views)
+        return join_views(torch.tanh(self.encoder(x)), views)
 
     @torch.no_grad()
     def encode_images(self, images) -> torch.Tensor:
@@ -79,13 +89,31 @@ class FrameTokenizer(nn.Module):
         return self.encode(frames)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.decoder(latents)  # (B, 3, H, W) in about [-1, 1]
+        """(B, C, h, V*w) latents -> (B, 3, S, V*S) frames in about [-1, 1]."""
+        views = latents.shape[-1] // latents.shape[-2]
+        return join_views(self.decoder(split_views(latents, views)), views)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         frames = self.to_unit(batch["frames"])  # (B, 3, H, W)
         reconstruction = self.decode(self.encode(frames))
         loss = F.mse_loss(reconstruction, frames)
         return loss, {"psnr": psnr(reconstruction, frames)}
+
+
+def split_views(x: torch.Tensor, views: int) -> torch.Tensor:
+    """(B, C, H, V*W) -> (B*V, C, H, W), view-major within each sample."""
+    if views == 1:
+        return x
+    b, c, h, w = x.shape
+    return x.view(b, c, h, views, w // views).permute(0, 3, 1, 2, 4).reshape(b * views, c, h, w // views)
+
+
+def join_views(x: torch.Tensor, views: int) -> torch.Tensor:
+    """(B*V, C, H, W) -> (B, C, H, V*W): the inverse of `split_views`."""
+    if views == 1:
+        return x
+    bv, c, h, w = x.shape
+    return x.view(bv // views, views, c, h, w).permute(0, 2, 3, 1, 4).reshape(bv // views, c, h, views * w)
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:

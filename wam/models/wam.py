@@ -50,6 +50,7 @@ import torch.nn.functional as F
 REWARD_SCALE = 10.0  # Meta-World rewards lie in [0, 10]
 from torch import nn
 
+from wam.models.normalizer import Normalizer
 from wam.models.world_model import WorldModel, WorldModelConfig
 
 
@@ -70,6 +71,7 @@ class WAMConfig:
     # instruction, and with the text there the dream can predict a demonstration's motion from it and ignore the
     # actions. The reward and success heads still see the task in the frames (every task has its own scene).
     task_free_dynamics: bool = False
+    normalize: str = "none"  # how the data's stats scale state and action (wam/models/normalizer.py); set by finetune
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,15 +115,33 @@ class WorldActionModel(nn.Module):
             nn.init.zeros_(layer.bias)
         self.reward = nn.Linear(d, 1)  # reward received on arriving at the next frame, / REWARD_SCALE
         self.success = nn.Linear(d, 1)  # logit: the next frame satisfies the task
+        # The robot data's statistics: every public method takes and returns the data's units, the networks
+        # inside see normalised values. Identity until `finetune` sets them (older WAMs load as identity).
+        self.state_norm = Normalizer(wc.state_dim)
+        self.action_norm = Normalizer(config.robot_action_dim)
+
+    def normalized(self, batch: dict) -> dict:
+        """A labelled batch with state, actions and action chunks in normalised units."""
+        out = dict(batch)
+        out["state"] = self.state_norm.normalize(batch["state"])
+        out["action"] = self.action_norm.normalize(batch["action"])
+        if "action_chunk" in batch:
+            out["action_chunk"] = self.action_norm.normalize(batch["action_chunk"])
+        return out
 
     # -- acting ---------------------------------------------------------------------------------
     def imagine_and_act(
         self,
         latents: torch.Tensor,  # (B, T, C, h, w)
         text_ids: torch.Tensor,  # (B, L)
-        state: torch.Tensor,  # (B, T, S)
+        state: torch.Tensor,  # (B, T, S) in the data's units
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For every frame: the imagined next latent, next state, and the action chunk (B, T, H, A)."""
+        """For every frame: the imagined next latent, next state, and the action chunk (B, T, H, A), in the data's units."""
+        next_latents, next_state, chunk = self._imagine_and_act(latents, text_ids, self.state_norm.normalize(state))
+        return next_latents, self.state_norm.denormalize(next_state), self.action_norm.denormalize(chunk)
+
+    def _imagine_and_act(self, latents: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor):
+        """`imagine_and_act` in normalised units."""
         b, t = latents.shape[:2]
         x = self.world.features(latents, None, text_ids, state)  # (B, T, n+1, d), actions hidden
         next_latents, next_state = self.world.heads(x, latents, state)
@@ -132,13 +152,14 @@ class WorldActionModel(nn.Module):
 
     @torch.no_grad()
     def act(self, latents: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """The action chunk after the last frame of each context: (B, H, A), clipped to [-1, 1]."""
+        """The action chunk after the last frame of each context: (B, H, A) in the data's units, clipped to the
+        range the training actions spanned ([-1, 1] for a WAM saved before normalisation)."""
         _, _, chunk = self.imagine_and_act(latents, text_ids, state)
-        return chunk[:, -1].clamp(-1.0, 1.0)
+        return self.action_norm.clip(chunk[:, -1])
 
     # -- the action-conditioned world model ------------------------------------------------------
     def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Real actions between frames (..., stride, A) -> world-model action inputs (..., action_dim)."""
+        """Normalised real actions between frames (..., stride, A) -> world-model action inputs (..., action_dim)."""
         return self.action_encoder(actions.flatten(-2))
 
     def step(
@@ -148,14 +169,15 @@ class WorldActionModel(nn.Module):
         text_ids: torch.Tensor,  # (B, L)
         state: torch.Tensor,  # (B, T, S)
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """After every frame, given its real actions: next latent, next state, reward, success logit."""
-        x, next_latents, next_state = self._conditioned(latents, actions, text_ids, state)
+        """After every frame, given its real actions: next latent, next state, reward, success logit (data's units)."""
+        x, next_latents, next_state = self._conditioned(latents, self.action_norm.normalize(actions), text_ids,
+                                                        self.state_norm.normalize(state))
         condition = x[:, :, -1]
         reward = self.reward(condition).squeeze(-1) * REWARD_SCALE
-        return next_latents, next_state, reward, self.success(condition).squeeze(-1)
+        return next_latents, self.state_norm.denormalize(next_state), reward, self.success(condition).squeeze(-1)
 
     def _conditioned(self, latents, actions, text_ids, state, encoded=None):
-        """The action-conditioned pass: output tokens, next latents and next states after every frame."""
+        """The action-conditioned pass in normalised units: output tokens, next latents and next states after every frame."""
         flat = actions.flatten(-2)
         encoded = self.encode_actions(actions) if encoded is None else encoded
         if self.config.task_free_dynamics:
@@ -166,7 +188,8 @@ class WorldActionModel(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------
     def conditioned_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The action-conditioned pass on labelled windows: align, dynamics, state, reward and success losses."""
+        """The action-conditioned pass on labelled windows (normalised, see `normalized`): align, dynamics, state,
+        reward and success losses."""
         latents, state, text = batch["latents"], batch["state"], batch["text_ids"]
         now, following = latents[:, :-1], latents[:, 1:]
         encoded = self.encode_actions(batch["action"][:, :-1])  # (B, W-1, action_dim)
@@ -188,9 +211,10 @@ class WorldActionModel(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
+        batch = self.normalized(batch)
         latents, state, text = batch["latents"], batch["state"], batch["text_ids"]  # (B, W, C, h, w), (B, W, S)
         now, following = latents[:, :-1], latents[:, 1:]
-        imagined, imagined_state, chunk = self.imagine_and_act(now, text, state[:, :-1])
+        imagined, imagined_state, chunk = self._imagine_and_act(now, text, state[:, :-1])
         chunk_mask = batch["action_chunk_mask"][:, :-1].float()  # (B, W-1, H): steps past the episode's end are off
         per_step = (chunk - batch["action_chunk"][:, :-1]).abs().mean(-1)
         action_loss = (per_step * chunk_mask).sum() / chunk_mask.sum().clamp(min=1.0)
@@ -208,7 +232,7 @@ class WorldActionModel(nn.Module):
                    "dynamics_mse": dynamics_loss.detach(), "align_mse": align_loss.detach(), "state_mse": state_loss.detach(),
                    "reward_mse": reward_loss.detach(), "success_bce": success_loss.detach()}
         if "play" in batch:  # labelled play windows: what actions do, never what the policy should do
-            play = self.conditioned_losses(batch["play"])
+            play = self.conditioned_losses(self.normalized(batch["play"]))
             loss = loss + (cfg.latent_weight * play["dynamics"] + cfg.align_weight * play["align"]
                            + cfg.state_weight * play["state"] + cfg.reward_weight * play["reward"]
                            + cfg.success_weight * play["success"])

@@ -1,7 +1,8 @@
 """The world model: a causal transformer that predicts the next latent frame and state.
 
 Read top to bottom: config, attention block, the model. A frame enters as the patches of
-its latent grid (8x8x16 latents in 2x2 patches: 16 tokens) plus one conditioning token
+its latent grid (8x8x16 latents in 2x2 patches: 16 tokens per camera view, each view's
+patches marked by a learned camera embedding) plus one conditioning token
 that sums the task text, the proprioceptive state (when the episode has one) and the
 action taken at that frame. Attention is frame-causal: a token sees every token of its
 own frame and of earlier frames, never later ones, so one pass over T frames trains T
@@ -24,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from wam.models.latent_action import LatentActionConfig, LatentActionEncoder
+from wam.models.normalizer import Normalizer
 from wam.models.text import TextConfig, TextEncoder
 
 
@@ -36,6 +38,7 @@ class WorldModelConfig:
     n_layers: int = 6
     n_heads: int = 8
     context: int = 8  # frames the model sees at once
+    views: int = 1  # camera slots: latents hold up to this many views side by side
     state_dim: int = 4
     action_dim: int = 8  # size of the (latent) action input
     latent_action_hidden: int = 256
@@ -98,6 +101,8 @@ class WorldModel(nn.Module):
         self.patch_in = nn.Linear(patch_dim, d)
         self.position = nn.Parameter(torch.randn(n + 1, d) * 0.02)  # n patches + the conditioning token
         self.time = nn.Parameter(torch.randn(config.context, d) * 0.02)
+        # Zero-initialised: one camera's model is unchanged by the slot, and a second slot starts as the first.
+        self.camera = nn.Parameter(torch.zeros(config.views, d))
         self.text = TextEncoder(config.text, d)
         self.state_in = nn.Linear(config.state_dim, d)
         self.action_in = nn.Linear(config.action_dim, d)
@@ -109,10 +114,21 @@ class WorldModel(nn.Module):
         for head in (self.next_latent, self.next_state):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+        self.state_norm = Normalizer(config.state_dim)  # the data's state statistics; internals see normalised states
         self.latent_actions = LatentActionEncoder(
             LatentActionConfig(config.latent_channels, config.latent_size, config.action_dim, config.latent_action_hidden,
                                config.latent_action_noise)
         )
+
+    def views_of(self, latents: torch.Tensor) -> int:
+        """Camera views side by side in (..., C, h, V*w) latents; more than the model's slots is an error."""
+        h, width = latents.shape[-2:]
+        if h != self.config.latent_size or width % h:
+            raise ValueError(f"latents are {h}x{width}, the model takes {self.config.latent_size}-high square views side by side")
+        views = width // h
+        if views > self.config.views:
+            raise ValueError(f"{views} camera views, the model has {self.config.views} camera slots")
+        return views
 
     # -- the dynamics --------------------------------------------------------------------------
     def features(
@@ -125,12 +141,13 @@ class WorldModel(nn.Module):
         action_known: torch.Tensor | None = None,  # (B, T) bool: False hides that frame's action
         frame_bias: torch.Tensor | None = None,  # (B, T, d): added to every token of its frame
     ) -> torch.Tensor:
-        """The transformer's output tokens, (B, T, n + 1, d): n patch tokens, then the conditioning token."""
+        """The transformer's output tokens, (B, T, V*n + 1, d): V*n patch tokens, then the conditioning token."""
         cfg = self.config
         b, t = latents.shape[:2]
         if t > cfg.context:
             raise ValueError(f"{t} frames exceed the model's context of {cfg.context}")
-        patches = rearrange(latents, "b t c (y p) (x q) -> b t (y x) (c p q)", p=cfg.patch, q=cfg.patch)
+        views = self.views_of(latents)
+        patches = rearrange(latents, "b t c (y p) (v x q) -> b t (v y x) (c p q)", p=cfg.patch, q=cfg.patch, v=views)
         if actions is None:
             action_tokens = self.unknown_action.expand(b, t, -1)
         else:
@@ -141,12 +158,14 @@ class WorldModel(nn.Module):
         if state is not None:
             gate = torch.ones(b, t, 1, device=latents.device) if state_mask is None else state_mask[..., None].float()
             condition = condition + self.state_in(state) * gate
-        tokens = torch.cat([self.patch_in(patches), condition[:, :, None, :]], dim=2)  # (B, T, n+1, d)
-        tokens = tokens + self.position + self.time[:t, None, :]
+        n = cfg.patches_per_frame
+        position = torch.cat([(self.position[:n][None] + self.camera[:views, None]).flatten(0, 1), self.position[n:]])
+        tokens = torch.cat([self.patch_in(patches), condition[:, :, None, :]], dim=2)  # (B, T, V*n+1, d)
+        tokens = tokens + position + self.time[:t, None, :]
         if frame_bias is not None:
             tokens = tokens + frame_bias[:, :, None, :]
         x = rearrange(tokens, "b t n d -> b (t n) d")
-        mask = frame_causal_mask(t, cfg.patches_per_frame + 1, x.device)
+        mask = frame_causal_mask(t, views * n + 1, x.device)
         for block in self.blocks:
             x = block(x, mask)
         return rearrange(self.norm(x), "b (t n) d -> b t n d", t=t)
@@ -155,8 +174,8 @@ class WorldModel(nn.Module):
         """Output tokens -> next latent frame and next state, as changes of the current ones."""
         cfg = self.config
         delta = rearrange(
-            self.next_latent(x[:, :, :-1]), "b t (y x) (c p q) -> b t c (y p) (x q)",
-            y=cfg.latent_size // cfg.patch, p=cfg.patch, q=cfg.patch,
+            self.next_latent(x[:, :, :-1]), "b t (v y x) (c p q) -> b t c (y p) (v x q)",
+            v=self.views_of(latents), y=cfg.latent_size // cfg.patch, p=cfg.patch, q=cfg.patch,
         )
         next_state = self.next_state(x[:, :, -1])
         if state is not None:
@@ -182,6 +201,7 @@ class WorldModel(nn.Module):
         latents = batch["latents"]  # (B, W, C, h, w)
         actions, penalty = self.latent_actions.infer(latents, sample=self.training)  # (B, W-1, A)
         state, state_mask = batch.get("state"), batch.get("state_mask")
+        state = None if state is None else self.state_norm.normalize(state)
         known = None
         if self.training and self.config.unconditional_prob > 0:
             hidden = torch.rand(latents.shape[0], 1, device=latents.device) < self.config.unconditional_prob
@@ -211,8 +231,10 @@ class WorldModel(nn.Module):
         context_state: torch.Tensor | None = None,  # (B, k, S)
         horizon: int | None = None,  # with actions=None (every action hidden): how many frames to dream
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Dream H frames autoregressively, the model's window sliding over the last `context` frames."""
-        frames, states = context, context_state
+        """Dream H frames autoregressively, the model's window sliding over the last `context` frames.
+
+        States go in and come out in the data's units."""
+        frames, states = context, None if context_state is None else self.state_norm.normalize(context_state)
         k = context.shape[1]
         if actions is None and horizon is None:
             raise ValueError("rollout with hidden actions needs a horizon")
@@ -225,5 +247,5 @@ class WorldModel(nn.Module):
             frames = torch.cat([frames, next_latents[:, -1:]], dim=1)
             if states is not None:
                 states = torch.cat([states, next_state[:, -1:]], dim=1)
-        dreamed_states = None if states is None else states[:, k:]
+        dreamed_states = None if states is None else self.state_norm.denormalize(states[:, k:])
         return frames[:, k:], dreamed_states

@@ -74,7 +74,7 @@ def encode_shifted_latents(
     tokenizer = tokenizer.to(device).eval()
     c_, size = tokenizer.config.latent_channels, tokenizer.config.latent_size
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(copies, len(cache.frames), c_, size, size))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(copies, len(cache.frames), c_, size, cache.views * size))
     shifts = episode_shifts(episodes, copies, pad, seed)
     total = copies * sum(e.length for e in episodes)
     with progress_bar("encode shifted latents", total, "frames", enabled=progress) as advance:

@@ -6,7 +6,9 @@ That is what makes resume exact without saving any sampler state: the batch at s
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +35,13 @@ class FrameBatches:
 
 
 class WindowBatches:
-    """Windows of `window` latent frames, `stride` control steps apart, with state, actions and text."""
+    """Windows of `window` latent frames, `stride` control steps apart, with state, actions and text.
+
+    `stride` is one number, or one per dataset (its resolved root -> steps) when datasets at
+    different frame rates share one time base (`wam.data.spec.frame_strides`). Windows with
+    actions need one stride (the actions between two frames are the WAM's input), so mixed
+    strides are for action-free video only.
+    """
 
     def __init__(
         self,
@@ -41,7 +49,7 @@ class WindowBatches:
         latents: np.ndarray,  # (N, C, h, w)
         episodes: Sequence[CachedEpisode],
         window: int,
-        stride: int,
+        stride: int | Mapping[str, int],
         batch_size: int,
         seed: int,
         text: TextConfig,
@@ -50,20 +58,28 @@ class WindowBatches:
         shifted: np.ndarray | None = None,  # (copies, N, C, h, w): latents of shifted frames (wam/train/augment.py)
     ):
         self.cache, self.latents, self.chunk, self.shifted = cache, latents, chunk, shifted
-        self.window, self.stride, self.batch_size, self.seed, self.text = window, stride, batch_size, seed, text
-        span = (window - 1) * stride + 1
-        self.episodes = [e for e in episodes if e.length >= span and (e.has_actions or not require_actions)]
+        self.window, self.batch_size, self.seed, self.text = window, batch_size, seed, text
+        stride_of = (lambda e: stride) if isinstance(stride, int) else (lambda e: _stride_of(stride, e))  # noqa: E731
+        span = lambda e: (window - 1) * stride_of(e) + 1  # noqa: E731
+        self.episodes = [e for e in episodes if e.length >= span(e) and (e.has_actions or not require_actions)]
         if not self.episodes:
-            raise ValueError(f"no episode is long enough for {window} frames at stride {stride} ({span} steps)")
-        self.starts = np.array([e.length - span + 1 for e in self.episodes])
+            raise ValueError(f"no episode is long enough for {window} frames at stride {stride} "
+                             f"({', '.join(sorted({str(span(e)) for e in episodes}))} steps)")
+        self.strides = np.array([stride_of(e) for e in self.episodes])
+        uniform = len(set(self.strides.tolist())) == 1
+        if (require_actions or chunk) and not uniform:
+            raise ValueError(f"labelled windows need one frame stride, the datasets give {sorted(set(self.strides.tolist()))}")
+        self.stride = int(self.strides[0]) if uniform else 0  # 0: mixed, no actions between frames
+        self.starts = np.array([e.length - span(e) + 1 for e in self.episodes])
         self.weights = self.starts / self.starts.sum()
 
     def window_at(
-        self, episodes: Sequence[CachedEpisode], starts: Sequence[int], copies: Sequence[int] | None = None
+        self, episodes: Sequence[CachedEpisode], starts: Sequence[int], copies: Sequence[int] | None = None,
+        strides: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """`copies[i]` picks window i's frames: 0 the frames as recorded, c > 0 the c-th shifted copy."""
-        offsets = np.arange(self.window) * self.stride
-        rows = np.stack([e.start + s + offsets for e, s in zip(episodes, starts)])  # (B, W)
+        strides = [self.stride] * len(episodes) if strides is None else strides
+        rows = np.stack([e.start + s + np.arange(self.window) * k for e, s, k in zip(episodes, starts, strides)])  # (B, W)
         ends = np.array([e.start + e.length - 1 for e in episodes])[:, None, None]  # last row of each episode
         latents = np.asarray(self.latents[rows.reshape(-1)], dtype=np.float32).reshape(len(episodes), self.window, -1)  # (B, W, C*h*w)
         for i, c in enumerate(() if copies is None else copies):
@@ -91,7 +107,10 @@ class WindowBatches:
         return batch
 
     def action_chunks(self, rows: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """The `stride` control actions from each frame to the next (past the episode's end: repeat its last)."""
+        """The `stride` control actions from each frame to the next (past the episode's end: repeat its last);
+        with mixed strides (action-free video only) one zero action per frame."""
+        if self.stride == 0:
+            return np.zeros((*rows.shape, 1, self.cache.action.shape[1]), np.float32)
         steps = rows[..., None] + np.arange(self.stride)  # (B, W, stride)
         return self.cache.action[np.minimum(steps, ends)]
 
@@ -100,4 +119,14 @@ class WindowBatches:
         chosen = rng.choice(len(self.episodes), self.batch_size, p=self.weights)
         starts = [int(rng.integers(self.starts[i])) for i in chosen]
         copies = None if self.shifted is None else rng.integers(len(self.shifted) + 1, size=len(chosen)).tolist()
-        return self.window_at([self.episodes[i] for i in chosen], starts, copies)
+        return self.window_at([self.episodes[i] for i in chosen], starts, copies, [int(self.strides[i]) for i in chosen])
+
+
+def _stride_of(strides: Mapping[str, int], episode: CachedEpisode) -> int:
+    """An episode's stride, looked up by its dataset (keys may be given as typed or resolved)."""
+    if episode.dataset in strides:
+        return int(strides[episode.dataset])
+    for root, stride in strides.items():
+        if str(Path(root).resolve()) == episode.dataset:
+            return int(stride)
+    raise KeyError(f"no frame stride for dataset {episode.dataset}")

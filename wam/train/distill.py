@@ -26,6 +26,7 @@ from wam.errors import CheckpointError
 from wam.models.dream_student import DreamStudent, DreamStudentConfig
 from wam.train.batches import WindowBatches
 from wam.train.checkpoint import load_checkpoint, resolve
+from wam.runs import load_run
 from wam.train.frame_cache import build_frame_cache
 from wam.train.loop import TrainResult, resolve_device
 from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer
@@ -72,6 +73,7 @@ def distill(world: str | Path, config: DistillConfig, resume: bool = False, prog
     tokenizer = load_tokenizer(world)
     step = json.loads((resolve(world / "tokenizer" / "checkpoint") / "config.json").read_text())["step"]
     wc, stride = teacher.config.world, int(saved["stride"])
+    record = load_run(world, "finetune")
     context = finetune_config.window - 1
     held_out = {tuple(v) for v in json.loads((world / SPLIT_FILE).read_text())["val"]}
 
@@ -79,7 +81,8 @@ def distill(world: str | Path, config: DistillConfig, resume: bool = False, prog
     for name, paths in (("cache", saved["robot"]), ("cache_play", saved.get("play", []))):
         if not paths:
             continue
-        cache = build_frame_cache(paths, world / name, int(saved["image_size"]), wc.state_dim, 4, progress)
+        cache = build_frame_cache(paths, world / name, int(saved["image_size"]), wc.state_dim,
+                                  teacher.config.robot_action_dim, progress, record.spec_for(paths), record.fit)
         latents = encode_latents(tokenizer, cache, world / name / f"latents-{step}.npy", device, progress)
         labelled = [e for e in cache.episodes if e.has_actions]
         train_eps = [e for e in labelled if (e.dataset, e.episode) not in held_out or name != "cache"]

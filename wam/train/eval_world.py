@@ -25,6 +25,7 @@ from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.train.batches import WindowBatches
 from wam.train.checkpoint import resolve
+from wam.runs import load_run
 from wam.train.frame_cache import build_frame_cache, matching_cache
 from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes
 
@@ -48,7 +49,9 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
     tokenizer, world = load_tokenizer(run), load_world_model(run)
     # The run's own frames when `data` is its data (no second copy on disk), else a cache of our own.
     size = pretrain_cfg.tokenizer.image_size
-    cache = matching_cache(data, run / "cache", size) or build_frame_cache(data, out / "cache", size, world.config.state_dim, 4, progress)
+    record = load_run(run, "pretrain")
+    cache = matching_cache(data, run / "cache", size) or build_frame_cache(
+        data, out / "cache", size, world.config.state_dim, 1, progress, record.spec_for(data), record.fit)
     # Named after the tokenizer's weights: an --out shared by two runs never mixes their latents.
     weights = resolve(run / "tokenizer" / "checkpoint") / "model.safetensors"
     tag = hashlib.sha1(weights.read_bytes()).hexdigest()[:12]

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from wam.config import FinetuneConfig, pretrain_preset
-from wam.data.layout import atomic_write_json
+from wam.data.layout import ACTION_KEY, STATE_KEY, atomic_write_json
+from wam.data.spec import FeatureSpec, frame_strides, read_spec
+from wam.data.stats import dataset_feature_stats
 from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer
 from wam.models.wam import WAMConfig, WorldActionModel
@@ -40,7 +42,8 @@ from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, 
 from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.pretrain import (
-    SPLIT_FILE, encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes,
+    SPLIT_FILE, encode_latents, load_pretrain_config, load_pretrain_spec, load_tokenizer, load_world_model,
+    split_cached_episodes,
 )
 
 CONFIG_FILE = "finetune.json"
@@ -120,23 +123,32 @@ def finetune(
     if not robot:
         raise DatasetError("no robot dataset given (--data)")
 
-    # The architecture and the frames' geometry come from the pretraining run (or the scratch preset).
+    # What the robot data holds decides the action size, the state size and the camera slots; the architecture
+    # and the frames' resolution come from the pretraining run (or the scratch preset).
+    spec = read_spec(robot, config.cameras)
+    if spec.action_dim is None:
+        raise DatasetError(f"{', '.join(map(str, robot))}: no labelled episode (every episode is action-free video); "
+                           "finetuning needs robot episodes with actions")
     if pretrained is not None:
         pretrained = Path(pretrained)
         pre = load_pretrain_config(pretrained)
-        world_cfg, tokenizer_cfg, stride = pre.world, pre.tokenizer, pre.stride
+        frame_seconds = _frame_seconds(pre, load_pretrain_spec(pretrained))
     else:
-        pre = pretrain_preset(config.scratch_preset)
-        world_cfg, tokenizer_cfg, stride = pre.world, pre.tokenizer, pre.stride
+        pre = pretrain_preset(config.scratch_preset).with_image_size(config.scratch_image_size)
+        frame_seconds = None
+    tokenizer_cfg = pre.tokenizer
+    world_cfg = replace(pre.world, views=max(pre.world.views, spec.num_views), state_dim=max(1, spec.state_dim))
+    stride = _robot_stride(spec, pre.stride, frame_seconds)
     if init_from is not None:
-        _check_init_from(Path(init_from), pretrained)
+        _check_init_from(Path(init_from), pretrained, spec)
     if config.window - 1 > world_cfg.context:
         raise ValueError(f"window {config.window} needs a world-model context of {config.window - 1}, the model has {world_cfg.context}")
 
-    def decoded(paths, name: str):  # a Dyna update links the frames its parent run already decoded
+    def decoded(paths, name: str, data_spec: FeatureSpec = spec):  # a Dyna update links the frames its parent decoded
         if init_from is not None:
             link_matching_cache(paths, Path(init_from) / name, out / name, tokenizer_cfg.image_size)
-        return build_frame_cache(paths, out / name, tokenizer_cfg.image_size, world_cfg.state_dim, 4, progress)
+        return build_frame_cache(paths, out / name, tokenizer_cfg.image_size, world_cfg.state_dim, spec.action_dim,
+                                 progress, data_spec, config.fit)
 
     cache = decoded(robot, "cache")
     if not any(e.has_actions for e in cache.episodes):
@@ -150,6 +162,7 @@ def finetune(
     provenance = {"config": config.to_dict(), "pretrained": None if pretrained is None else str(pretrained),
                   "robot": [str(p) for p in robot], "video": [str(p) for p in video], "play": [str(p) for p in play],
                   "init_from": None if init_from is None else str(init_from), "stride": stride,
+                  "frame_seconds": frame_seconds, "spec": spec.to_dict(),
                   "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps}),
                   "rewards": any(e.has_reward for e in train_eps)}  # whether the reward and success heads learned anything
     (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
@@ -193,13 +206,23 @@ def finetune(
 
     video_windows = None
     if video:
+        video_spec = read_spec(video)
+        video_strides = frame_strides(video_spec, stride, frame_seconds) if frame_seconds is not None else stride
         video_cache, video_latents, video_eps = _video_source(video, pretrained, out, tokenizer, tokenizer_step, device, progress,
-                                                              tokenizer_cfg.image_size, decoded)
-        video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, stride, config.video_batch,
+                                                              tokenizer_cfg.image_size, lambda p, n: decoded(p, n, video_spec))
+        if video_cache.state.shape[1] != world_cfg.state_dim:  # the pretraining cache holds another state: decode anew
+            video_cache = decoded(video, "cache_video", video_spec)
+            video_latents = encode_latents(tokenizer, video_cache, out / "cache_video" / f"latents-{tokenizer_step}.npy", device,
+                                           progress)
+            video_eps = list(video_cache.episodes)
+        video_windows = WindowBatches(video_cache, video_latents, video_eps, config.window, video_strides, config.video_batch,
                                       config.seed + 7, world_cfg.text)
     play_windows = None
     if play:
-        play_cache = decoded(play, "cache_play")
+        play_spec = read_spec(play, spec.views if config.cameras is None and spec.num_views > 1 else config.cameras)
+        if play_spec.action_dim is not None and play_spec.action_dim != spec.action_dim:
+            raise DatasetError(f"play data has {play_spec.action_dim}-d actions, the robot data {spec.action_dim}-d")
+        play_cache = decoded(play, "cache_play", play_spec)
         play_eps = [e for e in play_cache.episodes if e.has_actions]
         if not play_eps:
             raise DatasetError(f"{', '.join(map(str, play))}: no labelled episode; play data needs the actions taken")
@@ -214,13 +237,16 @@ def finetune(
         return validation_metrics(model, val_batches, "action_l1")
 
     # 3. the WAM -------------------------------------------------------------------------------
-    wam_cfg = WAMConfig(world=world_cfg, chunk=config.chunk, stride=stride, hidden=config.hidden,
-                        action_weight=config.action_weight, latent_weight=config.latent_weight,
+    wam_cfg = WAMConfig(world=world_cfg, chunk=config.chunk, robot_action_dim=spec.action_dim, stride=stride,
+                        hidden=config.hidden, action_weight=config.action_weight, latent_weight=config.latent_weight,
                         align_weight=config.align_weight, state_weight=config.state_weight,
-                        task_free_dynamics=config.task_free_dynamics)
+                        task_free_dynamics=config.task_free_dynamics, normalize=config.normalize)
     torch.manual_seed(config.seed + 1)
-    world = load_world_model(pretrained) if pretrained is not None else WorldModel(world_cfg)
+    world = fit_world(load_world_model(pretrained), world_cfg) if pretrained is not None else WorldModel(world_cfg)
     model = WorldActionModel(wam_cfg, world)
+    # The robot data's statistics, saved with the weights (a resumed run restores its own, init_from copies its parent's).
+    model.state_norm.set_stats(_stats(robot, STATE_KEY, world_cfg.state_dim), config.normalize, clip_to_data=False)
+    model.action_norm.set_stats(_stats(robot, ACTION_KEY, spec.action_dim), config.normalize, clip_to_data=True)
     if init_from is not None:
         start = load_wam(init_from)
         try:
@@ -245,9 +271,72 @@ def finetune(
     return summary
 
 
-def _check_init_from(run: Path, pretrained: Path | None) -> None:
-    """A WAM to start from must share this run's pretraining (its frame tokenizer and latent space)."""
+def _stats(paths, key: str, dim: int):
+    from wam.data.reader import Dataset
+
+    chosen = [p for p in paths if key in Dataset(p).features and int(np.prod(Dataset(p).features[key].shape)) == dim]
+    return dataset_feature_stats(chosen, key) if chosen else None
+
+
+def _frame_seconds(pre, pre_spec: FeatureSpec | None) -> float | None:
+    """The pretrained model's frame interval in seconds: its own setting, else its stride at its data's rate."""
+    if pre.frame_seconds is not None:
+        return pre.frame_seconds
+    if pre_spec is None or not pre_spec.fps:
+        return None  # a run saved before specs: its stride in steps is all there is
+    return pre.stride / next(iter(pre_spec.fps.values()))
+
+
+def _robot_stride(spec: FeatureSpec, stride: int, frame_seconds: float | None) -> int:
+    """One stride for the labelled data (its actions between frames are the WAM's input), in the pretrained time base."""
+    rates = sorted(set(spec.fps.values()))
+    if len(rates) > 1:
+        detail = ", ".join(f"{root}: {fps:g} fps" for root, fps in spec.fps.items())
+        raise DatasetError(f"labelled robot datasets have different frame rates ({detail}); the WAM's actions between frames "
+                           "need one rate: finetune on datasets recorded at the same fps")
+    if frame_seconds is None:
+        return stride
+    steps = frame_seconds * rates[0]
+    chosen = max(1, round(steps))
+    if abs(chosen - steps) > 0.25 * steps:
+        print(f"note: the pretrained model's frames are {frame_seconds:.4f} s apart; at {rates[0]:g} fps the robot data's "
+              f"nearest stride, {chosen} frame(s), is {chosen / rates[0]:.4f} s")
+    return chosen
+
+
+def fit_world(world: WorldModel, config) -> WorldModel:
+    """A pretrained world model made to fit the robot data: more camera slots (new ones start as slot 0) and,
+    when the state has another size, fresh state layers (the video's state meant something else)."""
+    old = world.config
+    if old.views == config.views and old.state_dim == config.state_dim:
+        return world
+    fitted = WorldModel(config)
+    own = fitted.state_dict()
+    for name, value in world.state_dict().items():
+        if name == "camera":
+            own[name][: old.views] = value
+            own[name][old.views :] = value[0]
+        elif own[name].shape == value.shape:
+            own[name] = value
+    fitted.load_state_dict(own)
+    if old.state_dim != config.state_dim:
+        print(f"note: the pretrained world model knows a {old.state_dim}-d state, the robot data has {config.state_dim}-d: "
+              "its state layers start fresh")
+    return fitted
+
+
+def _check_init_from(run: Path, pretrained: Path | None, spec: FeatureSpec) -> None:
+    """A WAM to start from must share this run's pretraining (its frame tokenizer and latent space) and its data's
+    action and state sizes and cameras."""
     _, saved = load_finetune_config(run)
+    theirs_spec = saved.get("spec")
+    if theirs_spec is not None:
+        for what, mine, their in (("action size", spec.action_dim, theirs_spec.get("action_dim")),
+                                  ("state size", spec.state_dim, theirs_spec.get("state_dim")),
+                                  ("number of cameras", spec.num_views, len(theirs_spec.get("views", ())))):
+            if mine != their:
+                raise CheckpointError(f"{run}: its WAM was trained on data with {what} {their}, this data has {mine}; "
+                                      "--init-from needs a WAM of the same robot")
     theirs = saved.get("pretrained")
     if (theirs is None) != (pretrained is None) or (theirs is not None and Path(theirs).resolve() != Path(pretrained).resolve()):
         raise CheckpointError(f"{run}: finetuned from pretraining run {theirs}, this run from {pretrained}; --init-from "
@@ -284,7 +373,9 @@ def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
     config = json.loads((directory / "config.json").read_text())["config"]
     model = WorldActionModel(WAMConfig.from_dict(config))
     # WAMs finetuned before the reward and success heads existed still load as policies.
-    load_checkpoint(directory, model, expected_kind="wam", optional_weights=("reward.", "success.", "robot_action_in.", "robot_state_skip."))
+    load_checkpoint(directory, model, expected_kind="wam", optional_weights=(
+        "reward.", "success.", "robot_action_in.", "robot_state_skip.", "state_norm.", "action_norm.", "world.camera",
+        "world.state_norm."))
     return model.eval()
 
 

@@ -4,7 +4,14 @@ Pretraining visits each frame many times. Decoding video at every visit would co
 than the model on a CPU, so frames are decoded once into `frames.npy` (uint8, memory-
 mapped: the OS pages in what is used), with states, actions and their masks beside them.
 The frozen tokenizer then turns the frames into `latents.npy` the same way, and the world
-model trains on latents alone. A cache is rebuilt only when its datasets change.
+model trains on latents alone. A cache is rebuilt only when its datasets, its resolution,
+its cameras or its image fit change.
+
+What is cached comes from the run's feature spec (`wam/data/spec.py`): every camera slot
+(views side by side, each brought to the model's square resolution by `wam/data/fit.py`),
+the state and action at the model's sizes (a dataset whose state has another size is kept
+as video, its state masked), and the reward and success fields under whichever names the
+dataset uses (`reward`/`success` or lerobot's `next.reward`/`next.success`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,11 @@ from typing import Sequence
 import numpy as np
 
 from wam.data import ACTION_KEY, STATE_KEY, Dataset
+from wam.data.fit import fit_frames
+from wam.data.spec import FeatureSpec, read_spec
 from wam.errors import DatasetError
+
+CACHE_VERSION = 2  # 2: camera views side by side, spec-driven fields, fps per episode
 
 
 @dataclass(frozen=True)
@@ -32,12 +43,13 @@ class CachedEpisode:
     has_state: bool
     has_actions: bool
     has_reward: bool = False  # per-frame reward and success flags from the simulator
+    fps: float = 80.0  # the dataset's frame rate (caches written before it existed held 80 fps Meta-World data)
 
 
 @dataclass
 class FrameCache:
     root: Path
-    frames: np.ndarray  # (N, H, W, 3) uint8, memory-mapped
+    frames: np.ndarray  # (N, S, V*S, 3) uint8, memory-mapped: V camera views side by side
     state: np.ndarray  # (N, S) float32, zeros where absent
     action: np.ndarray  # (N, A) float32, zeros where absent
     episodes: list[CachedEpisode]
@@ -55,6 +67,10 @@ class FrameCache:
         return int(self.frames.shape[1])
 
     @property
+    def views(self) -> int:
+        return int(self.frames.shape[2]) // int(self.frames.shape[1])
+
+    @property
     def tasks(self) -> list[str]:
         return sorted({e.task for e in self.episodes})
 
@@ -66,13 +82,26 @@ def _fingerprint(datasets: Sequence[Dataset]) -> list[dict]:
     return [{"path": str(d.root.resolve()), "episodes": d.num_episodes, "frames": d.num_frames} for d in datasets]
 
 
+def _identity(datasets: Sequence[Dataset], image_size: int, spec: FeatureSpec | None, fit: str, state_dim: int | None,
+              action_dim: int | None) -> dict:
+    """What a cache's contents depend on; a cache is reused only when all of it matches."""
+    cameras = None if spec is None else {k: list(v) for k, v in spec.camera_keys.items()}
+    return {"version": CACHE_VERSION, "fingerprint": _fingerprint(datasets), "image_size": image_size, "cameras": cameras,
+            "fit": fit, "state_dim": state_dim, "action_dim": action_dim}
+
+
+def _matches(manifest: dict | None, identity: dict) -> bool:
+    if manifest is None:
+        return False
+    # `matching_cache` asks without a spec: any cameras, fit and sizes of a current cache will do.
+    keys = [k for k, v in identity.items() if v is not None]
+    return all(manifest.get(k) == identity[k] for k in keys)
+
+
 def matching_cache(paths: Sequence[str | Path], root: Path, image_size: int) -> FrameCache | None:
     """The cache at `root` if it holds exactly `paths` at `image_size`, else None (nothing is rebuilt)."""
     manifest = _manifest(Path(root))
-    if manifest is None:
-        return None
-    fingerprint = _fingerprint([Dataset(p) for p in paths])
-    if manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
+    if _matches(manifest, _identity([Dataset(p) for p in paths], image_size, None, None, None, None)):
         return load_frame_cache(root)
     return None
 
@@ -134,19 +163,27 @@ def link_matching_cache(paths: Sequence[str | Path], source: Path, root: Path, i
 
 
 def build_frame_cache(
-    paths: Sequence[str | Path], root: Path, image_size: int, state_dim: int = 4, action_dim: int = 4, progress: bool = True
+    paths: Sequence[str | Path], root: Path, image_size: int, state_dim: int, action_dim: int, progress: bool = True,
+    spec: FeatureSpec | None = None, fit: str = "pad",
 ) -> FrameCache:
-    """Decode `paths` into `root` (reused when the datasets are unchanged); checks the data first."""
+    """Decode `paths` into `root` (reused when nothing it depends on changed); checks the data first.
+
+    `spec` names each dataset's cameras and reward fields (default: `read_spec(paths)`, the data's
+    own); `state_dim` and `action_dim` are the model's sizes (a dataset whose state or action has
+    another size contributes frames only).
+    """
+    spec = read_spec(paths) if spec is None else spec
     datasets = [Dataset(p) for p in paths]
     root = Path(root)
-    fingerprint = _fingerprint(datasets)
-    manifest = _manifest(root)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint and manifest.get("image_size") == image_size:
+    identity = _identity(datasets, image_size, spec, fit, state_dim, action_dim)
+    if _matches(_manifest(root), identity):
         return load_frame_cache(root)
-    _validate(datasets, image_size, state_dim, action_dim)
+    _validate(datasets, spec)
     total = sum(d.num_frames for d in datasets)
+    views = spec.num_views
     tmp = _staging(root)
-    frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(total, image_size, image_size, 3))
+    frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
+                                       shape=(total, image_size, views * image_size, 3))
     state = np.zeros((total, state_dim), np.float32)
     action = np.zeros((total, action_dim), np.float32)
     reward = np.zeros(total, np.float32)
@@ -157,22 +194,26 @@ def build_frame_cache(
 
     with progress_bar("decode frames", total, "frames", enabled=progress) as advance:
         for dataset in datasets:
-            camera = dataset.camera_keys[0]
+            key = str(dataset.root)
+            cameras = spec.camera_keys[key]
+            reward_key, success_key = spec.reward_keys.get(key), spec.success_keys.get(key)
             for meta in dataset.episodes:
                 n = meta.length
-                frames[row : row + n] = dataset.frames(meta.index, camera)
+                for v, camera in enumerate(cameras):
+                    frames[row : row + n, :, v * image_size : (v + 1) * image_size] = fit_frames(
+                        dataset.frames(meta.index, camera), image_size, fit)
                 low = dataset.low_dim(meta.index)
-                has_state = STATE_KEY in low
+                has_state = STATE_KEY in low and low[STATE_KEY].reshape(n, -1).shape[1] == state_dim
                 if has_state:
-                    state[row : row + n] = low[STATE_KEY]
-                if ACTION_KEY in low:
-                    action[row : row + n] = low[ACTION_KEY]
-                has_reward = "reward" in low and "success" in low
+                    state[row : row + n] = low[STATE_KEY].reshape(n, -1)
+                has_actions = ACTION_KEY in low and low[ACTION_KEY].reshape(n, -1).shape[1] == action_dim
+                if has_actions:
+                    action[row : row + n] = low[ACTION_KEY].reshape(n, -1)
+                has_reward = reward_key in low and success_key in low
                 if has_reward:
-                    reward[row : row + n] = np.asarray(low["reward"], np.float32).reshape(n)
-                    success[row : row + n] = np.asarray(low["success"]).reshape(n).astype(bool)
+                    _store_outcome(reward, success, row, n, low, reward_key, success_key)
                 episodes.append(CachedEpisode(str(dataset.root.resolve()), meta.index, row, n, meta.task, has_state,
-                                              ACTION_KEY in low, has_reward))
+                                              has_actions, has_reward, float(dataset.info["fps"])))
                 row += n
                 advance(n)
     frames.flush()
@@ -181,10 +222,22 @@ def build_frame_cache(
     np.save(tmp / "action.npy", action)
     np.save(tmp / "reward.npy", reward)
     np.save(tmp / "success.npy", success)
-    manifest = {"fingerprint": fingerprint, "image_size": image_size, "episodes": [asdict(e) for e in episodes]}
+    manifest = {**identity, "episodes": [asdict(e) for e in episodes]}
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     _publish(tmp, root)
     return load_frame_cache(root)
+
+
+def _store_outcome(reward: np.ndarray, success: np.ndarray, row: int, n: int, low: dict, reward_key: str,
+                   success_key: str) -> None:
+    """wam's reward at frame t is received on arriving at t; lerobot's `next.reward` at t is received after acting at t,
+    i.e. on arriving at t + 1. So `next.` fields move one frame later (the first frame has received nothing)."""
+    r = np.asarray(low[reward_key], np.float32).reshape(n)
+    s = np.asarray(low[success_key]).reshape(n).astype(bool)
+    if reward_key.startswith("next.") and success_key.startswith("next."):
+        reward[row + 1 : row + n], success[row + 1 : row + n] = r[:-1], s[:-1]
+    else:
+        reward[row : row + n], success[row : row + n] = r, s
 
 
 def load_frame_cache(root: Path) -> FrameCache:
@@ -205,24 +258,15 @@ def load_frame_cache(root: Path) -> FrameCache:
         raise DatasetError(f"{root}: unreadable frame cache ({err}); delete it to rebuild") from None
 
 
-def _validate(datasets: Sequence[Dataset], image_size: int, state_dim: int, action_dim: int) -> None:
+def _validate(datasets: Sequence[Dataset], spec: FeatureSpec) -> None:
     """Everything that would otherwise fail (or silently train on garbage) mid-run."""
     if not datasets:
         raise DatasetError("no dataset given")
     for dataset in datasets:
         if dataset.num_episodes == 0:
             raise DatasetError(f"{dataset.root}: dataset has no episodes")
-        if not dataset.camera_keys:
-            raise DatasetError(f"{dataset.root}: dataset has no camera to learn from")
-        shape = dataset.features[dataset.camera_keys[0]].shape
-        if tuple(shape[:2]) != (image_size, image_size):
-            raise DatasetError(
-                f"{dataset.root}: frames are {shape[0]}x{shape[1]}, the model expects {image_size}x{image_size} "
-                f"(collect with --size {image_size} or choose a preset for this size)"
-            )
-        for key, dim in ((STATE_KEY, state_dim), (ACTION_KEY, action_dim)):
-            if key in dataset.features and int(np.prod(dataset.features[key].shape)) != dim:
-                raise DatasetError(f"{dataset.root}: feature {key!r} has size {dataset.features[key].shape}, the model expects {dim}")
+        if str(dataset.root) not in spec.camera_keys:
+            raise DatasetError(f"{dataset.root}: not in the run's feature spec (datasets: {', '.join(spec.camera_keys)})")
         for meta in dataset.episodes:
             low = dataset.low_dim(meta.index)
             for key in (STATE_KEY, ACTION_KEY):

@@ -33,6 +33,7 @@ from wam.errors import CheckpointError, DatasetError
 from wam.models.judge import SuccessJudge, SuccessJudgeConfig
 from wam.models.text import TextConfig, tokenize
 from wam.train.checkpoint import load_checkpoint, resolve
+from wam.runs import load_run
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import resolve_device
 from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, split_cached_episodes
@@ -127,12 +128,15 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     world_cfg = json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["world"]
     held_out = {tuple(v) for v in json.loads((world / SPLIT_FILE).read_text())["val"]}
     state_dim, size = int(world_cfg["state_dim"]), int(saved["image_size"])
+    record = load_run(world, "finetune")
+    action_dim = int(json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["robot_action_dim"])
 
     sources = []
     for name, paths in (("cache", saved["robot"]), ("cache_play", saved.get("play", [])), ("cache_judge", list(data))):
         if not paths:
             continue
-        cache = build_frame_cache([str(p) for p in paths], world / name, size, state_dim, 4, progress)
+        cache = build_frame_cache([str(p) for p in paths], world / name, size, state_dim, action_dim, progress,
+                                  record.spec_for([str(p) for p in paths]), record.fit)
         episodes = _sources_of(cache.episodes, tuple(exclude_sources))
         if name == "cache":
             train_eps = [e for e in episodes if (e.dataset, e.episode) not in held_out]

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from wam.config import PretrainConfig, pretrain_config_from_dict
-from wam.data.layout import atomic_write_json
+from wam.data.layout import STATE_KEY, atomic_write_json
+from wam.data.spec import FeatureSpec, frame_strides, read_spec
+from wam.data.stats import dataset_feature_stats
 from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
@@ -36,6 +38,7 @@ from wam.train.progress import progress_bar
 CONFIG_FILE = "pretrain.json"
 SPLIT_FILE = "split.json"
 INIT_FROM_KEY = "init_from"  # in pretrain.json beside the config: the run this one continues
+SPEC_KEY = "spec"  # in pretrain.json beside the config: the feature spec read from the data (wam/data/spec.py)
 
 
 def split_cached_episodes(cache: FrameCache, val_fraction: float, seed: int) -> tuple[list[CachedEpisode], list[CachedEpisode]]:
@@ -61,7 +64,7 @@ def encode_latents(tokenizer: FrameTokenizer, cache: FrameCache, path: Path, dev
     n = len(cache.frames)
     c, size = tokenizer.config.latent_channels, tokenizer.config.latent_size
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    latents = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, c, size, size))
+    latents = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, c, size, cache.views * size))
     with progress_bar("encode latents", n, "frames", enabled=progress) as advance:
         for start in range(0, n, 256):
             frames = torch.from_numpy(np.array(cache.frames[start : start + 256])).permute(0, 3, 1, 2).to(device)
@@ -85,6 +88,18 @@ def load_tokenizer(run: Path) -> FrameTokenizer:
     return tokenizer.eval()
 
 
+# Weights a world model saved before camera slots and state statistics existed lacks (it loads as one camera, raw state).
+OPTIONAL_WORLD_WEIGHTS = ("camera", "state_norm.")
+
+
+def _matching_stats(data: Sequence[str | Path], key: str, dim: int):
+    """Pooled statistics of `key` over the datasets whose `key` has `dim` values (others train as video)."""
+    from wam.data.reader import Dataset
+
+    paths = [p for p in data if key in Dataset(p).features and int(np.prod(Dataset(p).features[key].shape)) == dim]
+    return dataset_feature_stats(paths, key) if paths else None
+
+
 def load_world_model(run: Path, which: str = "checkpoint") -> WorldModel:
     from wam.models.world_model import WorldModelConfig
 
@@ -93,8 +108,15 @@ def load_world_model(run: Path, which: str = "checkpoint") -> WorldModel:
         raise CheckpointError(f"{Path(run) / 'world_model'}: no world model checkpoint (was `wam pretrain` run here?)")
     config = json.loads((directory / "config.json").read_text())["config"]
     model = WorldModel(WorldModelConfig.from_dict(config))
-    load_checkpoint(directory, model, expected_kind="world_model")
+    load_checkpoint(directory, model, expected_kind="world_model", optional_weights=OPTIONAL_WORLD_WEIGHTS)
     return model.eval()
+
+
+def load_pretrain_spec(run: Path) -> FeatureSpec | None:
+    """The feature spec a pretraining run read from its data (None for runs made before specs)."""
+    path = Path(run) / CONFIG_FILE
+    saved = json.loads(path.read_text()).get(SPEC_KEY) if path.exists() else None
+    return None if saved is None else FeatureSpec.from_dict(saved)
 
 
 def load_pretrain_config(run: Path) -> PretrainConfig:
@@ -125,8 +147,16 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         config, init_from = saved, saved_dict.get(INIT_FROM_KEY)  # the run's own config wins
     elif init_from is not None:
         config = continued_config(config, Path(init_from))
+    spec = read_spec(data, config.cameras)
+    strides = frame_strides(spec, config.stride, config.frame_seconds)
+    if init_from is None:  # the state size and camera slots come from the data (a continued run keeps its parent's)
+        config = replace(config, world=replace(config.world, state_dim=max(1, spec.state_dim), views=spec.num_views))
     world_cfg = config.world
-    cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, 4, progress)
+    if spec.num_views > world_cfg.views:
+        raise DatasetError(f"the data has {spec.num_views} camera views, the model continued from {init_from} has "
+                           f"{world_cfg.views}; choose views with --cameras")
+    cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, spec.action_dim or 1,
+                              progress, spec, config.fit)
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
     span = (config.window - 1) * config.stride + 1
     if not any(e.length >= span for e in train_eps):
@@ -134,7 +164,8 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
             f"{', '.join(sorted({e.dataset for e in cache.episodes}))}: no training episode has the {span} frames a "
             f"window of {config.window} frames at stride {config.stride} needs (longest: {max(e.length for e in cache.episodes)})"
         )
-    record = {**config.to_dict(), **({INIT_FROM_KEY: str(init_from)} if init_from is not None else {})}
+    record = {**config.to_dict(), **({INIT_FROM_KEY: str(init_from)} if init_from is not None else {}),
+              SPEC_KEY: spec.to_dict(), "strides": strides}
     config_path.write_text(json.dumps(record, indent=2))  # the data passed its checks: the run exists now
     (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
     device = resolve_device(config.tokenizer_train.device)
@@ -165,7 +196,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     # 2. world model on cached latents ----------------------------------------------------------
     latents = encode_latents(tokenizer, cache, out / "cache" / f"latents-{tokenizer_step}.npy", device, progress)
     make = lambda episodes, seed, batch: WindowBatches(  # noqa: E731
-        cache, latents, episodes, config.window, config.stride, batch, seed, world_cfg.text)
+        cache, latents, episodes, config.window, strides, batch, seed, world_cfg.text)
     train_batches = make(train_eps, config.seed, config.world_train.batch_size)
     val_source = make(val_eps or train_eps, config.seed + 1, 32)
     val_batches = [val_source.batch(i) for i in range(4)]
@@ -177,7 +208,10 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     torch.manual_seed(config.seed + 1)
     world = WorldModel(world_cfg)
     if init_from is not None and resolve(world_dir / "checkpoint") is None:
-        load_checkpoint(resolve(Path(init_from) / "world_model" / "checkpoint"), world, expected_kind="world_model")
+        load_checkpoint(resolve(Path(init_from) / "world_model" / "checkpoint"), world, expected_kind="world_model",
+                        optional_weights=OPTIONAL_WORLD_WEIGHTS)
+    elif init_from is None:  # the state statistics travel in the checkpoint (a resumed run loads its own)
+        world.state_norm.set_stats(_matching_stats(data, STATE_KEY, world_cfg.state_dim), config.normalize, clip_to_data=False)
     results["world_model"] = train_stage(
         world, train_batches, config.world_train, world_dir, model_config=world_cfg.to_dict(), kind="world_model",
         resume=resume, evaluate=evaluate_world, progress=progress,
