@@ -80,3 +80,25 @@ def test_split_is_seeded_disjoint_and_complete(clean_dataset):
     assert split_episodes(dataset, 0.34, seed=0) == (train, val)
     seeds_differ = {tuple(split_episodes(dataset, 0.34, seed=s)[1]) for s in range(10)}
     assert len(seeds_differ) > 1
+
+
+def test_datasets_naming_their_camera_differently_share_the_view_or_are_refused(tmp_path):
+    """Two single-camera datasets share the one view; two two-camera datasets with other names need --cameras."""
+    from lerobot_like import write_lerobot_dataset
+
+    from wam.errors import DatasetError
+
+    small = dict(state_dim=3, action_dim=3, fps=10, episodes=1, length=6)
+    a = write_lerobot_dataset(tmp_path / "a", cameras={"observation.images.top": (48, 48)}, **small)
+    b = write_lerobot_dataset(tmp_path / "b", cameras={"observation.images.front": (48, 48)}, **small)
+    both = WindowDataset([a, b], window=2)
+    assert both.camera_keys == ["observation.images.top"]
+    assert both[len(both) - 1]["observation.images.top"].shape == (2, 3, 48, 48)  # from b's "front"
+    two = dict(small, cameras={"observation.images.top": (48, 48), "observation.images.wrist": (48, 48)})
+    c = write_lerobot_dataset(tmp_path / "c", **two)
+    d = write_lerobot_dataset(tmp_path / "d", **{**two, "cameras": {"observation.images.high": (48, 48),
+                                                                    "observation.images.wrist": (48, 48)}})
+    with pytest.raises(DatasetError, match="different cameras"):
+        WindowDataset([c, d], window=2)
+    mapped = WindowDataset([c, d], window=2, cameras=("top|high", "wrist"))
+    assert mapped.camera_keys == ["observation.images.top", "observation.images.wrist"]

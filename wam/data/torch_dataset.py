@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from wam.data.layout import ACTION_KEY
+from wam.data.layout import ACTION_KEY, IMAGE_PREFIX
 from wam.data.reader import Dataset
 from wam.errors import DatasetError
 
@@ -37,7 +37,12 @@ class WindowDataset(torch.utils.data.Dataset):
         episodes: Sequence[Sequence[int] | None] | None = None,
         require_actions: bool = False,
         stride: int = 1,
+        cameras: tuple[str, ...] | None = None,
     ):
+        """`cameras` names the views (wam/data/spec.py); items hold each view under `observation.images.<view>`
+        whatever a dataset calls it, and datasets without a common camera are refused."""
+        from wam.data.spec import dataset_spec, merge_specs
+
         if isinstance(datasets, (Dataset, str, Path)):
             datasets = [datasets]
         self.datasets = [d if isinstance(d, Dataset) else Dataset(d) for d in datasets]
@@ -50,7 +55,9 @@ class WindowDataset(torch.utils.data.Dataset):
         self.action_dim = action_dims.pop() if action_dims else None
         # Only what every dataset has can be batched together.
         self.data_keys = sorted(set.intersection(*(set(d.data_keys) - {ACTION_KEY} for d in self.datasets)))
-        self.camera_keys = sorted(set.intersection(*(set(d.camera_keys) for d in self.datasets)))
+        spec = merge_specs([dataset_spec(d) for d in self.datasets], cameras)
+        self.view_keys = {str(d.root): spec.camera_keys[str(d.root)] for d in self.datasets}
+        self.camera_keys = [IMAGE_PREFIX + view for view in spec.views]  # the keys items hold
         index: list[tuple[int, int, int]] = []
         for d, dataset in enumerate(self.datasets):
             chosen = range(dataset.num_episodes) if episodes is None or episodes[d] is None else episodes[d]
@@ -70,10 +77,11 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         d, e, start = (int(x) for x in self._index[i])
         dataset = self.datasets[d]
-        raw = dataset.window(e, start, self.window, cameras=self.camera_keys)
+        own = self.view_keys[str(dataset.root)]
+        raw = dataset.window(e, start, self.window, cameras=list(own))
         item: dict[str, Any] = {"task": raw["task"], "episode_index": e, "dataset_index": d, "start": start}
-        for key in self.camera_keys:
-            item[key] = torch.from_numpy(raw[key]).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
+        for key, source in zip(self.camera_keys, own):
+            item[key] = torch.from_numpy(raw[source]).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
         for key in self.data_keys:
             item[key] = torch.from_numpy(np.array(raw[key], dtype=np.float32))  # a copy: arrow buffers are read-only
         if self.action_dim is not None:

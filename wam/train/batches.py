@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from wam.models.text import TextConfig, tokenize
+from wam.train.contract import CHUNK_KEYS, FRAME_BATCH, WINDOW_BATCH, check_batch
 from wam.train.frame_cache import CachedEpisode, FrameCache
 
 
@@ -31,7 +32,9 @@ class FrameBatches:
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         rows = np.sort(_rng(self.seed, step).choice(self.rows, self.batch_size, replace=len(self.rows) < self.batch_size))
         frames = torch.from_numpy(np.ascontiguousarray(self.cache.frames[rows]))
-        return {"frames": frames.permute(0, 3, 1, 2).contiguous()}
+        batch = {"frames": frames.permute(0, 3, 1, 2).contiguous()}
+        check_batch(batch, FRAME_BATCH, "FrameBatches")
+        return batch
 
 
 class WindowBatches:
@@ -104,6 +107,7 @@ class WindowBatches:
             steps = rows[..., None] + np.arange(self.chunk)  # (B, W, H)
             batch["action_chunk"] = torch.from_numpy(self.cache.action[np.minimum(steps, ends)])  # (B, W, H, A)
             batch["action_chunk_mask"] = torch.from_numpy(steps <= ends)  # (B, W, H): False past the episode's end
+        check_batch(batch, {**WINDOW_BATCH, **CHUNK_KEYS} if self.chunk else WINDOW_BATCH, "WindowBatches")
         return batch
 
     def action_chunks(self, rows: np.ndarray, ends: np.ndarray) -> np.ndarray:
