@@ -1,10 +1,13 @@
 """Training throughput of each preset: frames/s and step time, tokenizer and world model.
 
     python benchmarks/train_throughput.py [--steps 5] [--presets tiny,cpu,gpu] [--precisions fp32,bf16]
+    python benchmarks/train_throughput.py --presets cpu --settings 64x1,128x1,64x2,96x2 --out .../resolution_cost.json
 
 Synthetic batches of the preset's shapes (throughput does not depend on pixel content),
 AdamW steps through the same model code the trainer runs, timed after warm-up steps, all
-presets in one run. On a GPU it also reports model FLOPs utilisation against the bf16
+presets in one run. `--settings SIZExVIEWS,...` times one preset at other resolutions and
+camera counts (views side by side, as wam trains them), each as a ratio to the first setting
+timed in the same run: the cost plan of the resolution and wrist-camera grid. On a GPU it also reports model FLOPs utilisation against the bf16
 matmul rate measured in the same run. With `--precisions fp32,bf16` each preset is timed in
 full precision and under bfloat16 autocast in the same run, and the ratio printed: CPUs with
 native bf16 instructions (AVX512-BF16, AMX) may train faster that way, others slower. Writes
@@ -66,26 +69,30 @@ def matmul_tflops(device: torch.device) -> float | None:
     return 2 * 8192**3 * 20 / (time.perf_counter() - start) / 1e12
 
 
-def measure(preset: str, steps: int, device: torch.device, bf16: bool) -> dict:
-    config = pretrain_preset(preset)
-    out = {"preset": preset, "precision": "bf16" if bf16 else "fp32"}
+def measure(preset: str, steps: int, device: torch.device, bf16: bool, size: int | None = None, views: int = 1) -> dict:
+    from dataclasses import replace
+
+    config = pretrain_preset(preset).with_image_size(size)
+    config = replace(config, world=replace(config.world, views=views))
+    out = {"preset": preset, "precision": "bf16" if bf16 else "fp32", "image_size": config.tokenizer.image_size, "views": views}
     tokenizer = FrameTokenizer(config.tokenizer).to(device)
     b = config.tokenizer_train.batch_size
-    frames = torch.randint(0, 255, (b, 3, config.tokenizer.image_size, config.tokenizer.image_size), dtype=torch.uint8, device=device)
+    s = config.tokenizer.image_size
+    frames = torch.randint(0, 255, (b, 3, s, views * s), dtype=torch.uint8, device=device)
     seconds = _time_steps(tokenizer, {"frames": frames}, steps, device, bf16)
     out["tokenizer"] = {"params": sum(p.numel() for p in tokenizer.parameters()), "batch": b,
                         "step_s": round(seconds, 4), "frames_per_s": round(b / seconds, 1)}
     world = WorldModel(config.world).to(device)
     w, b, cfg = config.window, config.world_train.batch_size, config.world
     batch = {
-        "latents": torch.rand(b, w, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device) * 2 - 1,
+        "latents": torch.rand(b, w, cfg.latent_channels, cfg.latent_size, views * cfg.latent_size, device=device) * 2 - 1,
         "state": torch.randn(b, w, cfg.state_dim, device=device),
         "state_mask": torch.ones(b, w, dtype=torch.bool, device=device),
         "text_ids": tokenize(["open the drawer"] * b, cfg.text).to(device),
     }
     seconds = _time_steps(world, batch, steps, device, bf16)
     params = sum(p.numel() for p in world.parameters())
-    tokens = b * (w - 1) * (cfg.patches_per_frame + 1)
+    tokens = b * (w - 1) * (views * cfg.patches_per_frame + 1)
     out["world_model"] = {"params": params, "batch": b, "window": w, "tokens_per_step": tokens,
                           "step_s": round(seconds, 4), "frames_per_s": round(b * w / seconds, 1)}
     # 6 * params * tokens: the usual estimate of training FLOPs (attention over <= 136 tokens is small beside it)
@@ -98,8 +105,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--presets", default="tiny,cpu,gpu")
     parser.add_argument("--precisions", default="auto", help="fp32, bf16 or both (fp32,bf16); auto: bf16 on cuda, else fp32")
+    parser.add_argument("--settings", default=None, help="SIZExVIEWS,... (e.g. 64x1,128x1,64x2): one preset at other "
+                        "resolutions and camera counts, as ratios to the first")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.settings:
+        return settings_main(args)
     precisions = args.precisions.split(",")
     if any(p not in ("auto", "fp32", "bf16") for p in precisions):
         parser.error(f"--precisions: {args.precisions!r}; expected auto, fp32, bf16 or fp32,bf16")
@@ -128,6 +139,30 @@ def main() -> None:
     results = {"benchmark": "train_throughput", "command": " ".join(["python benchmarks/train_throughput.py", *os.sys.argv[1:]]), "device": name,
                "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "precisions": sorted({r["precision"] for r in rows}),
                "bf16_matmul_tflops": peak, "steps_timed": args.steps, "presets": rows, "complete": True}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def settings_main(args) -> None:
+    """One preset at several (size, views) settings, timed back to back, with step-time ratios to the first."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    preset = args.presets.split(",")[0]
+    rows = []
+    for setting in args.settings.split(","):
+        size, _, views = setting.partition("x")
+        row = measure(preset, args.steps, device, device.type == "cuda", int(size), int(views or 1))
+        rows.append(row)
+        for part in ("tokenizer", "world_model"):
+            row[part]["step_ratio_to_first"] = round(row[part]["step_s"] / rows[0][part]["step_s"], 3)
+        print(f"{preset} {setting:6s} tokenizer {row['tokenizer']['step_s']:.3f} s/step "
+              f"(x{row['tokenizer']['step_ratio_to_first']:.2f})   world model {row['world_model']['step_s']:.3f} s/step "
+              f"(x{row['world_model']['step_ratio_to_first']:.2f})")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    out = args.out or RESULTS / "resolution_cost.json"
+    results = {"benchmark": "train_throughput --settings", "command": " ".join(["python benchmarks/train_throughput.py", *os.sys.argv[1:]]),
+               "device": name, "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "steps_timed": args.steps,
+               "settings": rows, "complete": True}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
