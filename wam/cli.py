@@ -105,6 +105,9 @@ def data_info(path: Path, as_json: bool = typer.Option(False, "--json", help="pr
         table.add_row(key, str(summary[key]))
     for key, spec in summary["features"].items():
         table.add_row(f"feature {key}", f"{spec['dtype']} {tuple(spec['shape'])}")
+    for key, camera in summary["cameras"].items():
+        table.add_row(f"camera {key}", camera)
+    table.add_row("reward fields", ", ".join(summary["reward_fields"]) or "none")
     for task in summary["tasks"]:
         table.add_row("task", f"{task['task']} ({task['episodes']} episodes)")
     console.print(table)
@@ -211,6 +214,7 @@ def pretrain(
 
     from wam.config import pretrain_preset
     from wam.errors import WamError
+    from wam.runs import load_run, run_kind
     from wam.train.pretrain import pretrain as run_pretrain
 
     extra = [Path(a) for a in ctx.args if not a.startswith("-")]
@@ -225,8 +229,8 @@ def pretrain(
         if seed is not None:
             config = replace(config, seed=seed, tokenizer_train=replace(config.tokenizer_train, seed=seed),
                              world_train=replace(config.world_train, seed=seed))
-        if resume and steps is not None and (out / "pretrain.json").exists():
-            saved = json.loads((out / "pretrain.json").read_text())["world_train"]["steps"]
+        if resume and steps is not None and run_kind(out) == "pretrain":
+            saved = load_run(out, "pretrain").config.world_train.steps
             if saved != steps:
                 _fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
                       "(its learning-rate schedule depends on the total), so drop --steps or start a new --out")

@@ -97,3 +97,14 @@ def test_statistics_with_nan_or_no_variance_are_refused(tmp_path):
     computed = dataset_feature_stats([data], "action")
     np.testing.assert_allclose(computed.mean, stats.mean, rtol=1e-4, atol=1e-5)
     assert "computed from the frames" in computed.source
+
+
+def test_data_info_reads_success_from_lerobot_next_fields(tmp_path):
+    from wam.data import Dataset
+    from wam.data.summary import dataset_summary
+
+    data = small(tmp_path / "d", image_storage="image")
+    summary = dataset_summary(Dataset(data))
+    assert summary["success_rate"] is not None
+    assert summary["cameras"] == {"observation.images.top": "image 48x48"}
+    assert summary["reward_fields"] == ["next.reward", "next.success", "next.done"]
