@@ -152,12 +152,14 @@ def build_info(
     }
 
 
-def load_info(root: Path) -> dict[str, Any]:
+def load_info(root: Path, version: str = CODEBASE_VERSION, what: str = "a wam/LeRobot v3 dataset, or an unfinished one"
+              ) -> dict[str, Any]:
+    """meta/info.json, checked; `version` is the codebase_version expected (a prefix such as "v2." for any v2.x)."""
     path = root / INFO_PATH
     if not path.exists():
         if not root.exists():
             raise DatasetError(f"{root}: no such dataset directory")
-        raise DatasetError(f"{path}: missing (not a wam/LeRobot v3 dataset, or an unfinished one)")
+        raise DatasetError(f"{path}: missing (not {what})")
     try:
         info = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -165,8 +167,9 @@ def load_info(root: Path) -> dict[str, Any]:
     for field in ("codebase_version", "fps", "features"):
         if field not in info:
             raise DatasetError(f"{path}: missing field {field!r}")
-    if info["codebase_version"] != CODEBASE_VERSION:
-        raise DatasetError(f"{path}: codebase_version {info['codebase_version']!r}, expected {CODEBASE_VERSION!r}")
+    if not str(info["codebase_version"]).startswith(version):
+        expected = repr(version) if version == CODEBASE_VERSION else f"{version}x"
+        raise DatasetError(f"{path}: codebase_version {info['codebase_version']!r}, expected {expected}")
     return info
 
 

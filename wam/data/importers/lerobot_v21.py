@@ -101,17 +101,7 @@ def read_source(root: str | Path) -> Source:
     """Read and check meta/info.json, meta/episodes.jsonl and meta/tasks.jsonl."""
     root = Path(root)
     info_path = root / layout.INFO_PATH
-    if not info_path.is_file():
-        raise DatasetError(f"{info_path}: missing (not a LeRobot v2.x dataset)")
-    try:
-        info = json.loads(info_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{info_path}: not valid JSON ({err})") from None
-    for field in ("codebase_version", "fps", "features"):
-        if field not in info:
-            raise DatasetError(f"{info_path}: missing field {field!r}")
-    if not str(info["codebase_version"]).startswith("v2."):
-        raise DatasetError(f"{info_path}: codebase_version {info['codebase_version']!r}, expected v2.0 or v2.1")
+    info = layout.load_info(root, "v2.", "a LeRobot v2.x dataset")
     fps = float(info["fps"])
     if fps <= 0 or fps != int(fps):
         raise DatasetError(f"{info_path}: fps {info['fps']!r} is not a positive whole number")
