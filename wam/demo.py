@@ -47,6 +47,7 @@ class DemoConfig:
 def run_demo(config: DemoConfig) -> Path:
     from wam.config import finetune_preset, pretrain_preset
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
+    from wam.runs import run_kind
     from wam.train.eval_world import EvalWorldConfig, evaluate_world
     from wam.train.finetune import finetune
     from wam.train.pretrain import pretrain
@@ -70,7 +71,7 @@ def run_demo(config: DemoConfig) -> Path:
     t0 = stage(2, "pretrain on action-free video")
     pretrain_run = runs / "pretrain"
     pretrain([video_dir], pretrain_run, replace(pretrain_preset(config.pretrain_preset), seed=config.seed),
-             resume=(pretrain_run / "pretrain.json").exists())
+             resume=run_kind(pretrain_run) == "pretrain")
     seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = stage(3, "dream: world-model rollouts on held-out video")
@@ -83,7 +84,7 @@ def run_demo(config: DemoConfig) -> Path:
         run = runs / method
         if not (run / "summary.json").exists():
             finetune(pretrain_run if method == "wam" else None, [robot_dir], run, ft,
-                     video=[video_dir] if method == "wam" else [], resume=(run / "finetune.json").exists())
+                     video=[video_dir] if method == "wam" else [], resume=run_kind(run) == "finetune")
     seconds["finetune"] = time.perf_counter() - t0
 
     t0 = stage(5, "evaluate both policies in the simulator")

@@ -33,10 +33,17 @@ class RunRecord:
     fit: str
     frame_seconds: float | None = None
     pretrained: Path | None = None  # a finetuned WAM's pretraining run (None: from scratch)
-    data: dict[str, list[str]] = field(default_factory=dict)  # role ("data", "robot", "video", "play") -> paths
+    data: dict[str, list[str]] = field(default_factory=dict)  # role ("robot", "video", "play") -> paths
     tasks: tuple[str, ...] = ()
     rewards: bool = False  # whether the reward and success heads learned anything
+    init_from: Path | None = None  # the run whose weights this one started from (`--init-from`), if any
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the file as saved, for fields not typed here
+
+    @property
+    def views(self) -> int:
+        """Camera views side by side in the run's frames and latents: its data's, which a world model pretrained on
+        more cameras may exceed (its `WorldModelConfig.views` counts slots, not the views the run sees)."""
+        return 1 if self.spec is None else self.spec.num_views
 
     @property
     def camera_choice(self) -> tuple[str, ...] | None:
@@ -61,13 +68,14 @@ def run_kind(path: str | Path) -> str | None:
 def load_run(path: str | Path, kind: str | None = None) -> RunRecord:
     """The record of the run at `path`; `kind` ("pretrain" or "finetune") refuses any other kind by name."""
     path = Path(path)
-    found = run_kind(path)
+    if kind is not None and kind not in RUN_FILES:
+        raise ValueError(f"a run's kind is one of {', '.join(RUN_FILES)}, got {kind!r}")
+    found = kind if kind is not None and (path / RUN_FILES[kind]).is_file() else run_kind(path)
     if found is None:
-        if not path.exists():
-            raise CheckpointError(f"{path}: no such run directory")
-        wanted = RUN_FILES.get(kind or "finetune")
-        raise CheckpointError(f"{path / wanted}: missing (not a {'pretraining' if kind == 'pretrain' else 'finetuning'} "
-                              "run directory)")
+        wanted = path / RUN_FILES[kind or "finetune"]
+        missing = "" if path.exists() else f"; {path}: no such run directory"
+        raise CheckpointError(f"{wanted}: missing (not a {'pretraining' if kind == 'pretrain' else 'finetuning'} "
+                              f"run directory{missing})")
     if kind is not None and found != kind:
         hint = f" (finetune it with `wam finetune --pretrained {path}`)" if found == "pretrain" else ""
         raise CheckpointError(f"{path}: {WHAT[found]}, not {WHAT[kind]}{hint}")
@@ -86,10 +94,14 @@ def _spec(saved: dict) -> FeatureSpec | None:
     return FeatureSpec.from_dict(saved["spec"]) if saved.get("spec") else None
 
 
+def _path(value) -> Path | None:
+    return None if value is None else Path(value)
+
+
 def _pretrain_record(path: Path, saved: dict) -> RunRecord:
     config = pretrain_config_from_dict(saved)
     return RunRecord(path, "pretrain", config, _spec(saved), config.tokenizer.image_size, config.stride, config.fit,
-                     config.frame_seconds, data={}, raw=saved)
+                     config.frame_seconds, data={}, init_from=_path(saved.get("init_from")), raw=saved)
 
 
 def _finetune_record(path: Path, saved: dict) -> RunRecord:
@@ -97,6 +109,6 @@ def _finetune_record(path: Path, saved: dict) -> RunRecord:
     data = {role: [str(p) for p in saved.get(role) or []] for role in ("robot", "video", "play")}
     return RunRecord(
         path, "finetune", config, _spec(saved), int(saved["image_size"]), int(saved["stride"]), config.fit,
-        saved.get("frame_seconds"), None if saved.get("pretrained") is None else Path(saved["pretrained"]), data,
-        tuple(saved.get("tasks", [])), bool(saved.get("rewards", False)), saved,
+        saved.get("frame_seconds"), _path(saved.get("pretrained")), data, tuple(saved.get("tasks", [])),
+        bool(saved.get("rewards", False)), _path(saved.get("init_from")), saved,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from wam.api.client import ApiError, Client
@@ -52,11 +53,15 @@ def test_recorded_episodes_train_a_policy(tmp_path, start_server):
         assert error.value.status == 409
         obs = client.reset(robot, task="reach-v3", seed=0)
         assert len(obs["state"]) == 4 and obs["has_image"] and obs["sim_state"] is None
-        assert client.robot(robot)["action_space"]["shape"] == [4]
+        space = client.robot(robot)["action_space"]
+        assert space["shape"] == [4]
+        # the dream accepts what its training actions spanned (the data's units): beyond that it has no evidence
+        low, high = np.array(space["low"]), np.array(space["high"])
+        assert np.all(low >= -1.0) and np.all(high <= 1.0) and np.all(low <= high)  # reach never uses the gripper: 0
         with pytest.raises(ApiError) as error:
-            client.step(robot, [0, 3, 0, 0])
+            client.step(robot, (high + 1.0).tolist())
         assert error.value.status == 422
-        result = client.step(robot, actions=[[0.1, 0, 0, 0]] * 8)
+        result = client.step(robot, actions=[((low + high) / 2).tolist()] * 8)
         assert result["episode_id"] == 0 and result["steps"] <= 6
         assert client.image(robot)[:4] == b"\x89PNG"
     recorded = Dataset(dream.data)

@@ -288,3 +288,44 @@ def test_an_unknown_verdict_is_refused(tmp_path_factory):
         DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="last", device="cpu"))
     with pytest.raises(ValueError, match="final_window"):
         DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="final", final_window=0, device="cpu"))
+
+
+def test_a_two_camera_run_dreams_judges_and_distils_its_views_side_by_side(tmp_path):
+    """Latents and decoded images hold the run's two camera views side by side, in the observation space, the start
+    frames, reset options, and the judge's and the student's inputs."""
+    from dataclasses import replace
+
+    from finetune_fixtures import tiny_finetune_config
+    from lerobot_like import write_lerobot_dataset
+    from wam.config import distill_preset, judge_preset
+    from wam.train.distill import distill, load_student
+    from wam.train.finetune import finetune
+    from wam.train.judge import load_judge, train_judge
+
+    task = "pick the cube"
+    data = write_lerobot_dataset(tmp_path / "data", cameras={"observation.images.top": (64, 64),
+                                                             "observation.images.wrist": (48, 64)},
+                                 state_dim=4, action_dim=4, fps=10, episodes=4, length=10, tasks=(task,))
+    run = tmp_path / "run"
+    finetune(None, [data], run, tiny_finetune_config(steps=2, val_episodes=1, scratch_tokenizer_steps=2), progress=False)
+    short = lambda preset: replace(preset, train=replace(preset.train, device="cpu", steps=2, eval_every=2,  # noqa: E731
+                                                         checkpoint_every=2))
+    train_judge(run, [], short(judge_preset("tiny")), progress=False)
+    distill(run, short(distill_preset("tiny")), progress=False)
+    assert load_judge(run).config.views == 2 and load_student(run).config.views == 2
+
+    for kind in ({}, {"judge": True}, {"student": True}):
+        dreams = DreamVectorEnv(DreamConfig(run, task, num_envs=2, max_episode_steps=4, device="cpu", **kind))
+        c, h, _ = dreams.single_observation_space["latent"].shape
+        assert dreams.single_observation_space["latent"].shape == (c, h, 2 * h)
+        assert dreams.single_observation_space["image"].shape == (64, 128, 3)
+        obs, _ = dreams.reset(seed=0)
+        assert dreams.observation_space.contains(obs)
+        middle = (dreams.single_action_space.low + dreams.single_action_space.high) / 2
+        for _ in range(3):
+            obs, *_ = dreams.step(np.stack([middle, middle]))
+        assert dreams.observation_space.contains(obs)
+        obs, _ = dreams.reset(options={"image": obs["image"], "state": obs["state"]})  # a strip of both views
+        assert obs["image"].shape == (2, 64, 128, 3)
+        with pytest.raises(ValueError, match=r"\(2, 64, 128, 3\)"):
+            dreams.reset(options={"image": obs["image"][:, :, :64], "state": obs["state"]})

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +77,9 @@ def test_the_grounded_verdict_reads_each_real_frame_with_its_own_actions_and_sta
     load, seen, only_frame = dream_env._load_dreamer, [], []
 
     def scripted_loader(run, device):
-        model, tokenizer, saved = load(run, device)
-        saved = {**saved, "stride": stride}  # the tiny world steps every control step; judge two a frame
-        context = int(saved["config"]["window"]) - 1
+        model, tokenizer, record = load(run, device)
+        record = replace(record, stride=stride)  # the tiny world steps every control step; judge two a frame
+        context = record.config.window - 1
 
         def step(latents, actions, text_ids, state):
             seen.append(latents.shape[1])
@@ -90,7 +91,7 @@ def test_the_grounded_verdict_reads_each_real_frame_with_its_own_actions_and_sta
             return latents, state, torch.zeros(shape), torch.where(fire[:, None], 5.0, -5.0).expand(shape)
 
         model.step = step
-        return model, tokenizer, saved
+        return model, tokenizer, record
 
     monkeypatch.setattr(dream_env, "_load_dreamer", scripted_loader)
     for horizon in (None, 6):

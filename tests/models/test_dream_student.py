@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from wam.models.dream_student import DreamStudent, DreamStudentConfig
@@ -6,7 +7,7 @@ from wam.models.text import tokenize
 
 def _inputs(config: DreamStudentConfig, b: int = 3, t: int = 2) -> tuple[torch.Tensor, ...]:
     torch.manual_seed(0)
-    latents = torch.rand(b, t, config.latent_channels, config.latent_size, config.latent_size) * 2 - 1
+    latents = torch.rand(b, t, *config.latent_shape) * 2 - 1
     actions = torch.rand(b, t, config.stride, config.robot_action_dim) * 2 - 1
     return latents, actions, tokenize(["open the drawer"] * b, config.text), torch.randn(b, t, config.state_dim)
 
@@ -53,3 +54,26 @@ def test_the_distillation_loss_trains_every_part():
 def test_config_round_trips_through_a_dict():
     config = DreamStudentConfig(hidden=48, layers=2)
     assert DreamStudentConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_student_of_two_camera_views_steps_and_learns_on_side_by_side_latents():
+    config = DreamStudentConfig(latent_channels=4, latent_size=4, hidden=32, layers=1, condition=16, views=2)
+    student = DreamStudent(config)
+    torch.nn.init.normal_(student.next_latent.weight, std=0.01)
+    latents, actions, text, state = _inputs(config)
+    assert latents.shape == (3, 2, 4, 4, 8)
+    latent, next_state, reward, success = student.step(latents, actions, text, state)
+    assert latent.shape == (3, 1, 4, 4, 8) and next_state.shape == (3, 1, 4) and reward.shape == success.shape == (3, 1)
+    batch = {"latents": latents, "action": actions, "text_ids": text, "state": state, "teacher_latent": latents[:, -1] * 0.9,
+             "teacher_state": state[:, -1], "teacher_reward": torch.rand(3), "teacher_success": torch.randn(3)}
+    loss, _ = student(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and student.frames_in.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"2 camera view\(s\)"):
+        student.step(latents[..., :4], actions, text, state)  # one view where the student reads two
+
+
+def test_a_student_saved_before_views_loads_with_one_view():
+    saved = DreamStudentConfig(hidden=48).to_dict()
+    del saved["views"]
+    assert DreamStudentConfig.from_dict(saved).views == 1

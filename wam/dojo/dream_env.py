@@ -36,10 +36,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from wam.data.fit import fit_frames
 from wam.errors import CheckpointError, DatasetError
 from wam.envs.tasks import TASK_TEXT
 from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
+from wam.runs import RunRecord, load_run, run_kind
 
 
 VERDICTS = ("any", "final")
@@ -76,50 +78,50 @@ class DreamConfig:
     final_window: int = 10
 
 
-def dreamable(run: Path) -> dict:
-    """The run's finetuning record, or a CheckpointError saying why the run cannot dream (checked before loading)."""
-    from wam.train.finetune import load_finetune_config
-
+def dreamable(run: Path) -> RunRecord:
+    """The run's record, or a CheckpointError saying why the run cannot dream (checked before loading)."""
     run = Path(run)
-    if (run / "pretrain.json").exists() and not (run / "finetune.json").exists():
+    if run_kind(run) == "pretrain":
         raise CheckpointError(f"{run}: a pretraining run has no action encoder, so it cannot be stepped with robot actions; "
                               f"finetune it into a WAM first (`wam finetune --pretrained {run} ...`)")
-    _, saved = load_finetune_config(run)
-    if not saved.get("rewards"):
+    record = load_run(run, "finetune")
+    if not record.rewards:
         raise CheckpointError(f"{run}: finetuned on data without rewards and success flags, so its reward and success heads "
                               "never learned; finetune on episodes recorded with them (wam collect records both)")
-    return saved
+    return record
 
 
 def _load_dreamer(run: Path, device: torch.device):
     from wam.train.finetune import load_wam
     from wam.train.pretrain import load_tokenizer
 
-    saved = dreamable(run)
-    return load_wam(run).to(device), load_tokenizer(run).to(device), saved
+    record = dreamable(run)
+    return load_wam(run).to(device), load_tokenizer(run).to(device), record
 
 
 @torch.no_grad()
-def _start_frames(datasets: list[Path], text: str, tokenizer, device, anywhere: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents and states dreams may start from: (E, C, h, w), (E, S). The first frame of every episode of the
+def _start_frames(datasets: list[Path], text: str, tokenizer, device, record: RunRecord,
+                  anywhere: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and states dreams may start from: (E, C, h, V*w), (E, S). The first frame of every episode of the
     task or, `anywhere`, every frame before the episode's first success (a start that is already the goal would
-    hand the dream a free success)."""
+    hand the dream a free success). Each frame holds the run's camera views side by side, fitted as it fits them."""
     from wam.data import STATE_KEY, Dataset
 
+    spec = record.spec_for(datasets) if record.views > 1 else None  # several views: the cameras the run's slots name
     images, states = [], []
     for path in datasets:
         dataset = Dataset(path)
-        camera = dataset.camera_keys[0]
+        cameras = dataset.camera_keys[:1] if spec is None else spec.camera_keys[str(dataset.root)]
         for meta in dataset.episodes:
             if meta.task != text:
                 continue
             low_dim = dataset.low_dim(meta.index)
-            frames = dataset.frames(meta.index, camera)
             end = 1
             if anywhere:
-                success = np.ravel(low_dim["success"]).astype(bool) if "success" in low_dim else np.zeros(len(frames), bool)
-                end = int(np.argmax(success)) if success.any() else len(frames)
-            images.extend(frames[:end])
+                success = np.ravel(low_dim["success"]).astype(bool) if "success" in low_dim else np.zeros(meta.length, bool)
+                end = int(np.argmax(success)) if success.any() else meta.length
+            views = [fit_frames(dataset.frames(meta.index, camera)[:end], record.image_size, record.fit) for camera in cameras]
+            images.extend(np.concatenate(views, axis=2))  # (end, S, V*S, 3)
             states.extend(low_dim[STATE_KEY][:end])
     if not images:
         raise DatasetError(f"{', '.join(map(str, datasets))}: no episode of task {text!r} to start dreams from")
@@ -139,7 +141,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self.config = config
         device = config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-        self.model, self.tokenizer, saved = _load_dreamer(config.run, self.device)
+        self.model, self.tokenizer, record = _load_dreamer(config.run, self.device)
         if config.student:
             from wam.train.distill import load_student
 
@@ -151,20 +153,22 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             from wam.train.judge import load_judge
 
             self.judge = load_judge(config.run).to(self.device)
-        self.stride, self.context = int(saved["stride"]), int(saved["config"]["window"]) - 1
+        self.stride, self.context = record.stride, record.config.window - 1
         self.task_text = TASK_TEXT.get(config.task, config.task)
-        data = list(config.data) or [Path(p) for p in saved["robot"]]
-        self.start_latents, self.start_states = _start_frames(data, self.task_text, self.tokenizer, self.device,
+        data = list(config.data) or [Path(p) for p in record.data["robot"]]
+        self.start_latents, self.start_states = _start_frames(data, self.task_text, self.tokenizer, self.device, record,
                                                               config.start_anywhere)
         self.text_ids = tokenize([self.task_text] * config.num_envs, self.model.config.world.text).to(self.device)
         self.num_envs = config.num_envs
         self.render_mode = "rgb_array"
         wc = self.model.config.world
-        size = self.tokenizer_image_size = int(saved["image_size"])
-        spaces = {"latent": gym.spaces.Box(-1.0, 1.0, (wc.latent_channels, wc.latent_size, wc.latent_size), np.float32),
+        size = self.tokenizer_image_size = record.image_size
+        self.views = record.views  # camera views side by side in every latent and image
+        spaces = {"latent": gym.spaces.Box(-1.0, 1.0, (wc.latent_channels, wc.latent_size, self.views * wc.latent_size),
+                                           np.float32),
                   "state": gym.spaces.Box(-np.inf, np.inf, (wc.state_dim,), np.float32)}
         if config.decode_images:
-            spaces["image"] = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+            spaces["image"] = gym.spaces.Box(0, 255, (size, self.views * size, 3), np.uint8)
         self.single_observation_space = gym.spaces.Dict(spaces)
         # the range the training actions spanned, in the data's units ([-1, 1] for a WAM saved before normalisation)
         low, high = (self.model.action_norm.low.cpu().numpy(), self.model.action_norm.high.cpu().numpy())
@@ -185,14 +189,14 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._actions_of: list[list[torch.Tensor]] = [[] for _ in range(self.num_envs)]  # (stride, A) per history frame
         # Decoded frames, redone only for dreams whose latent changed: between model steps (stride - 1 of
         # every stride control steps) the observation is the same frame, and decoding is a large share of a step.
-        self._images = np.zeros((self.num_envs, size, size, 3), np.uint8)
+        self._images = np.zeros((self.num_envs, size, self.views * size, 3), np.uint8)
         self._stale = np.ones(self.num_envs, bool)
 
     # -- gymnasium ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         """Start every dream from a first frame of the task's data (picked by the seed), or, with
-        `options={"image": (N, H, W, 3) uint8, "state": (N, S)}`, from the frames given: a real scene's first
-        frame dreams the same episode the simulator would run."""
+        `options={"image": (N, S, V*S, 3) uint8, "state": (N, S)}`, from the frames given (the run's V camera views
+        side by side at its resolution): a real scene's first frame dreams the same episode the simulator would run."""
         if seed is not None:
             seeds = seed if isinstance(seed, (list, tuple)) else [seed + i for i in range(self.num_envs)]
             self._rngs = [np.random.default_rng(s) for s in seeds]
@@ -209,8 +213,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         image = np.asarray(options["image"])
         state = np.asarray(options["state"], dtype=np.float32)
         size = self.tokenizer_image_size
-        if image.shape != (self.num_envs, size, size, 3) or image.dtype != np.uint8:
-            raise ValueError(f"reset option 'image' must be uint8 of shape {(self.num_envs, size, size, 3)}, "
+        if image.shape != (self.num_envs, size, self.views * size, 3) or image.dtype != np.uint8:
+            raise ValueError(f"reset option 'image' must be uint8 of shape {(self.num_envs, size, self.views * size, 3)}, "
                              f"got {image.dtype} {image.shape}")
         if state.shape != self._state.shape:
             raise ValueError(f"reset option 'state' must have shape {tuple(self._state.shape)}, got {state.shape}")
@@ -284,7 +288,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         for i in due:
             by_length.setdefault(len(self._history[i]), []).append(i)
         for length, group in by_length.items():
-            latents = torch.stack([torch.stack([h[0] for h in self._history[i]]) for i in group])  # (G, T, C, h, w)
+            latents = torch.stack([torch.stack([h[0] for h in self._history[i]]) for i in group])  # (G, T, C, h, V*w)
             states = torch.stack([torch.stack([h[1] for h in self._history[i]]) for i in group])  # (G, T, S)
             actions = torch.stack([torch.stack(self._actions_of[i][-length:]) for i in group])  # (G, T, stride, A)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):

@@ -129,19 +129,19 @@ def judge_real_frames(world: str | Path, datasets: list[str | Path], tasks: list
     if horizon is not None and horizon < 1:
         raise ValueError(f"horizon must be at least 1 action, got {horizon}")
     torch_device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    model, tokenizer, saved = _load_dreamer(Path(world), torch_device)
+    model, tokenizer, record = _load_dreamer(Path(world), torch_device)
     if judge:
         from wam.train.judge import load_judge
 
         success_judge = load_judge(world).to(torch_device)
-    stride, context = int(saved["stride"]), int(saved["config"]["window"]) - 1
+    stride, context = record.stride, record.config.window - 1
     results = []
     for task in tasks:
         text_ids = tokenize([TASK_TEXT.get(task, task)], model.config.world.text).to(torch_device)
         for episode in _labelled_episodes(datasets, task, horizon, max_episodes, sources):
-            if episode.images.shape[1] != int(saved["image_size"]):
+            if episode.images.shape[1] != record.image_size:
                 raise DatasetError(f"{', '.join(map(str, datasets))}: {episode.images.shape[1]}-pixel frames, the world "
-                                   f"{world} sees {saved['image_size']}")
+                                   f"{world} sees {record.image_size}")
             verdict = _head_verdict(model, tokenizer, episode, text_ids, stride, context, success_hold, success_threshold,
                                     success_judge if judge else None)
             results.append(ReplayedEpisode(task, episode.source, episode.real_success, verdict, len(episode.actions)))

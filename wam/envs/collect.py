@@ -275,9 +275,9 @@ def _check_dream(config: CollectConfig) -> None:
     if config.policy is None:
         raise ValueError(f"{config.env}: the scripted experts read the simulator's hidden state, which a dream has none of; "
                          "collect in a dream with a policy (--policy RUN)")
-    saved = dreamable(run)
-    if int(saved["image_size"]) != config.size:
-        raise ValueError(f"{run} dreams {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
+    size = dreamable(run).image_size
+    if size != config.size:
+        raise ValueError(f"{run} dreams {size}-pixel images; collect with --size {size}, not {config.size}")
 
 
 def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
@@ -299,11 +299,12 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     if config.policy is not None:
         if config.explore > 0:
             raise ValueError("explore is the scripted expert's play mode; a policy run explores with noise instead")
-        from wam.train.finetune import load_finetune_config, split_snapshot
+        from wam.runs import load_run
+        from wam.train.finetune import split_snapshot
 
-        _, saved = load_finetune_config(split_snapshot(config.policy)[0])  # a clear CheckpointError now, not per worker later
-        if int(saved["image_size"]) != config.size:
-            raise ValueError(f"{config.policy} sees {saved['image_size']}-pixel images; collect with --size {saved['image_size']}, not {config.size}")
+        size = load_run(split_snapshot(config.policy)[0], "finetune").image_size  # a clear CheckpointError now, not per worker
+        if size != config.size:
+            raise ValueError(f"{config.policy} sees {size}-pixel images; collect with --size {size}, not {config.size}")
     if config.env != "metaworld":
         _check_dream(config)
     features = dataset_features(config.size, config.actions, config.cameras)

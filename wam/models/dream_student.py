@@ -5,8 +5,8 @@ The WAM steps a dream by running its transformer over every token of the last fr
 batched dream barely outruns the simulator. The student predicts the same things from
 much less: the last two latent frames (the current one and its change, which carries the
 velocity), the robot state, the real actions since the last frame and the task text go
-through a residual MLP over the flattened latent grid, one matrix multiply per layer for
-the whole batch. It is trained by distillation (`wam/train/distill.py`): its targets are
+through a residual MLP over the flattened latent grid (C, h, V*w: the run's V camera views
+side by side), one matrix multiply per layer for the whole batch. It is trained by distillation (`wam/train/distill.py`): its targets are
 the teacher's predictions on real windows, so it dreams the teacher's dreams, errors
 included, and a dream evaluated with it should rank policies as the teacher does.
 
@@ -40,10 +40,15 @@ class DreamStudentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     latent_weight: float = 100.0  # the WAM's weighting: latent MSEs sit near 1e-3
     state_weight: float = 10.0
+    views: int = 1  # camera views side by side in a latent (the run's data's; students saved before views had one)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return self.latent_channels, self.latent_size, self.views * self.latent_size
 
     @property
     def latent_numel(self) -> int:
-        return self.latent_channels * self.latent_size**2
+        return self.latent_channels * self.latent_size * self.views * self.latent_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +93,9 @@ class DreamStudent(nn.Module):
 
     def _last(self, latents, actions, text_ids, state):
         """Everything the student reads, from the WAM-shaped inputs: the last frame, its change, its actions."""
+        if tuple(latents.shape[2:]) != self.config.latent_shape:
+            raise ValueError(f"latents are {tuple(latents.shape[2:])} a frame, the student reads {self.config.latent_shape} "
+                             f"({self.config.views} camera view(s) side by side)")
         now = latents[:, -1]
         before = latents[:, -2] if latents.shape[1] > 1 else now
         unique, which = torch.unique(text_ids, dim=0, return_inverse=True)  # a batch of dreams mostly shares one task
@@ -103,12 +111,12 @@ class DreamStudent(nn.Module):
 
     def step(
         self,
-        latents: torch.Tensor,  # (B, T, C, h, w)
+        latents: torch.Tensor,  # (B, T, C, h, V*w)
         actions: torch.Tensor,  # (B, T, stride, A)
         text_ids: torch.Tensor,  # (B, L)
         state: torch.Tensor,  # (B, T, S)
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """As `WorldActionModel.step`, for the last frame only: (B, 1, C, h, w), (B, 1, S), (B, 1), (B, 1)."""
+        """As `WorldActionModel.step`, for the last frame only: (B, 1, C, h, V*w), (B, 1, S), (B, 1), (B, 1)."""
         next_latent, next_state, reward, success = self._last(latents, actions, text_ids, state)
         return next_latent[:, None], next_state[:, None], (reward * REWARD_SCALE)[:, None], success[:, None]
 

@@ -9,8 +9,9 @@ detector, kept beside the world (`RUN/judge/`, trained by `wam judge`): it reads
 the dream predicts, so the dream's verdict comes from a classifier that learned what a near
 miss looks like rather than from the dynamics' by-product.
 
-Inputs: the flattened latent grid, the robot state and the task text's embedding (hashed
-words, as everywhere in wam: any instruction is accepted, known ones are what it learned).
+Inputs: the flattened latent grid (C, h, V*w: the run's V camera views side by side), the
+robot state and the task text's embedding (hashed words, as everywhere in wam: any
+instruction is accepted, known ones are what it learned).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class SuccessJudgeConfig:
     hidden: int = 256
     dropout: float = 0.1
     text: TextConfig = field(default_factory=TextConfig)
+    views: int = 1  # camera views side by side in a latent (the run's data's; judges saved before views had one)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return self.latent_channels, self.latent_size, self.views * self.latent_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,13 +55,16 @@ class SuccessJudge(nn.Module):
     def __init__(self, config: SuccessJudgeConfig = SuccessJudgeConfig()):
         super().__init__()
         self.config = config
-        latent = config.latent_channels * config.latent_size**2
+        latent = config.latent_channels * config.latent_size * config.views * config.latent_size
         self.text = TextEncoder(config.text, config.hidden)
         self.net = nn.Sequential(nn.Linear(latent + config.state_dim, config.hidden), nn.SiLU(), nn.Dropout(config.dropout))
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, 1))
 
     def logit(self, latents: torch.Tensor, state: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w), (B, S), (B, L) -> (B,) success logits."""
+        """(B, C, h, V*w), (B, S), (B, L) -> (B,) success logits."""
+        if tuple(latents.shape[1:]) != self.config.latent_shape:
+            raise ValueError(f"latents are {tuple(latents.shape[1:])}, the judge reads {self.config.latent_shape} "
+                             f"({self.config.views} camera view(s) side by side)")
         unique, which = torch.unique(text_ids, dim=0, return_inverse=True)  # a batch of dreams mostly shares one task
         x = self.net(torch.cat([latents.flatten(1).float(), state.float()], dim=1))
         return self.head(x * (1 + self.text(unique)[which])).squeeze(1)

@@ -57,11 +57,11 @@ class TeacherBatches:
 
 def distill(world: str | Path, config: DistillConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train the student of the WAM in `world` into `world/student`; returns a summary (also student/summary.json)."""
-    from wam.train.finetune import load_finetune_config, load_wam
+    from wam.train.finetune import load_wam
 
     world = Path(world)
-    finetune_config, saved = load_finetune_config(world)
-    if not saved.get("rewards"):
+    record = load_run(world, "finetune")
+    if not record.rewards:
         raise CheckpointError(f"{world}: finetuned without rewards and success flags; it has no dream to distil")
     out = world / STUDENT_DIR
     if resolve(out / "checkpoint") is not None and not resume:
@@ -72,16 +72,15 @@ def distill(world: str | Path, config: DistillConfig, resume: bool = False, prog
         p.requires_grad_(False)
     tokenizer = load_tokenizer(world)
     step = json.loads((resolve(world / "tokenizer" / "checkpoint") / "config.json").read_text())["step"]
-    wc, stride = teacher.config.world, int(saved["stride"])
-    record = load_run(world, "finetune")
-    context = finetune_config.window - 1
+    wc, stride = teacher.config.world, record.stride
+    context = record.config.window - 1
     held_out = {tuple(v) for v in json.loads((world / SPLIT_FILE).read_text())["val"]}
 
     sources, val_source = [], None
-    for name, paths in (("cache", saved["robot"]), ("cache_play", saved.get("play", []))):
+    for name, paths in (("cache", record.data["robot"]), ("cache_play", record.data["play"])):
         if not paths:
             continue
-        cache = build_frame_cache(paths, world / name, int(saved["image_size"]), wc.state_dim,
+        cache = build_frame_cache(paths, world / name, record.image_size, wc.state_dim,
                                   teacher.config.robot_action_dim, progress, record.spec_for(paths), record.fit)
         latents = encode_latents(tokenizer, cache, world / name / f"latents-{step}.npy", device, progress)
         labelled = [e for e in cache.episodes if e.has_actions]
@@ -96,7 +95,7 @@ def distill(world: str | Path, config: DistillConfig, resume: bool = False, prog
     val_batches = [val_teacher.batch(i) for i in range(4)]
 
     student_cfg = DreamStudentConfig(wc.latent_channels, wc.latent_size, wc.state_dim, teacher.config.robot_action_dim, stride,
-                                     config.hidden, config.layers, text=wc.text)
+                                     config.hidden, config.layers, text=wc.text, views=record.views)
     torch.manual_seed(config.seed)
     student = DreamStudent(student_cfg)
     result: TrainResult | None = train_stage(

@@ -27,7 +27,7 @@ from wam.train.batches import WindowBatches
 from wam.train.checkpoint import resolve
 from wam.runs import load_run
 from wam.train.frame_cache import build_frame_cache, matching_cache
-from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, load_world_model, split_cached_episodes
+from wam.train.pretrain import encode_latents, load_tokenizer, load_world_model, split_cached_episodes
 
 METHODS = ("model", "shuffled_actions", "zeroed_actions", "hidden_actions", "copy_last_frame")
 
@@ -45,11 +45,11 @@ class EvalWorldConfig:
 @torch.no_grad()
 def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConfig = EvalWorldConfig(), progress: bool = True) -> dict:
     run, out = Path(run), Path(out)
-    pretrain_cfg = load_pretrain_config(run)
+    record = load_run(run, "pretrain")
+    pretrain_cfg = record.config
     tokenizer, world = load_tokenizer(run), load_world_model(run)
     # The run's own frames when `data` is its data (no second copy on disk), else a cache of our own.
-    size = pretrain_cfg.tokenizer.image_size
-    record = load_run(run, "pretrain")
+    size = record.image_size
     cache = matching_cache(data, run / "cache", size) or build_frame_cache(
         data, out / "cache", size, world.config.state_dim, 1, progress, record.spec_for(data), record.fit)
     # Named after the tokenizer's weights: an --out shared by two runs never mixes their latents.

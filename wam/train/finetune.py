@@ -41,12 +41,10 @@ from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, link_matching_cache, matching_cache
 from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
-from wam.train.pretrain import (
-    SPLIT_FILE, encode_latents, load_pretrain_config, load_pretrain_spec, load_tokenizer, load_world_model,
-    split_cached_episodes,
-)
+from wam.runs import RUN_FILES, load_run
+from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, load_world_model, split_cached_episodes
 
-CONFIG_FILE = "finetune.json"
+CONFIG_FILE = RUN_FILES["finetune"]
 
 
 class MixedBatches:
@@ -84,13 +82,9 @@ def select_episodes(
 
 
 def load_finetune_config(run: Path) -> tuple[FinetuneConfig, dict]:
-    path = Path(run) / CONFIG_FILE
-    if not path.exists():
-        if (Path(run) / "pretrain.json").exists():
-            raise CheckpointError(f"{run}: a pretraining run, not a finetuned WAM (finetune it with `wam finetune --pretrained {run}`)")
-        raise CheckpointError(f"{path}: missing (not a finetuning run directory)")
-    saved = json.loads(path.read_text())
-    return FinetuneConfig.from_dict(saved["config"]), saved
+    """The config and the file as saved, for scripts outside wam (benchmarks); wam reads `wam.runs.load_run`."""
+    record = load_run(run, "finetune")
+    return record.config, record.raw
 
 
 def finetune(
@@ -115,11 +109,10 @@ def finetune(
         if not resume:
             raise CheckpointError(f"{out}: a finetuning run already exists here; pass --resume to continue it or choose another --out")
         asked = config
-        config, saved = load_finetune_config(out)  # the run's own config wins
+        record = load_run(out, "finetune")
+        config = record.config  # the run's own config wins
         warn_ignored_settings(out, asked.to_dict(), config.to_dict())
-        pretrained = saved["pretrained"]
-        play = saved.get("play", [])
-        init_from = saved.get("init_from")
+        pretrained, play, init_from = record.pretrained, record.data["play"], record.init_from
     if not robot:
         raise DatasetError("no robot dataset given (--data)")
 
@@ -131,8 +124,9 @@ def finetune(
                            "finetuning needs robot episodes with actions")
     if pretrained is not None:
         pretrained = Path(pretrained)
-        pre = load_pretrain_config(pretrained)
-        frame_seconds = _frame_seconds(pre, load_pretrain_spec(pretrained))
+        pre_record = load_run(pretrained, "pretrain")
+        pre = pre_record.config
+        frame_seconds = _frame_seconds(pre, pre_record.spec)
     else:
         pre = pretrain_preset(config.scratch_preset).with_image_size(config.scratch_image_size)
         frame_seconds = None
@@ -328,17 +322,16 @@ def fit_world(world: WorldModel, config) -> WorldModel:
 def _check_init_from(run: Path, pretrained: Path | None, spec: FeatureSpec) -> None:
     """A WAM to start from must share this run's pretraining (its frame tokenizer and latent space) and its data's
     action and state sizes and cameras."""
-    _, saved = load_finetune_config(run)
-    theirs_spec = saved.get("spec")
-    if theirs_spec is not None:
-        for what, mine, their in (("action size", spec.action_dim, theirs_spec.get("action_dim")),
-                                  ("state size", spec.state_dim, theirs_spec.get("state_dim")),
-                                  ("number of cameras", spec.num_views, len(theirs_spec.get("views", ())))):
+    record = load_run(run, "finetune")
+    if record.spec is not None:
+        for what, mine, their in (("action size", spec.action_dim, record.spec.action_dim),
+                                  ("state size", spec.state_dim, record.spec.state_dim),
+                                  ("number of cameras", spec.num_views, record.spec.num_views)):
             if mine != their:
                 raise CheckpointError(f"{run}: its WAM was trained on data with {what} {their}, this data has {mine}; "
                                       "--init-from needs a WAM of the same robot")
-    theirs = saved.get("pretrained")
-    if (theirs is None) != (pretrained is None) or (theirs is not None and Path(theirs).resolve() != Path(pretrained).resolve()):
+    theirs = record.pretrained
+    if (theirs is None) != (pretrained is None) or (theirs is not None and theirs.resolve() != Path(pretrained).resolve()):
         raise CheckpointError(f"{run}: finetuned from pretraining run {theirs}, this run from {pretrained}; --init-from "
                               "needs a WAM of the same pretraining (the same frame tokenizer)")
 
@@ -363,7 +356,7 @@ def load_wam(run: str | Path, which: str = "checkpoint") -> WorldActionModel:
     from wam.train.checkpoint import load_checkpoint
 
     run, which = split_snapshot(run, which)
-    load_finetune_config(run)  # a clear error for a pretraining run or any other directory
+    load_run(run, "finetune")  # a clear error for a pretraining run or any other directory
     directory = resolve(run / "wam" / which)
     if directory is None and which.startswith(SNAPSHOT_DIR):
         raise CheckpointError(f"{run / 'wam' / which}: no such snapshot; this run kept steps {snapshot_steps(run) or 'none'} "

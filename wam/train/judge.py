@@ -115,10 +115,8 @@ def _sources_of(episodes: list[CachedEpisode], exclude: tuple[str, ...]) -> list
 def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, exclude_sources: tuple[str, ...] = (),
                 resume: bool = False, progress: bool = True) -> dict:
     """Train `world/judge`; returns its summary (also judge/summary.json)."""
-    from wam.train.finetune import load_finetune_config
-
     world = Path(world)
-    _, saved = load_finetune_config(world)
+    record = load_run(world, "finetune")
     out = world / JUDGE_DIR
     if resolve(out / "checkpoint") is not None and not resume:
         raise CheckpointError(f"{out}: a judge already exists; pass --resume to continue it, or delete it to train anew")
@@ -127,12 +125,11 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     step = json.loads((resolve(world / "tokenizer" / "checkpoint") / "config.json").read_text())["step"]
     world_cfg = json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["world"]
     held_out = {tuple(v) for v in json.loads((world / SPLIT_FILE).read_text())["val"]}
-    state_dim, size = int(world_cfg["state_dim"]), int(saved["image_size"])
-    record = load_run(world, "finetune")
+    state_dim, size = int(world_cfg["state_dim"]), record.image_size
     action_dim = int(json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["robot_action_dim"])
 
     sources = []
-    for name, paths in (("cache", saved["robot"]), ("cache_play", saved.get("play", [])), ("cache_judge", list(data))):
+    for name, paths in (("cache", record.data["robot"]), ("cache_play", record.data["play"]), ("cache_judge", list(data))):
         if not paths:
             continue
         cache = build_frame_cache([str(p) for p in paths], world / name, size, state_dim, action_dim, progress,
@@ -156,7 +153,7 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
 
     # The world's text hashing: dreams tokenize the task with it, and the judge must read the same ids.
     judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden,
-                                   text=TextConfig(**world_cfg["text"]))
+                                   text=TextConfig(**world_cfg["text"]), views=record.views)
     batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed, balance=config.balance)
     has_val = any(s.val for s in sources)
     val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]

@@ -21,13 +21,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from wam.config import PretrainConfig, pretrain_config_from_dict
+from wam.config import PretrainConfig
 from wam.data.layout import STATE_KEY, atomic_write_json
-from wam.data.spec import FeatureSpec, frame_strides, read_spec
+from wam.data.spec import frame_strides, read_spec
 from wam.data.stats import dataset_feature_stats
 from wam.errors import CheckpointError, DatasetError
 from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
+from wam.runs import RUN_FILES, load_run
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import TRAINER_FILE, load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
@@ -35,7 +36,7 @@ from wam.train.loop import TrainResult, resolve_device, stage_seconds
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.train.progress import progress_bar
 
-CONFIG_FILE = "pretrain.json"
+CONFIG_FILE = RUN_FILES["pretrain"]
 SPLIT_FILE = "split.json"
 INIT_FROM_KEY = "init_from"  # in pretrain.json beside the config: the run this one continues
 SPEC_KEY = "spec"  # in pretrain.json beside the config: the feature spec read from the data (wam/data/spec.py)
@@ -112,18 +113,9 @@ def load_world_model(run: Path, which: str = "checkpoint") -> WorldModel:
     return model.eval()
 
 
-def load_pretrain_spec(run: Path) -> FeatureSpec | None:
-    """The feature spec a pretraining run read from its data (None for runs made before specs)."""
-    path = Path(run) / CONFIG_FILE
-    saved = json.loads(path.read_text()).get(SPEC_KEY) if path.exists() else None
-    return None if saved is None else FeatureSpec.from_dict(saved)
-
-
 def load_pretrain_config(run: Path) -> PretrainConfig:
-    path = Path(run) / CONFIG_FILE
-    if not path.exists():
-        raise CheckpointError(f"{path}: missing (not a pretraining run directory)")
-    return pretrain_config_from_dict(json.loads(path.read_text()))
+    """`load_run(run, "pretrain").config`, for scripts outside wam (benchmarks, tests)."""
+    return load_run(run, "pretrain").config
 
 
 def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig, resume: bool = False, progress: bool = True,
@@ -140,11 +132,10 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     if config_path.exists():
         if not resume:
             raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
-        saved_dict = json.loads(config_path.read_text())
-        saved = pretrain_config_from_dict(saved_dict)
+        saved = load_run(out, "pretrain")
         if init_from is None:  # only then is `config` the caller's own ask; with init_from it is rebuilt below
-            warn_ignored_settings(out, config.to_dict(), saved.to_dict())
-        config, init_from = saved, saved_dict.get(INIT_FROM_KEY)  # the run's own config wins
+            warn_ignored_settings(out, config.to_dict(), saved.config.to_dict())
+        config, init_from = saved.config, saved.init_from  # the run's own config wins
     elif init_from is not None:
         config = continued_config(config, Path(init_from))
     spec = read_spec(data, config.cameras)
@@ -232,7 +223,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
 
 def continued_config(config: PretrainConfig, init_from: Path) -> PretrainConfig:
     """`config`'s world-model training on the architecture, frames and tokenizer of the run `init_from`."""
-    first = load_pretrain_config(init_from)
+    first = load_run(init_from, "pretrain").config
     for stage in ("tokenizer", "world_model"):
         if resolve(init_from / stage / "checkpoint") is None:
             raise CheckpointError(f"{init_from / stage}: no checkpoint to continue from (did that pretraining run finish?)")

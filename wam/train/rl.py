@@ -42,8 +42,9 @@ from torch import nn
 
 from wam.errors import CheckpointError
 from wam.models.wam import WorldActionModel
+from wam.runs import RUN_FILES, load_run
 from wam.train.checkpoint import save_checkpoint
-from wam.train.finetune import CONFIG_FILE, load_finetune_config, load_wam, split_snapshot
+from wam.train.finetune import load_wam, split_snapshot
 from wam.train.loop import TrainConfig, train
 
 
@@ -186,8 +187,8 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     group_advantages(np.zeros(config.group), config.group, config.advantage)  # an unknown mode fails before anything is written
     named = str(policy_run)  # RUN or RUN@STEP (a snapshot)
     (policy_run, which), world_run, out = split_snapshot(policy_run), Path(world_run), Path(out)
-    ft_config, saved = load_finetune_config(policy_run)
-    _, world_saved = load_finetune_config(world_run)
+    record = load_run(policy_run, "finetune")
+    load_run(world_run, "finetune")  # a clear error for a world that is no finetuned WAM, before the tokenizers are compared
     if _tokenizer_weights(policy_run) != _tokenizer_weights(world_run):
         raise CheckpointError(f"{policy_run} and {world_run} use different frame tokenizers; RL in a dream needs a policy "
                               "finetuned from the same pretraining run as the world")
@@ -201,13 +202,13 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
                   judge=config.judge, start_anywhere=config.start_anywhere)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": named, "world": str(world_run)}, indent=2))
-    for name in (CONFIG_FILE, "split.json"):
+    for name in (RUN_FILES["finetune"], "split.json"):
         shutil.copy(policy_run / name, out / name)
     if not (out / "tokenizer").exists():
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
     policy = load_wam(policy_run, which).to(dreams.device)
     learner = DreamPolicyGradient(policy, config)
-    rollouts = DreamRollouts(learner, dreams, int(saved["stride"]), ft_config.execute, ft_config.window - 1, config)
+    rollouts = DreamRollouts(learner, dreams, record.stride, record.config.execute, record.config.window - 1, config)
     train_config = TrainConfig(steps=config.iterations, batch_size=config.starts * config.group, lr=config.lr,
                                warmup_steps=min(5, config.iterations), min_lr_ratio=1.0, weight_decay=0.0, log_every=1,
                                checkpoint_every=max(1, config.iterations // 4), seed=config.seed, device=str(dreams.device))
