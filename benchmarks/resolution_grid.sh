@@ -4,9 +4,10 @@
 #   SETTINGS (default all, in this order): s64 (64 px, corner2), s128 (128 px, corner2), s64w (64 px, corner2 + gripperPOV)
 # For each setting: the robot demos and the action-free video collected at that size and with those cameras
 # (the same seeds as benchmarks/inputs.sh, so the scenes are the recipe grid's), the cpu preset's pretraining at
-# that resolution, then from-scratch and WAM cells of benchmarks/recipe.py (K = 3, 50 episodes a task, one
-# stream per setting's cells, one torch thread). Every step skips or resumes what is done: rerun to continue.
-# Results: benchmarks/results/resolution_<setting>.json; `python benchmarks/resolution_report.py` merges and plots.
+# that resolution (one thread), then the cells of benchmarks/recipe.py (K = 3, 50 episodes a task) as two
+# one-thread streams side by side, from scratch and WAM, each into its own JSON (two drivers on one JSON would
+# overwrite each other's cells), folded into benchmarks/results/resolution_<setting>.json by `recipe.py --merge`.
+# Every step skips or resumes what is done: rerun to continue. `python benchmarks/resolution_report.py` reports.
 set -euo pipefail
 MAIN="$(cd "$(dirname "$0")/.." && pwd)"
 SETTINGS="${1:-s64,s128,s64w}"
@@ -34,7 +35,13 @@ for setting in "${SETTING_LIST[@]}"; do
     resume=""; if [ -f "$pre/pretrain.json" ]; then resume="--resume"; fi
     $WAM pretrain --data "$data/mt10_video" --preset cpu --size $size --out "$pre" $resume
   fi
-  "$PY" benchmarks/recipe.py --pretrained "$MAIN/$pre" --robot "$MAIN/$data/mt10_robot" --video "$MAIN/$data/mt10_video" \
-        --ks 3 --seeds "$SEEDS" --methods scratch,wam --episodes 50 --workers 2 --scratch-size $size \
-        --runs "$MAIN/runs/resolution/$setting" --out "benchmarks/results/resolution_$setting.json"
+  common=(--pretrained "$MAIN/$pre" --robot "$MAIN/$data/mt10_robot" --video "$MAIN/$data/mt10_video" --ks 3
+          --seeds "$SEEDS" --episodes 50 --workers 1 --scratch-size $size --runs "$MAIN/runs/resolution/$setting")
+  "$PY" benchmarks/recipe.py "${common[@]}" --methods scratch --out "benchmarks/results/resolution_${setting}_scratch.json" \
+        > "logs/resolution_${setting}_scratch.log" 2>&1 &
+  "$PY" benchmarks/recipe.py "${common[@]}" --methods wam --out "benchmarks/results/resolution_${setting}_wam.json" \
+        > "logs/resolution_${setting}_wam.log" 2>&1 &
+  wait
+  "$PY" benchmarks/recipe.py --merge "benchmarks/results/resolution_${setting}_scratch.json" \
+        "benchmarks/results/resolution_${setting}_wam.json" --out "benchmarks/results/resolution_$setting.json"
 done
