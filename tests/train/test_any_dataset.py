@@ -136,3 +136,12 @@ def test_one_view_pretraining_and_two_view_robot_data_work_together(tmp_path):
     obs = {"images": {"top": np.zeros((96, 96, 3), np.uint8), "wrist": np.zeros((96, 96, 3), np.uint8)},
            "state": np.zeros(14, np.float32)}
     assert policy.act(obs).shape == (14,)
+
+
+@pytest.mark.parametrize("trained", ["so100"], indirect=True)  # one robot is enough: the check is the same for all
+def test_a_policy_of_another_robot_is_refused_by_the_simulator_evaluation(trained):
+    _, _, _, run = trained
+    from wam.dojo.evaluate import EvalConfig, evaluate_policy
+
+    with pytest.raises(ValueError, match="6-d actions .* takes 4-d"):
+        evaluate_policy(EvalConfig(run, ("reach-v3",), episodes=1, max_steps=4), progress=False)

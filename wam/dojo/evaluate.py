@@ -143,6 +143,10 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
             cameras = policy.views if len(policy.views) > 1 else (config.camera,)
             _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, cameras=cameras,
                                  max_episode_steps=config.max_steps)
+    env_actions = _WORKER[task].action_space.shape[-1]
+    if getattr(policy, "action_dim", env_actions) != env_actions:
+        raise ValueError(f"{config.policy} acts with {policy.action_dim}-d actions (its data's), {config.env}/{task} "
+                         f"takes {env_actions}-d ones: evaluate a policy on the robot it was trained for")
     seed = evaluation_seed(config.seed, task, number)
     record = config.video_out is not None and number < config.videos_per_task
     options = None
