@@ -99,8 +99,16 @@ def test_next_fields_reach_the_reward_heads_one_frame_later(tmp_path):
     cache = build_frame_cache([data], tmp_path / "cache", 64, 6, 6, progress=False)
     arrays = episode_arrays(0, **{**KINDS["png"], "episodes": 3, "length": 16})
     assert all(e.has_reward for e in cache.episodes)
-    np.testing.assert_allclose(cache.reward[1:16], np.asarray(arrays["next.reward"]).reshape(-1)[:15])
+    rewards, successes = np.asarray(arrays["next.reward"]).reshape(-1), np.asarray(arrays["next.success"]).reshape(-1)
+    np.testing.assert_allclose(cache.reward[1:15], rewards[:14])
     assert cache.reward[0] == 0.0
+    for e in cache.episodes:  # nothing lost: the last transition lands on the last frame
+        arrays = episode_arrays(e.episode, **{**KINDS["png"], "episodes": 3, "length": 16})
+        done = np.asarray(arrays["next.success"]).reshape(-1)
+        assert cache.success[e.start : e.start + e.length].any() == done.any()
+        np.testing.assert_allclose(cache.reward[e.start : e.start + e.length].sum(),
+                                   np.asarray(arrays["next.reward"]).reshape(-1).sum(), rtol=1e-5)
+    assert cache.success.sum() == 2  # episodes 0 and 2 succeed, on their last frame (as lerobot's gym recordings do)
 
 
 def test_a_checkpoint_with_another_action_size_is_refused_before_training(trained, tmp_path):

@@ -231,11 +231,15 @@ def build_frame_cache(
 def _store_outcome(reward: np.ndarray, success: np.ndarray, row: int, n: int, low: dict, reward_key: str,
                    success_key: str) -> None:
     """wam's reward at frame t is received on arriving at t; lerobot's `next.reward` at t is received after acting at t,
-    i.e. on arriving at t + 1. So `next.` fields move one frame later (the first frame has received nothing)."""
+    i.e. on arriving at t + 1. So `next.` fields move one frame later (the first frame has received nothing), and the
+    last transition, which arrives at a frame nobody recorded, is credited to the episode's last frame: that is where
+    lerobot's gym recordings (and robomimic's demos) put their success flag."""
     r = np.asarray(low[reward_key], np.float32).reshape(n)
     s = np.asarray(low[success_key]).reshape(n).astype(bool)
     if reward_key.startswith("next.") and success_key.startswith("next."):
         reward[row + 1 : row + n], success[row + 1 : row + n] = r[:-1], s[:-1]
+        reward[row + n - 1] += r[-1]
+        success[row + n - 1] |= s[-1]
     else:
         reward[row : row + n], success[row : row + n] = r, s
 
