@@ -29,12 +29,13 @@ def test_recorded_episodes_train_a_policy(tmp_path, start_server):
     assert {dataset.episodes[i].info["source"] for i in range(6)} == {"api"}
     config = finetune_preset("tiny")
     config = replace(config, episodes_per_task=4, train=replace(config.train, steps=10, eval_every=0, checkpoint_every=10))
-    summary = finetune(None, [live.data], tmp_path / "from_fleet", config, progress=False)
-    assert summary["episodes"]["train"] == 4 and (tmp_path / "from_fleet" / "wam" / "checkpoint").exists()
+    run_dir = tmp_path / "runs" / "from_fleet"  # in the server's runs directory (by default `runs` beside its data)
+    summary = finetune(None, [live.data], run_dir, config, progress=False)
+    assert summary["episodes"]["train"] == 4 and (run_dir / "wam" / "checkpoint").exists()
 
-    # The policy trained on the fleet's data runs on the fleet, as an autonomous task
+    # The policy trained on the fleet's data runs on the fleet, as an autonomous task, named as it is in the runs dir
     with Client(live.url, live.keys["control"]) as client:
-        run = client.run_task("reach-v3", policy=str(tmp_path / "from_fleet"), robots=1, episodes=1)
+        run = client.run_task("reach-v3", policy="from_fleet", robots=1, episodes=1)
         while client.task(run["id"])["status"] == "running":
             time.sleep(0.2)
         status = client.task(run["id"])
@@ -43,7 +44,7 @@ def test_recorded_episodes_train_a_policy(tmp_path, start_server):
         assert (episode["length"], episode["end_reason"]) == (25, "time_limit") or episode["end_reason"] == "success"
 
     # ... and the finetuned run is itself a robot: a dream behind the same API, recording the same way
-    dream = start_server(tmp_path / "dream", f"dream/{tmp_path / 'from_fleet'}", max_episode_steps=6)
+    dream = start_server(tmp_path / "dream", f"dream/{run_dir}", max_episode_steps=6)
     with Client(dream.url, dream.keys["control"]) as client:
         robot = client.robots()[0]["id"]
         assert robot == "dream-from_fleet-0"

@@ -22,6 +22,7 @@ ROUTES = [  # (method, path, body, scope needed)
     ("POST", "/v1/robots/reach-v3-0/lease", {"ttl_s": 5}, "control"),
     ("POST", "/v1/leases/nope/renew", {"ttl_s": 5}, "control"),
     ("DELETE", "/v1/leases/nope", None, "control"),
+    ("DELETE", "/v1/robots/reach-v3-0/lease", None, "admin"),
     ("POST", "/v1/robots/reach-v3-0/reset", {}, "control"),
     ("POST", "/v1/robots/reach-v3-0/step", {"action": [0, 0, 0, 0]}, "control"),
     ("POST", "/v1/robots/reach-v3-0/estop", None, "control"),
@@ -71,8 +72,10 @@ def test_openapi_is_served_and_versioned(live):
 def test_robot_pattern_limits_what_a_key_sees_and_drives(live):
     with http(live, "control_drawer") as client:
         assert [r["id"] for r in client.get("/v1/robots").json()] == ["drawer-open-v3-0"]
-        response = client.post("/v1/robots/reach-v3-0/lease", json={"ttl_s": 5})
-        assert response.status_code == 403 and "drawer-*" in response.json()["detail"]
+        response = client.post("/v1/robots/reach-v3-0/lease", json={"ttl_s": 5})  # as if it did not exist
+        assert response.status_code == 404 and "reach-v3-0" in response.json()["detail"]
+        assert response.json()["detail"] == client.post("/v1/robots/nope/lease", json={"ttl_s": 5}).json()["detail"].replace(
+            "nope", "reach-v3-0")
 
 
 def test_describe_gives_spaces_and_capabilities(live):
@@ -306,7 +309,7 @@ def test_one_request_steps_many_robots_each_with_its_own_outcome(live):
         bad = client.post("/v1/fleet/step", json={"steps": [{"robot": "reach-v3-2", "action": [0, 0, 0, 7]}]})
         assert bad.json()[0]["status"] == 422 and "outside the action space" in bad.json()[0]["detail"]
         refused = drawer_only.post("/v1/fleet/step", json={"steps": [{"robot": "reach-v3-0", "action": [0, 0, 0, 0]}]}).json()
-        assert refused[0]["status"] == 403
+        assert refused[0]["status"] == 404  # outside its pattern: as if the robot did not exist
         assert client.post("/v1/fleet/step", json={"steps": []}).status_code == 422
 
 

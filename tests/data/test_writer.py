@@ -263,3 +263,43 @@ def test_episode_index_rolls_over_into_several_meta_files(tmp_path, synth, monke
     assert [e.index for e in ds.episodes] == list(range(7))
     assert ds.episodes[6].info["seed"] == 6
     assert check_dataset(root) == []
+
+
+def test_commit_fsyncs_the_episode_files_and_directories_before_the_commit_rename(tmp_path, synth, monkeypatch):
+    """A power cut after the commit must find the data and video files the meta/episodes row points at."""
+    import os
+    from pathlib import Path
+
+    from wam.data import layout
+
+    events = []  # ("fsync", path) and ("replace", source, target), in order
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", os.path.realpath(source), os.path.realpath(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    root = Path(os.path.realpath(tmp_path)) / "ds"
+    with DatasetWriter(root, features=synth.FEATURES, fps=synth.FPS) as writer:  # a new dataset: every directory is new
+        index = writer.add_episode(synth.make_episode(1, 6))
+
+    def position(kind, target):
+        return next(i for i, e in enumerate(events) if e[0] == kind and e[-1] == str(target))
+
+    commit = position("replace", layout.episodes_meta_path(root, index))
+    for final in (data_path(root, index), video_path(root, synth.CAMERA, index)):
+        renamed = position("replace", final)
+        source = events[renamed][1]
+        assert position("fsync", source) < renamed, f"{source} was not fsynced before it became {final}"
+        assert renamed < position("fsync", final.parent) < commit, f"the entry of {final} was not fsynced before the commit"
+    assert position("fsync", root / "data") < commit  # the new chunk directory's own entry
+    assert position("fsync", root / "videos" / synth.CAMERA) < commit
+    meta = layout.episodes_meta_path(root, index)
+    assert position("fsync", layout.tmp_path_for(meta)) < commit < position("fsync", meta.parent)  # the commit itself
+    assert Dataset(root).num_episodes == 1

@@ -54,6 +54,8 @@ def serve(
     robots: str = typer.Option(..., help="fleet, e.g. metaworld/reach-v3*8,metaworld/drawer-open-v3*4"),
     data: Path = typer.Option(..., help="dataset every episode is recorded into (created if missing)"),
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file beside --data); postgresql+psycopg://..."),
+    runs: Optional[Path] = typer.Option(None, help="finetuned runs a task may name as its policy (default: 'runs' beside "
+                                                  "--data); tasks name them relative to it"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (loopback unless --public)"),
     port: int = typer.Option(8000),
     obs: str = typer.Option("pixels", help="pixels (image + state) or state (no rendering)"),
@@ -64,7 +66,7 @@ def serve(
     from wam.api.server import ServerConfig, serve as run_server
 
     try:
-        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True)
+        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True, runs=runs)
         console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
         run_server(config, host, port, public)
     except ValueError as error:
@@ -86,7 +88,8 @@ def keys_create(
     data: Optional[Path] = typer.Option(None, help="the server's --data (locates the default SQLite database)"),
     db: Optional[str] = typer.Option(None, help="the server's --db URL"),
 ) -> None:
-    """Create a key and print it once; the database keeps only its hash."""
+    """Create a key and print it once; the database keeps only its hash. (The database's owner may create any key;
+    through the API a key creates only keys within its own scope and robot pattern.)"""
     from wam.api.auth import create_key
     from wam.api.server import default_db
     from wam.api.store import Store
@@ -117,14 +120,23 @@ def keys_list(data: Optional[Path] = typer.Option(None), db: Optional[str] = typ
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data: Optional[Path] = typer.Option(None), db: Optional[str] = typer.Option(None)) -> None:
+    """Revoke a key in the database; the last admin key (and the last one for every robot) is kept.
+
+    A running server stops accepting the key within 5 s and closes its streams within 5 s; its leases are freed
+    as soon as another key asks for the robot, or at once by an admin (`wam robots break-lease`). Revoking through
+    the API (`DELETE /v1/keys/ID`) does all of this at once."""
     from wam.api.server import default_db
-    from wam.api.store import Store
+    from wam.api.store import LastAdminKey, Store
 
     if db is None and data is None:
         _fail("say which server's database: --data DIR or --db URL")
     store = Store(db or default_db(data))
-    found = store.revoke_key(key_id)
-    store.close()
+    try:
+        found = store.revoke_key(key_id)
+    except LastAdminKey as error:
+        _fail(str(error))
+    finally:
+        store.close()
     if not found:
         _fail(f"no key {key_id!r}")
     console.print(f"revoked {key_id} (servers forget cached keys within 5 s)")
@@ -171,6 +183,12 @@ def robots_step(robot_id: str, action: str = typer.Argument(..., help="comma-sep
     _print(_call(client.step, robot_id, actions=[values] * repeat))
 
 
+@robots_app.command("break-lease")
+def robots_break_lease(robot_id: str, url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+    """Break the lease a key holds on a robot (admin keys)."""
+    _print(_call(_client(url, key).break_lease, robot_id))
+
+
 @robots_app.command("estop")
 def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; omit with --all for the fleet"),
                  all_robots: bool = typer.Option(False, "--all", help="stop every robot the key can see"),
@@ -186,7 +204,8 @@ def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; o
 
 
 @tasks_app.command("run")
-def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, random, or a finetuned WAM run directory"),
+def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, random, or a finetuned WAM run in the "
+                                                                  "server's runs directory (its name there)"),
               robots: int = typer.Option(1, help="how many idle robots"), episodes: int = typer.Option(1),
               seed: int = typer.Option(0), wait: bool = typer.Option(False, help="wait until it ends, showing progress"),
               url: Optional[str] = URL, key: Optional[str] = KEY) -> None:

@@ -81,6 +81,10 @@ class _Routes:
     def release(self, lease_id: str):
         return self._request("DELETE", f"/v1/leases/{lease_id}")
 
+    def break_lease(self, robot_id: str):
+        """Admin keys: break the lease another key holds on the robot; returns the robot."""
+        return self._request("DELETE", f"/v1/robots/{robot_id}/lease")
+
     def reset(self, robot_id: str, task: str | None = None, seed: int | None = None, lease_id: str | None = None):
         return self._request("POST", f"/v1/robots/{robot_id}/reset", json=_clean({"task": task, "seed": seed, "lease_id": lease_id}))
 
@@ -108,6 +112,8 @@ class _Routes:
 
     # -- tasks ----------------------------------------------------------------------------
     def run_task(self, task: str, policy: str = "expert", robots: int | list[str] = 1, episodes: int = 1, seed: int = 0):
+        """`policy`: 'expert', 'random', or a finetuned run in the server's runs directory (`wam serve --runs`), by
+        its name there ('wam-reach', 'wam-reach@300'); other paths are refused with 422."""
         return self._request("POST", "/v1/tasks", json={"task": task, "policy": policy, "robots": robots, "episodes": episodes, "seed": seed})
 
     def tasks(self, limit: int = 100):
@@ -117,6 +123,7 @@ class _Routes:
         return self._request("GET", f"/v1/tasks/{run_id}")
 
     def cancel_task(self, run_id: str):
+        """Allowed to the key that started the run and to admin keys over all its robots."""
         return self._request("POST", f"/v1/tasks/{run_id}/cancel")
 
     # -- episodes -------------------------------------------------------------------------
@@ -133,12 +140,15 @@ class _Routes:
 
     # -- keys -----------------------------------------------------------------------------
     def create_key(self, scope: str, robots: str = "*", name: str = ""):
+        """Admin keys: a key no broader than this one (its pattern, one robot id it matches, or any under '*')."""
         return self._request("POST", "/v1/keys", json={"scope": scope, "robots": robots, "name": name})
 
     def keys(self):
+        """The keys whose pattern lies within this admin key's."""
         return self._request("GET", "/v1/keys")
 
     def revoke_key(self, key_id: str):
+        """Revoke a key: its streams close and its leases are freed; the last admin key is refused (409)."""
         return self._request("DELETE", f"/v1/keys/{key_id}")
 
     def _stream_url(self, robot_id: str) -> str:

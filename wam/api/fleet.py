@@ -15,6 +15,7 @@ import multiprocessing
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -22,6 +23,7 @@ from wam.api.spec import RobotSpec
 from wam.api.worker import WorkerConfig, robot_main
 
 RESTART_DELAY_S = 0.5
+ENDED_LEASES = 8  # lease ids remembered per robot after they end, so that using one is answered "stale"
 
 
 class FleetError(Exception):
@@ -78,7 +80,8 @@ class RobotHandle:
     last_error: str | None = None
     description: dict = field(default_factory=dict)
     latest: dict | None = None
-    lease: Lease | None = None
+    current_lease: Lease | None = None  # read and set as `lease`
+    ended_leases: deque = field(default_factory=lambda: deque(maxlen=ENDED_LEASES))  # (lease id, holder), newest last
     estopped: bool = False
     run_id: str | None = None
     steps: int = 0
@@ -91,6 +94,22 @@ class RobotHandle:
     @property
     def robot_id(self) -> str:
         return self.spec.robot_id
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.current_lease
+
+    @lease.setter
+    def lease(self, lease: Lease | None) -> None:
+        """Replacing or clearing a lease (acquire, release, a run, an admin's break) remembers the old id as stale."""
+        old = self.current_lease
+        if old is not None and (lease is None or lease.lease_id != old.lease_id):
+            self.ended_leases.append((old.lease_id, old.holder))
+        self.current_lease = lease
+
+    def ended_by(self, lease_id: str, holder: str) -> bool:
+        """Whether `lease_id` was one of `holder`'s leases on this robot, since replaced or ended."""
+        return (lease_id, holder) in self.ended_leases
 
 
 # Called with (robot_id, staged episode, run id) when a worker hands over a finished episode.
@@ -279,6 +298,9 @@ class Fleet:
                 if lease.expired:
                     raise RobotConflict(f"lease {lease_id} on {handle.robot_id} has expired; acquire a new one")
                 return lease
+        for handle in self.robots.values():
+            if handle.ended_by(lease_id, holder):
+                raise RobotConflict(_stale(handle, lease_id, holder))
         raise RobotNotFound(f"no lease {lease_id!r}")
 
     def renew(self, lease_id: str, holder: str, ttl_s: float) -> Lease:
@@ -298,10 +320,18 @@ class Fleet:
         if handle.run_id is not None:
             raise RobotConflict(f"robot {robot_id} is running task {handle.run_id}; cancel it first")
         lease = handle.lease
-        if lease is None or lease.expired:
+        held = lease is not None and not lease.expired
+        if lease_id is not None and not (held and lease.lease_id == lease_id) and handle.ended_by(lease_id, holder):
+            raise RobotConflict(_stale(handle, lease_id, holder))
+        if lease is not None and lease.lease_id == lease_id and lease.expired:
+            raise RobotConflict(f"lease {lease_id} on robot {robot_id} has expired; acquire a new one")
+        if not held:
             raise RobotConflict(f"robot {robot_id} is not leased; acquire a lease (POST /v1/robots/{robot_id}/lease) first")
-        if lease.holder != holder or (lease_id is not None and lease_id != lease.lease_id):
+        if lease.holder != holder:
             raise RobotConflict(f"robot {robot_id} is leased by another agent")
+        if lease_id is not None and lease_id != lease.lease_id:
+            raise RobotConflict(f"lease {lease_id} is not this key's lease on robot {robot_id}; use the id that "
+                                f"POST /v1/robots/{robot_id}/lease last returned")
         return handle
 
     # -- control --------------------------------------------------------------------------
@@ -356,3 +386,11 @@ class Fleet:
 
     def release_estop(self, robot_id: str) -> None:
         self.get(robot_id).estopped = False
+
+
+def _stale(handle: RobotHandle, lease_id: str, holder: str) -> str:
+    lease = handle.lease
+    if lease is not None and not lease.expired and lease.holder == holder:
+        return (f"lease {lease_id} on robot {handle.robot_id} is stale: this key has acquired the robot again since; "
+                "use the lease id that acquisition returned")
+    return f"lease {lease_id} on robot {handle.robot_id} is stale: it was released or replaced; acquire a new one"

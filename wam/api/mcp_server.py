@@ -50,7 +50,8 @@ def build_server(url: str | None = None, key: str | None = None, client: Client 
 
     @server.tool()
     def run_task(task: str, policy: str = "expert", robots: int = 1, episodes: int = 1) -> dict[str, Any]:
-        """Run a Meta-World task autonomously with a policy ('expert', 'random' or a WAM run) on N robots for M episodes."""
+        """Run a Meta-World task autonomously with a policy on N robots for M episodes. The policy is 'expert', 'random'
+        or the name of a finetuned WAM run in the server's runs directory (e.g. 'wam-reach'); other paths are refused."""
         return guarded(api.run_task, task, policy, robots, episodes)
 
     @server.tool()

@@ -2,8 +2,10 @@
 
 One `DatasetWriter` (the dataset's single writer) commits the episodes workers staged; the
 commit is the dataset's own atomic rename, so a server killed at any moment leaves every
-committed episode readable and no partial one. The store row comes second; `reconcile`
-restores rows the store missed, so the dataset and the index never disagree for long.
+committed episode readable and no partial one. The store row and the run's count come
+second; on start-up `reconcile` restores rows the store missed and sets every run's counts
+from the episodes the dataset holds for it, so the dataset, the index and the counters
+never disagree for long (a kill between the commit and the count costs nothing).
 """
 
 from __future__ import annotations
@@ -31,15 +33,26 @@ class Recorder:
         self.writer.close()
 
     def reconcile(self) -> int:
-        """Add store rows for API episodes the dataset holds and the store does not; returns how many."""
+        """Add store rows for API episodes the dataset holds and the store does not, and set each run's
+        episodes_done and successes from its recorded episodes; returns how many rows were added."""
         from wam.data.meta import read_episode_rows
 
         known = self.store.episode_ids()
         added = 0
+        counts: dict[str, tuple[int, int]] = {}  # run id -> (episodes, successes) in the dataset
         for row in read_episode_rows(self.root):
-            if row.get("info/source") == "api" and row["episode_index"] not in known:
+            if row.get("info/source") != "api":
+                continue
+            if row["episode_index"] not in known:
                 self.store.add_episode(self._record(row))
                 added += 1
+            if row.get("info/run"):
+                done, successes = counts.get(row["info/run"], (0, 0))
+                counts[row["info/run"]] = (done + 1, successes + bool(row.get("success")))
+        for run_id, (done, successes) in counts.items():
+            run = self.store.get_run(run_id)
+            if run is not None and (run.episodes_done, run.successes) != (done, successes):
+                self.store.update_run(run_id, episodes_done=done, successes=successes)
         return added
 
     @staticmethod

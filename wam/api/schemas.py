@@ -1,12 +1,44 @@
-"""Every request and response body of the Physical API, in one place (Pydantic)."""
+"""Every request and response body of the Physical API, in one place (Pydantic).
+
+Inputs are strict: a number is a JSON number (never a boolean, a string or null), an
+integer is a JSON integer, a flag is true or false, and an id has its own pattern (a
+lease id is 16 hex digits; an episode id in a path is a plain non-negative integer, so
+`%20%31`, `1.0` and `+1` are refused rather than read as 1). Non-finite numbers are
+refused where a number must be finite; actions keep theirs so that the step route can
+name the value and its place.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, Strict, StringConstraints
+
+from wam.api.spec import MAX_ROBOTS
 
 MAX_CHUNK = 64  # actions in one step request
+
+Number = Annotated[float, Strict()]  # an int or a float; NaN and infinities pass, for the step route to name
+FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Integer = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+LEASE_ID = r"^[0-9a-f]{16}$"  # secrets.token_hex(8), as wam.api.fleet makes them
+LeaseId = Annotated[str, StringConstraints(pattern=LEASE_ID)]
+RobotId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+RobotCount = Annotated[Integer, Field(ge=1, le=MAX_ROBOTS)]
+
+
+def _episode_index(value):
+    if isinstance(value, str) and re.fullmatch(r"0|[1-9][0-9]{0,18}", value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"an episode id is a plain non-negative integer (0, 1, 2, ...), not {str(value)[:40]!r}")
+
+
+EpisodeId = Annotated[int, BeforeValidator(_episode_index)]  # a path parameter
 
 
 class Problem(BaseModel):
@@ -58,7 +90,7 @@ class Observation(BaseModel):
 
 
 class LeaseRequest(BaseModel):
-    ttl_s: float = Field(60.0, gt=0, le=3600, description="seconds until the lease expires unless renewed")
+    ttl_s: FiniteNumber = Field(60.0, gt=0, le=3600, description="seconds until the lease expires unless renewed")
 
 
 class Lease(BaseModel):
@@ -68,16 +100,17 @@ class Lease(BaseModel):
 
 
 class ResetRequest(BaseModel):
-    lease_id: str | None = None
+    lease_id: LeaseId | None = None
     task: str | None = Field(None, max_length=256, description="Meta-World task name; default: the robot's current task")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: Integer | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class StepRequest(BaseModel):
-    lease_id: str | None = None
-    action: list[float] | None = Field(None, max_length=64, description="one action")
-    actions: list[list[float]] | None = Field(None, max_length=MAX_CHUNK, description="an action chunk, executed in order")
-    wait_recorded: bool = Field(True, description="if this step ends the episode, answer once it is committed (durable, "
+    lease_id: LeaseId | None = None
+    action: list[Number] | None = Field(None, max_length=64, description="one action: numbers only")
+    actions: list[Annotated[list[Number], Field(max_length=64)]] | None = Field(
+        None, max_length=MAX_CHUNK, description="an action chunk, executed in order")
+    wait_recorded: Flag = Field(True, description="if this step ends the episode, answer once it is committed (durable, "
                                 "with its episode_id); false: answer at once and commit in the background (listed when "
                                 "it lands, ~25 ms; a server killed in between loses it)")
 
@@ -91,7 +124,7 @@ class StepResult(BaseModel):
 
 
 class FleetStep(StepRequest):
-    robot: str = Field(..., max_length=128)
+    robot: RobotId
 
 
 class FleetStepRequest(BaseModel):
@@ -108,9 +141,10 @@ class FleetStepOutcome(BaseModel):
 class TaskRequest(BaseModel):
     task: str = Field(..., min_length=1, max_length=256, description="Meta-World task name (its instruction is recorded)")
     policy: str = Field("expert", min_length=1, max_length=1024, description="'expert', 'random' or a finetuned WAM run directory")
-    robots: int | list[str] = Field(1, description="how many idle robots, or which ones")
-    episodes: int = Field(1, ge=1, le=100000)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    robots: RobotCount | Annotated[list[RobotId], Field(max_length=MAX_ROBOTS)] = Field(
+        1, description="how many idle robots, or which ones")
+    episodes: Integer = Field(1, ge=1, le=100000)
+    seed: Integer = Field(0, ge=0, le=2**31 - 1)
 
 
 class TaskRun(BaseModel):

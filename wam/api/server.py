@@ -3,7 +3,9 @@
 `create_app(config)` builds the FastAPI app; its lifespan opens the store, the dataset
 recorder and the fleet (one worker process per robot), marks runs a killed server left
 running as interrupted, and on shutdown closes every robot so the episodes they were
-recording are committed.
+recording are committed. What no route should see (heads and bodies too large or too
+slow) is refused by `wam.api.limits`; a request that fails validation is answered 422
+with its values made JSON-safe (a NaN or an infinity in a body is named, never a 500).
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
-import json
+import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
 
 from wam.api import schemas
 from wam.api.auth import Authenticator
 from wam.api.fleet import Fleet, FleetError
+from wam.api.limits import Limits, LimitsMiddleware, uvicorn_config
 from wam.api.recorder import Recorder
 from wam.api.routes import episodes, keys, robots, tasks
 from wam.api.spec import parse_fleet
@@ -30,7 +33,7 @@ from wam.api.store import Store
 from wam.api.tasks import TaskRunner
 from wam.api.worker import WorkerConfig
 
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = Limits.max_body_bytes
 API_VERSION = "1.0.0"
 
 
@@ -44,13 +47,21 @@ class ServerConfig:
     max_episode_steps: int = 300
     timeout_s: float = 30.0
     max_body_bytes: int = MAX_BODY_BYTES
+    max_head_bytes: int = Limits.max_head_bytes  # request line and headers; over it: 431
+    head_timeout_s: float = Limits.head_timeout_s  # a head not complete in this time: 408, connection closed
+    body_timeout_s: float = Limits.body_timeout_s  # a body not complete in this time after its head: 408
     start_method: str = "forkserver"
     progress: bool = False  # a progress bar while the robots start (64 take about 85 s on 2 cores)
+    runs: Path | None = None  # the finetuned runs a task may name as its policy; default: `runs` beside the dataset
     extra: dict = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
         return self.db or default_db(self.data)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_head_bytes, self.max_body_bytes, self.head_timeout_s, self.body_timeout_s)
 
 
 def default_db(data: Path) -> str:
@@ -70,7 +81,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         recorder = Recorder(worker, store)
         fleet = Fleet(specs, worker, recorder.record, config.timeout_s, config.start_method)
         app.state.config, app.state.store, app.state.recorder, app.state.fleet = worker, store, recorder, fleet
-        app.state.auth, app.state.tasks, app.state.interrupted = Authenticator(store), TaskRunner(fleet, store), interrupted
+        app.state.auth, app.state.tasks, app.state.interrupted = Authenticator(store), TaskRunner(fleet, store, config.runs), interrupted
         app.state.loop = asyncio.get_running_loop()  # for callers in other threads (tests, embedding apps)
         from wam.train.progress import progress_bar
 
@@ -99,7 +110,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def fleet_error(request: Request, error: FleetError):
         return JSONResponse({"detail": str(error)}, status_code=error.status)
 
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        return JSONResponse({"detail": json_safe(error.errors())}, status_code=422)
+
+    app.add_middleware(LimitsMiddleware, limits=config.limits)
 
     @app.get("/v1/health", response_model=schemas.Health, tags=["health"])
     def health(request: Request):
@@ -112,42 +127,26 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, by header or as they stream in (pure ASGI, no buffering)."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
+def json_safe(value, depth: int = 0):
+    """`value` as plain JSON, short: NaN and infinities as strings, long strings and lists cut, objects as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "..."
+    if depth >= 8:
+        return "..."
+    if isinstance(value, dict):
+        return {str(k)[:200]: json_safe(v, depth + 1) for k, v in list(value.items())[:32]}
+    if isinstance(value, (list, tuple)):
+        items = [json_safe(v, depth + 1) for v in list(value[:16])]
+        return items + ([f"... {len(value) - 16} more"] if len(value) > 16 else [])
+    return json_safe(str(value), depth)
 
 
 def is_loopback(host: str) -> bool:
@@ -166,7 +165,7 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, publi
     if not is_loopback(host) and not public:
         raise ValueError(f"refusing to listen on {host}: the API drives robots; pass --public to listen beyond loopback")
     try:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", ws_max_size=config.max_body_bytes)
+        uvicorn.Server(uvicorn_config(create_app(config), config.limits, host=host, port=port, log_level="warning")).run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown, which has recorded every episode
         pass
 
@@ -189,7 +188,7 @@ class BackgroundServer:
                 port = probe.getsockname()[1]
         self.config, self.url = config, f"http://127.0.0.1:{port}"
         self.app = create_app(config)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn_config(self.app, config.limits, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="wam-api", daemon=True)
 
     def start(self, timeout_s: float = 300.0) -> "BackgroundServer":

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Collection
 
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, create_engine, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -64,6 +65,10 @@ class EpisodeRecord(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
+class LastAdminKey(ValueError):
+    """Revoking this key would leave no admin key (or none for every robot): the API would be locked for good."""
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """What a request's key may do; a plain value, safe to cache outside a session."""
@@ -111,8 +116,22 @@ class Store:
             return [KeyInfo(r.id, r.scope, r.robots, r.name, r.revoked) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False if there is none. The last active admin key, and the last active admin key whose
+        pattern is "*", are refused (LastAdminKey): checked and written under the store's lock, so two revocations in
+        one process cannot both pass the check."""
         with self._write() as session:
-            return session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True)).rowcount > 0
+            row = session.get(ApiKey, key_id)
+            if row is None:
+                return False
+            if row.scope == "admin" and not row.revoked:
+                admins = session.scalars(select(ApiKey.robots).where(ApiKey.scope == "admin", ApiKey.revoked.is_(False))).all()
+                if len(admins) <= 1:
+                    raise LastAdminKey(f"key {key_id} is the last admin key; create another admin key before revoking it")
+                if row.robots == "*" and list(admins).count("*") <= 1:
+                    raise LastAdminKey(f"key {key_id} is the last admin key for every robot ('*'); create another "
+                                       "before revoking it")
+            row.revoked = True
+            return True
 
     # -- runs -----------------------------------------------------------------------------
     def add_run(self, run_id: str, task: str, policy: str, robots: list[str], episodes: int, owner: str) -> TaskRun:
@@ -125,9 +144,22 @@ class Store:
         with self.sessions() as session:
             return session.get(TaskRun, run_id)
 
-    def list_runs(self, limit: int = 100) -> list[TaskRun]:
+    def list_runs(self, limit: int = 100, visible: Callable[[TaskRun], bool] | None = None) -> list[TaskRun]:
+        """The newest `limit` runs, only those `visible` accepts (read in pages until `limit` are found)."""
+        query = select(TaskRun).order_by(TaskRun.created_at.desc(), TaskRun.id)
+        if visible is None:
+            with self.sessions() as session:
+                return list(session.scalars(query.limit(limit)).all())
+        found: list[TaskRun] = []
+        offset, page = 0, max(limit, 500)
         with self.sessions() as session:
-            return list(session.scalars(select(TaskRun).order_by(TaskRun.created_at.desc()).limit(limit)).all())
+            while len(found) < limit:
+                rows = session.scalars(query.offset(offset).limit(page)).all()
+                found += [r for r in rows if visible(r)]
+                if len(rows) < page:
+                    break
+                offset += page
+        return found[:limit]
 
     def update_run(self, run_id: str, **values) -> None:
         with self._write() as session:
@@ -157,9 +189,17 @@ class Store:
         with self.sessions() as session:
             return session.get(EpisodeRecord, episode_id)
 
+    def episode_robots(self) -> list[str]:
+        """Every robot id that has a recorded episode (a fleet's worth: small)."""
+        with self.sessions() as session:
+            return list(session.scalars(select(EpisodeRecord.robot).distinct()).all())
+
     def list_episodes(self, robot: str | None = None, run_id: str | None = None, task: str | None = None,
-                      offset: int = 0, limit: int = 100) -> list[EpisodeRecord]:
+                      offset: int = 0, limit: int = 100, robots: Collection[str] | None = None) -> list[EpisodeRecord]:
+        """Episodes by id; `robots`, when given, keeps only the episodes of those robots (a key's visible ones)."""
         query = select(EpisodeRecord).order_by(EpisodeRecord.id)
+        if robots is not None:
+            query = query.where(EpisodeRecord.robot.in_(list(robots)))
         if robot:
             query = query.where(EpisodeRecord.robot == robot)
         if run_id:

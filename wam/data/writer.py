@@ -6,6 +6,11 @@ renames the files into place and then rewrites the episode index file: the renam
 meta/episodes/... is the moment the episode exists. A writer killed at any point leaves
 every committed episode readable; files of an uncommitted one are unreferenced, and the
 next writer to open the dataset removes them and rebuilds the derived metadata.
+
+Durable, not only atomic: an episode's data and video files, and the directory entries
+that name them, are fsynced before the meta/episodes rename, and that rename is fsynced
+before `commit` returns, so a power cut never leaves a committed episode pointing at a
+file the disk does not hold.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ def stage_episode(root: Path, episode: Episode, features: dict[str, Feature], fp
     for key, frames in episode.images.items():
         path = staging / f"{uuid.uuid4().hex}.mp4"
         encode_video(frames, path, fps, video)
+        _fsync_file(path)  # here, in the worker that encoded it, rather than in the single writer's commit
         videos[key] = path
         stats[key] = episode_stats(frames, is_image=True)
     data = {}
@@ -237,14 +243,19 @@ class DatasetWriter:
             {"huggingface": json.dumps({"info": {"features": _hf_features(self.features)}})}
         )
         data_file = layout.data_path(self.root, index)
-        data_file.parent.mkdir(parents=True, exist_ok=True)
+        changed = _make_dirs(data_file.parent)  # directories whose entries must reach the disk before the commit
         tmp = layout.tmp_path_for(data_file)
         pq.write_table(table, tmp)
+        _fsync_file(tmp)
         os.replace(tmp, data_file)
+        changed.add(data_file.parent)
         for key, staged_video in staged.videos.items():
             target = layout.video_path(self.root, key, index)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged_video, target)
+            changed |= _make_dirs(target.parent)
+            os.replace(staged_video, target)  # fsynced when it was staged
+            changed.add(target.parent)
+        for directory in sorted(changed, key=lambda p: len(p.parts), reverse=True):
+            _fsync_dir(directory)
 
         row = self._episode_row(index, start, task_index, staged)
         self._rows.append(row)
@@ -297,12 +308,13 @@ class DatasetWriter:
         columns = list(dict.fromkeys(c for row in rows for c in row))
         table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
         path = layout.episodes_meta_path(self.root, index)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        changed = _make_dirs(path.parent)
         tmp = layout.tmp_path_for(path)
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        _fsync_file(tmp)
         os.replace(tmp, path)
+        for directory in sorted(changed | {path.parent}, key=lambda p: len(p.parts), reverse=True):
+            _fsync_dir(directory)  # the rename itself: durable before the caller is told the episode exists
 
     def _write_derived_meta(self) -> None:
         write_tasks(self.root, list(self._tasks))
@@ -326,6 +338,31 @@ class DatasetWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the entries of a directory (a rename into it, a new subdirectory) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(path: Path) -> set[Path]:
+    """`mkdir -p`; returns the parents of the directories it created (their entries changed)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+    return {directory.parent for directory in missing}
 
 
 def _file_number(path: Path) -> int:

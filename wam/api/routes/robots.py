@@ -1,17 +1,25 @@
-"""/v1/robots: list, describe, observe (JSON, PNG, WebSocket), lease, reset, step, emergency stop."""
+"""/v1/robots: list, describe, observe (JSON, PNG, WebSocket), lease, reset, step, emergency stop.
+
+Every robot route answers 404 for a robot outside the key's pattern, with the message a
+missing robot gets (the `require` dependency checks the path's robot). A stream ends when
+its key is revoked; an admin may break a key's lease on any robot it can use.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 
 from wam.api import convert, schemas
-from wam.api.auth import authorize_websocket, require
+from wam.api.auth import CACHE_SECONDS, authorize_websocket, can_use, check_robot, require
+from wam.api.fleet import FleetError
 from wam.api.store import KeyInfo
 
 router = APIRouter(prefix="/v1", tags=["robots"])
+log = logging.getLogger("wam.api.robots")
 
 
 def _fleet(request: Request):
@@ -20,9 +28,19 @@ def _fleet(request: Request):
 
 @router.get("/robots", response_model=list[schemas.Robot])
 async def list_robots(request: Request, key: KeyInfo = Depends(require("read"))):
-    from fnmatch import fnmatchcase
+    return [convert.robot(h) for h in _fleet(request).robots.values() if can_use(key, h.robot_id)]
 
-    return [convert.robot(h) for h in _fleet(request).robots.values() if fnmatchcase(h.robot_id, key.robots)]
+
+async def _call(fleet, robot_id: str, command: str, payload: dict, **options):
+    """`fleet.call`, with a worker's internal error (its message has a traceback and server paths) logged here and
+    answered as a plain 500; the fleet's own errors (409, 422, 503, ...) pass through as they are."""
+    try:
+        return await fleet.call(robot_id, command, payload, **options)
+    except FleetError as error:
+        if type(error) is not FleetError:
+            raise
+        log.error("robot %s failed on %r: %s", robot_id, command, error)
+        raise HTTPException(500, f"robot {robot_id} failed on {command!r}; the server log has the details") from None
 
 
 @router.get("/robots/{robot_id}", response_model=schemas.RobotDetail, responses={404: {"model": schemas.Problem}})
@@ -46,20 +64,21 @@ async def latest_image(robot_id: str, request: Request, key: KeyInfo = Depends(r
 
 @router.websocket("/robots/{robot_id}/stream")
 async def stream_observations(websocket: WebSocket, robot_id: str):
-    """Every new observation as JSON, newest first when the watcher falls behind. Key: header or ?key=."""
-    fleet = websocket.app.state.fleet
+    """Every new observation as JSON, newest first when the watcher falls behind. Key: header or ?key=.
+
+    Closed with code 4401 when the key is revoked: at once through DELETE /v1/keys, within a few seconds when
+    revoked in the database (`wam keys revoke`)."""
+    fleet, auth = websocket.app.state.fleet, websocket.app.state.auth
     try:
-        authorize_websocket(websocket, "read", robot_id)
-        handle = fleet.get(robot_id)
+        key = authorize_websocket(websocket, "read", robot_id)
     except HTTPException as error:
         await websocket.close(code=4000 + error.status_code, reason=str(error.detail)[:120])
         return
-    except Exception as error:  # noqa: BLE001 - unknown robot
-        await websocket.close(code=4404, reason=str(error)[:120])
-        return
+    handle = fleet.robots[robot_id]
     await websocket.accept()
     queue: asyncio.Queue = asyncio.Queue(maxsize=16)
     handle.subscribers.add(queue)
+    revoked = auth.open_stream(key.id)
 
     async def send_observations() -> None:
         if handle.latest is not None:
@@ -71,7 +90,18 @@ async def stream_observations(websocket: WebSocket, robot_id: str):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
-    tasks = [asyncio.create_task(send_observations()), asyncio.create_task(until_disconnect())]
+    async def until_revoked() -> None:
+        while True:
+            try:
+                await asyncio.wait_for(revoked.wait(), CACHE_SECONDS)
+                return
+            except asyncio.TimeoutError:
+                if await asyncio.to_thread(auth.is_revoked, key.id):
+                    revoked.set()
+                    return
+
+    tasks = [asyncio.create_task(send_observations()), asyncio.create_task(until_disconnect()),
+             asyncio.create_task(until_revoked())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -79,14 +109,24 @@ async def stream_observations(websocket: WebSocket, robot_id: str):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         handle.subscribers.discard(queue)
+        auth.close_stream(key.id, revoked)
         try:
-            await websocket.close()
+            if revoked.is_set():
+                await websocket.close(code=4401, reason="API key revoked")
+            else:
+                await websocket.close()
         except RuntimeError:
             pass
 
 
 @router.post("/robots/{robot_id}/lease", response_model=schemas.Lease, status_code=201, responses={409: {"model": schemas.Problem}})
 async def acquire_lease(robot_id: str, body: schemas.LeaseRequest, request: Request, key: KeyInfo = Depends(require("control"))):
+    """Lease a robot; a lease still held by a key revoked in the database (not through the API) is dropped first."""
+    handle = _fleet(request).robots[robot_id]
+    held = handle.lease
+    if (held is not None and not held.expired and held.holder != key.id and not held.holder.startswith("run:")
+            and request.app.state.auth.is_revoked(held.holder)):
+        handle.lease = None
     lease = _fleet(request).acquire(robot_id, key.id, body.ttl_s)
     return schemas.Lease(lease_id=lease.lease_id, robot=robot_id, expires_at=lease.expires_at)
 
@@ -103,6 +143,20 @@ async def release_lease(lease_id: str, request: Request, key: KeyInfo = Depends(
     return Response(status_code=204)
 
 
+@router.delete("/robots/{robot_id}/lease", response_model=schemas.Robot,
+               responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}})
+async def break_lease(robot_id: str, request: Request, key: KeyInfo = Depends(require("admin"))):
+    """Break whatever lease a key holds on the robot (an admin's remedy for a lost or stuck agent); a task run's
+    lease is refused with 409: cancel the run instead."""
+    handle = _fleet(request).robots[robot_id]
+    lease = handle.lease
+    if lease is not None and not lease.expired and lease.holder.startswith("run:"):
+        run_id = lease.holder.removeprefix("run:")
+        raise HTTPException(409, f"robot {robot_id} is held by task run {run_id}; cancel it (POST /v1/tasks/{run_id}/cancel)")
+    handle.lease = None
+    return convert.robot(handle)
+
+
 @router.post("/robots/{robot_id}/reset", response_model=schemas.Observation,
              responses={404: {"model": schemas.Problem}, 409: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
 async def reset_robot(robot_id: str, body: schemas.ResetRequest, request: Request, key: KeyInfo = Depends(require("control"))):
@@ -113,7 +167,7 @@ async def reset_robot(robot_id: str, body: schemas.ResetRequest, request: Reques
 
         if fleet.get(robot_id).spec.env_id.startswith("metaworld/") and body.task not in MT50:
             raise HTTPException(422, f"task {body.task!r} is not a Meta-World task name (e.g. reach-v3)")
-    result = await fleet.call(robot_id, "reset", {"task": body.task, "seed": body.seed})
+    result = await _call(fleet, robot_id, "reset", {"task": body.task, "seed": body.seed})
     return convert.observation(robot_id, result["observation"])
 
 
@@ -146,7 +200,7 @@ def _actions(robot_id: str, body: schemas.StepRequest, description: dict) -> np.
 async def _step(fleet, key: KeyInfo, robot_id: str, body: schemas.StepRequest) -> schemas.StepResult:
     handle = fleet.check_control(robot_id, body.lease_id, key.id)
     actions = _actions(robot_id, body, handle.description)
-    result = await fleet.call(robot_id, "step", {"actions": actions}, wait_recorded=body.wait_recorded)
+    result = await _call(fleet, robot_id, "step", {"actions": actions}, wait_recorded=body.wait_recorded)
     return schemas.StepResult(observation=convert.observation(robot_id, result["observation"]), rewards=result["rewards"],
                               steps=len(result["rewards"]), episode_id=result.get("episode_id"),
                               recording=result.get("recording", False))
@@ -161,9 +215,6 @@ async def step_robot(robot_id: str, body: schemas.StepRequest, request: Request,
 @router.post("/fleet/step", response_model=list[schemas.FleetStepOutcome])
 async def step_fleet(body: schemas.FleetStepRequest, request: Request, key: KeyInfo = Depends(require("control"))):
     """Step many robots in one request, all at once; each robot's outcome (and error) is its own."""
-    from wam.api.auth import check_robot
-    from wam.api.fleet import FleetError
-
     fleet = _fleet(request)
 
     async def one(item: schemas.FleetStep, seen: set) -> schemas.FleetStepOutcome:
@@ -171,7 +222,7 @@ async def step_fleet(body: schemas.FleetStepRequest, request: Request, key: KeyI
             if item.robot in seen:
                 raise HTTPException(422, f"robot {item.robot} appears twice in one fleet step")
             seen.add(item.robot)
-            check_robot(key, item.robot)
+            check_robot(key, item.robot, fleet.robots)
             return schemas.FleetStepOutcome(robot=item.robot, status=200, result=await _step(fleet, key, item.robot, item))
         except HTTPException as error:
             return schemas.FleetStepOutcome(robot=item.robot, status=error.status_code, detail=str(error.detail))
@@ -197,9 +248,7 @@ async def release_estop(robot_id: str, request: Request, key: KeyInfo = Depends(
 
 @router.post("/fleet/estop", response_model=list[schemas.Robot])
 async def estop_fleet(request: Request, key: KeyInfo = Depends(require("control"))):
-    from fnmatch import fnmatchcase
-
     fleet = _fleet(request)
-    robots = [r for r in fleet.robots if fnmatchcase(r, key.robots)]
+    robots = [r for r in fleet.robots if can_use(key, r)]
     await asyncio.gather(*(fleet.estop(r) for r in robots))
     return [convert.robot(fleet.get(r)) for r in robots]

@@ -1,0 +1,52 @@
+"""Start a live Physical API server on a free loopback port (a module of its own: test modules import it by name,
+which `conftest` is not, since every test directory has one)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Live:
+    url: str
+    data: Path
+    db: str
+    keys: dict[str, str]
+    app: object
+
+
+def start_live(tmp: Path, robots: str, obs: str = "pixels", max_episode_steps: int = 30, db: str | None = None,
+               timeout_s: float = 30.0):
+    import uvicorn
+
+    from wam.api.auth import create_key
+    from wam.api.server import ServerConfig, create_app
+    from wam.api.store import Store
+
+    config = ServerConfig(robots, tmp / "data", db=db, obs=obs, max_episode_steps=max_episode_steps, timeout_s=timeout_s)
+    store = Store(config.db_url)
+    keys = {scope: create_key(store, scope)[1] for scope in ("read", "control", "admin")}
+    keys["control_drawer"] = create_key(store, "control", robots="drawer-*")[1]
+    keys["control_other"] = create_key(store, "control")[1]
+    store.close()
+    app = create_app(config)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    return Live(f"http://127.0.0.1:{port}", config.data, config.db_url, keys, app), server, thread
