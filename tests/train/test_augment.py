@@ -84,3 +84,14 @@ def test_finetuning_with_augmentation_encodes_each_episodes_shifted_frames(tmp_p
             assert not np.asarray(shifted[:, rows]).any()
     saved = json.loads((tmp_path / "aug" / "finetune.json").read_text())["config"]
     assert saved["augment_copies"] == 2 and saved["augment_pad"] == 2
+
+
+def test_views_side_by_side_are_shifted_each_on_its_own():
+    from wam.train.augment import shift_images
+
+    left = np.zeros((1, 8, 8, 3), np.uint8)
+    right = np.full((1, 8, 8, 3), 255, np.uint8)
+    strip = np.concatenate([left, right], axis=2)  # (1, 8, 16, 3): two views
+    shifted = shift_images(strip, 3, 0)
+    assert shifted.shape == strip.shape
+    assert shifted[:, :, :8].max() == 0 and shifted[:, :, 8:].min() == 255  # nothing of one view reached the other

@@ -27,9 +27,13 @@ from wam.train.progress import progress_bar
 
 
 def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """(N, H, W, 3) images moved by (dx, dy) pixels, the uncovered border filled by repeating the edge."""
+    """(N, H, W, 3) images moved by (dx, dy) pixels, the uncovered border filled by repeating the edge. Camera views
+    side by side (W a multiple of H) are shifted each on its own, so no view slides into its neighbour."""
     if dx == 0 and dy == 0:
         return images
+    h, width = images.shape[1:3]
+    if width > h and width % h == 0:
+        return np.concatenate([shift_images(images[:, :, v * h : (v + 1) * h], dx, dy) for v in range(width // h)], axis=2)
     pad = max(abs(dx), abs(dy))
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
     h, w = images.shape[1:3]
