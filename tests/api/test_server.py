@@ -199,7 +199,8 @@ def test_emergency_stop_refuses_control_until_released(live):
         assert response.status_code == 409 and "emergency-stopped" in response.json()["detail"]
         last = client.get("/v1/episodes", params={"robot": "reach-v3-2"}).json()[-1]
         assert last["end_reason"] == "estop"
-        client.post("/v1/robots/reach-v3-2/estop/release")
+        assert client.post("/v1/robots/reach-v3-2/estop/release").status_code == 403  # only the key that pressed it
+        assert other.post("/v1/robots/reach-v3-2/estop/release").status_code == 200
         assert client.post("/v1/robots/reach-v3-2/reset", json={}).status_code == 200
         fleet = client.post("/v1/fleet/estop").json()
         assert len(fleet) == 4 and all(r["estopped"] for r in fleet)

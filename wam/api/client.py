@@ -9,6 +9,11 @@
 Every route is written once in `_Routes`; its methods return `self._request(...)`, which is a
 value for `Client` and an awaitable for `AsyncClient`. Errors raise `ApiError` with the
 server's status and message. Defaults come from WAM_API_URL and WAM_API_KEY.
+
+The control channel drives many robots through one WebSocket, a message per tick:
+
+    with robots.control(leases={"reach-v3-0": lease["lease_id"]}) as channel:
+        outcomes = channel.step({"reach-v3-0": [0.0, 0.5, 0.0, 0.0], "reach-v3-1": chunk})
 """
 
 from __future__ import annotations
@@ -154,6 +159,9 @@ class _Routes:
     def _stream_url(self, robot_id: str) -> str:
         return self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"/v1/robots/{robot_id}/stream"
 
+    def _control_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/control"
+
 
 class Client(_Routes):
     def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 60.0, transport=None):
@@ -175,6 +183,10 @@ class Client(_Routes):
             while count is None or seen < count:
                 yield json.loads(socket.recv())
                 seen += 1
+
+    def control(self, leases: dict[str, str] | None = None) -> "Control":
+        """The control channel (one WebSocket for many robots); `leases`: {robot: lease_id} sent with its commands."""
+        return Control(self._control_url(), self.key, leases)
 
     def close(self) -> None:
         self.http.close()
@@ -220,6 +232,10 @@ class AsyncClient(_Routes):
                 yield json.loads(await socket.recv())
                 seen += 1
 
+    def control(self, leases: dict[str, str] | None = None) -> "AsyncControl":
+        """The control channel: `async with client.control() as channel: await channel.step({...})`."""
+        return AsyncControl(self._control_url(), self.key, leases)
+
     async def close(self) -> None:
         for http in [self.http, *self._per_robot.values()]:
             await http.aclose()
@@ -227,6 +243,178 @@ class AsyncClient(_Routes):
 
     async def __aenter__(self) -> "AsyncClient":
         return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+# -- the control channel ----------------------------------------------------------------------------
+class _Commands:
+    """The messages of the control channel (wam.api.control_schemas); `_send` makes them sync or async.
+
+    Each method sends one message and returns {robot: outcome}: the robot's observation after its command
+    (`state`, `reward`, `done`, `success`, ...) or `{"robot": ..., "error": {"code", "status", "detail"}}`;
+    a robot's error never raises. A message the server refuses whole raises ApiError. Episodes that the
+    commands end are committed in the background; `recorded` collects their episode ids as the server
+    announces them (or pass wait_recorded=True to have each reply wait for them, with `episode_id` set)."""
+
+    def __init__(self, url: str, key: str | None, leases: dict[str, str] | None):
+        self.url, self.key = url, key
+        self.leases = dict(leases or {})  # robot -> lease id, sent with its step and reset commands
+        self.recorded: dict[str, list[int]] = {}  # robot -> the episodes committed since this channel opened
+        self._next_id = 0
+
+    def _send(self, commands: list[dict], wait_recorded: bool, sim_state: bool):
+        raise NotImplementedError
+
+    def send(self, commands: list[dict], wait_recorded: bool = False, sim_state: bool = False):
+        """Any mix of commands, one per robot: {"op": "step" | "reset" | "observe", "robot": ..., ...}."""
+        return self._send(commands, wait_recorded, sim_state)
+
+    def step(self, robot_actions: dict, wait_recorded: bool = False, sim_state: bool = False):
+        """{robot: one action (numbers) or a chunk (a list of actions, executed in order)}."""
+        return self._send([self.step_command(robot, action) for robot, action in robot_actions.items()],
+                          wait_recorded, sim_state)
+
+    def reset(self, robots, task: str | None = None, seed: int | None = None, sim_state: bool = False):
+        """Reset robots (a list, or {robot: {"task": ..., "seed": ...}}); the episode each was in is recorded."""
+        options = robots if isinstance(robots, dict) else {robot: {"task": task, "seed": seed} for robot in robots}
+        return self._send([self.reset_command(robot, **opts) for robot, opts in options.items()], False, sim_state)
+
+    def observe(self, robots, sim_state: bool = False):
+        """The latest observation of each robot (read keys too; no lease needed)."""
+        return self._send([{"op": "observe", "robot": robot} for robot in robots], False, sim_state)
+
+    def step_command(self, robot: str, action) -> dict:
+        rows = action.tolist() if hasattr(action, "tolist") else action
+        command = {"op": "step", "robot": robot}
+        if rows and isinstance(rows[0], (list, tuple)):
+            command["actions"] = [[float(a) for a in row] for row in rows]
+        else:
+            command["action"] = [float(a) for a in rows]
+        if self.leases.get(robot):
+            command["lease_id"] = self.leases[robot]
+        return command
+
+    def reset_command(self, robot: str, task: str | None = None, seed: int | None = None) -> dict:
+        return _clean({"op": "reset", "robot": robot, "task": task, "seed": seed, "lease_id": self.leases.get(robot)})
+
+    def _message(self, commands: list[dict], wait_recorded: bool, sim_state: bool) -> tuple[int, str]:
+        self._next_id += 1
+        message = {"id": self._next_id, "commands": commands}
+        if wait_recorded:
+            message["wait_recorded"] = True
+        if sim_state:
+            message["sim_state"] = True
+        return self._next_id, json.dumps(message, separators=(",", ":"))
+
+    def _note(self, recorded: dict) -> None:
+        if recorded.get("episode_id") is not None:
+            self.recorded.setdefault(recorded["robot"], []).append(recorded["episode_id"])
+
+    @staticmethod
+    def _outcomes(reply: dict) -> dict:
+        if reply.get("error"):
+            raise ApiError(reply["error"]["status"], reply["error"]["detail"], "WS", "/v1/control")
+        return {outcome["robot"]: outcome for outcome in reply["results"]}
+
+
+_SOCKET_OPTIONS = {"compression": None, "max_size": 1 << 24}  # loopback and LAN: compressing costs more CPU than it saves
+
+
+class Control(_Commands):
+    """The control channel, blocking: one message at a time."""
+
+    def __init__(self, url: str, key: str | None, leases: dict[str, str] | None = None):
+        from websockets.sync.client import connect
+
+        super().__init__(url, key, leases)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.socket = connect(url, additional_headers=headers, **_SOCKET_OPTIONS)
+
+    def _send(self, commands, wait_recorded, sim_state):
+        request_id, text = self._message(commands, wait_recorded, sim_state)
+        self.socket.send(text)
+        while True:
+            reply = json.loads(self.socket.recv())
+            if reply.get("type") == "recorded":
+                self._note(reply)
+            elif reply.get("id") in (request_id, None):
+                return self._outcomes(reply)
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> "Control":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncControl(_Commands):
+    """The control channel, async: messages may be sent concurrently (pipelined); each awaits its own reply."""
+
+    def __init__(self, url: str, key: str | None, leases: dict[str, str] | None = None):
+        super().__init__(url, key, leases)
+        self.socket = None
+        self._waiting: dict[int, Any] = {}  # request id -> the future its reply resolves
+        self._reader = None
+
+    async def connect(self) -> "AsyncControl":
+        import asyncio
+
+        from websockets.asyncio.client import connect
+
+        if self.socket is None:
+            headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+            self.socket = await connect(self.url, additional_headers=headers, **_SOCKET_OPTIONS)
+            self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for text in self.socket:
+                reply = json.loads(text)
+                if reply.get("type") == "recorded":
+                    self._note(reply)
+                    continue
+                request_id = reply.get("id")
+                if request_id is None and self._waiting:  # a refusal without a readable id: the oldest message's
+                    request_id = next(iter(self._waiting))
+                future = self._waiting.pop(request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            error = ApiError(self.socket.close_code or 1006, self.socket.close_reason or "control channel closed",
+                             "WS", "/v1/control")
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(error)
+            self._waiting.clear()
+
+    async def _send(self, commands, wait_recorded, sim_state):
+        import asyncio
+
+        await self.connect()
+        if self._reader.done():
+            raise ApiError(1006, "control channel closed", "WS", "/v1/control")
+        request_id, text = self._message(commands, wait_recorded, sim_state)
+        future = self._waiting[request_id] = asyncio.get_running_loop().create_future()
+        await self.socket.send(text)
+        return self._outcomes(await future)
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+            await self._reader
+
+    async def __aenter__(self) -> "AsyncControl":
+        return await self.connect()
 
     async def __aexit__(self, *exc) -> None:
         await self.close()

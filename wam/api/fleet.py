@@ -6,11 +6,18 @@ blocks on the pipe and hands each answer to the loop, so a robot that is slow to
 delays only the requests sent to it. A robot that dies (its pipe closes) or stops answering (past its
 timeout, then killed) is restarted with a fresh env, its restart counted in its status;
 the episode it was in the middle of is lost, never half-recorded.
+
+An emergency stop preempts: it sets a flag the worker checks before every action (shared
+memory, not the pipe, so it does not queue behind the chunks already sent), every command
+still waiting for the robot is refused, and the stop is answered once the robot has
+stopped and its episode is recorded as ended by "estop". A stop holds until every key that
+pressed it releases it, or an admin does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import secrets
 import threading
@@ -20,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from wam.api.spec import RobotSpec
-from wam.api.worker import WorkerConfig, robot_main
+from wam.api.worker import EXECUTED, LAST_ACTION, SIGNALS, STOP, WorkerConfig, robot_main
 
 RESTART_DELAY_S = 0.5
 ENDED_LEASES = 8  # lease ids remembered per robot after they end, so that using one is answered "stale"
+DRIVING = ("step", "reset", "run_policy")  # the commands an emergency stop refuses
+log = logging.getLogger("wam.api.fleet")
 
 
 class FleetError(Exception):
@@ -40,6 +49,16 @@ class RobotConflict(FleetError):
     """Leased by someone else, emergency-stopped, busy with a task, or in the wrong state."""
 
     status = 409
+
+
+class RobotStopped(RobotConflict):
+    """Emergency-stopped: the command (or the rest of its chunk) never reached the robot."""
+
+
+class RobotForbidden(FleetError):
+    """The key may see the robot but not do this to it (release another key's emergency stop)."""
+
+    status = 403
 
 
 class RobotUnavailable(FleetError):
@@ -82,10 +101,14 @@ class RobotHandle:
     latest: dict | None = None
     current_lease: Lease | None = None  # read and set as `lease`
     ended_leases: deque = field(default_factory=lambda: deque(maxlen=ENDED_LEASES))  # (lease id, holder), newest last
-    estopped: bool = False
+    stops: set = field(default_factory=set)  # the keys whose emergency stop holds the robot ("" for an unnamed one)
+    signals: Any = None  # shared with the worker, across its restarts: see wam.api.worker.STOP
+    stopped_at: float = 0.0  # time.monotonic() when a stop was last pressed, and the actions executed by then
+    executed_at_stop: int = 0
     run_id: str | None = None
     steps: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queued: int = 0  # commands sent or waiting to be sent to the worker
     pending: asyncio.Future | None = None
     ready: asyncio.Future | None = None
     subscribers: set = field(default_factory=set)
@@ -94,6 +117,20 @@ class RobotHandle:
     @property
     def robot_id(self) -> str:
         return self.spec.robot_id
+
+    @property
+    def estopped(self) -> bool:
+        return bool(self.stops)
+
+    @property
+    def actions_executed(self) -> int:
+        """Every action the robot's workers have executed, counted by the worker as it executes them."""
+        return int(self.signals[EXECUTED]) if self.signals is not None else 0
+
+    @property
+    def last_action_at(self) -> float:
+        """When the robot last executed an action, on time.monotonic()'s clock (the same in every process)."""
+        return self.signals[LAST_ACTION] if self.signals is not None else 0.0
 
     @property
     def lease(self) -> Lease | None:
@@ -120,8 +157,8 @@ class Fleet:
     def __init__(self, specs: list[RobotSpec], config: WorkerConfig, record: RecordEpisode, timeout_s: float = 30.0,
                  start_method: str = "forkserver"):
         self.config, self.record, self.timeout_s = config, record, timeout_s
-        self.robots = {spec.robot_id: RobotHandle(spec) for spec in specs}
         self.context = multiprocessing.get_context(start_method)
+        self.robots = {spec.robot_id: RobotHandle(spec, signals=self.context.RawArray("d", SIGNALS)) for spec in specs}
         if start_method == "forkserver":
             # Workers fork from a server process that has already imported the simulator once.
             self.context.set_forkserver_preload(["wam.api.worker", "wam.envs.metaworld_env", "wam.data.writer"])
@@ -141,7 +178,7 @@ class Fleet:
     async def _spawn(self, handle: RobotHandle) -> None:
         loop = asyncio.get_running_loop()
         parent, child = self.context.Pipe()
-        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config),
+        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config, handle.signals),
                                               name=f"robot-{handle.robot_id}", daemon=True)
         handle.process.start()
         child.close()
@@ -207,7 +244,7 @@ class Fleet:
                 handle.pending.set_result(payload)
             else:
                 error_kind, message = payload
-                error = {"state": RobotConflict, "value": RobotRejected}.get(error_kind, FleetError)
+                error = {"state": RobotConflict, "estop": RobotStopped, "value": RobotRejected}.get(error_kind, FleetError)
                 handle.pending.set_exception(error(message))
 
     def _observe(self, handle: RobotHandle, observation: dict | None) -> None:
@@ -338,8 +375,15 @@ class Fleet:
     async def call(self, robot_id: str, command: str, payload: dict | None = None, timeout: float | None = -1.0,
                    wait_recorded: bool = True) -> Any:
         handle = self.get(robot_id)
-        async with handle.lock:
-            result = await self._request(handle, command, payload or {}, self.timeout_s if timeout == -1.0 else timeout)
+        handle.queued += 1
+        try:
+            async with handle.lock:
+                if handle.estopped and command in DRIVING:  # queued before the stop was pressed: it never runs
+                    raise RobotStopped(f"robot {robot_id} was emergency-stopped before this {command!r} reached it; "
+                                       "none of it ran")
+                result = await self._request(handle, command, payload or {}, self.timeout_s if timeout == -1.0 else timeout)
+        finally:
+            handle.queued -= 1
         if isinstance(result, dict):
             if "description" in result:  # a reset may build a new scene (another task, a dream's first one)
                 handle.description = result.pop("description")
@@ -351,6 +395,9 @@ class Fleet:
                 result["episode_id"] = await self.record(robot_id, result.pop("staged"), handle.run_id or "")
             elif "staged" in result:
                 result.pop("staged")
+        if command == "step" and result.get("estopped"):
+            raise RobotStopped(f"robot {robot_id} was emergency-stopped after {len(result['rewards'])} of this chunk's "
+                               f"{result['estopped']} action(s); the rest never ran")
         if command == "step":
             handle.steps += 1
         return result
@@ -373,19 +420,45 @@ class Fleet:
         if handle.run_id is not None and handle.conn is not None:
             handle.conn.send(("cancel", {}))
 
-    async def estop(self, robot_id: str) -> None:
-        """Stop sending actions at once: refuse control, cancel a running task, record the episode as stopped."""
-        handle = self.get(robot_id)
-        handle.estopped = True
-        self.cancel(robot_id)
-        if handle.status == "ready":
-            try:
-                await self.call(robot_id, "end_episode", {"reason": "estop"})
-            except FleetError:
-                pass
+    async def estop(self, robot_id: str, holder: str = "") -> None:
+        """Stop the robot at once for key `holder`: the worker stops before its next action, every command queued for
+        it is refused, a running task ends; answered once the robot has stopped and its episode is recorded ("estop")."""
+        await self.estop_fleet([robot_id], holder)
 
-    def release_estop(self, robot_id: str) -> None:
-        self.get(robot_id).estopped = False
+    async def estop_fleet(self, robot_ids: list[str], holder: str = "") -> None:
+        """`estop` for many robots: every flag is set before any of them is waited for."""
+        handles = [self.get(robot_id) for robot_id in robot_ids]
+        for handle in handles:
+            handle.stops.add(holder)
+            handle.signals[STOP] = 1.0
+            handle.stopped_at, handle.executed_at_stop = time.monotonic(), handle.actions_executed
+        await asyncio.gather(*(self._settle_stop(handle, holder) for handle in handles))
+
+    async def _settle_stop(self, handle: RobotHandle, holder: str) -> None:
+        if handle.conn is not None and handle.status in ("ready", "running"):
+            try:  # behind the command in flight (cut within one action) and the refused ones: it does not queue long
+                await self.call(handle.robot_id, "end_episode", {"reason": "estop"})
+            except FleetError:  # a robot that crashed or timed out meanwhile is stopped too
+                pass
+        if handle.recording:  # a task's last episode, ended by the stop
+            await asyncio.gather(*list(handle.recording), return_exceptions=True)
+        log.warning("robot %s emergency-stopped by key %s: %d action(s) ran after the stop, the last ending %.1f ms after it",
+                    handle.robot_id, holder or "?", handle.actions_executed - handle.executed_at_stop,
+                    max(0.0, handle.last_action_at - handle.stopped_at) * 1000)
+
+    def release_estop(self, robot_id: str, holder: str | None = None) -> None:
+        """Release key `holder`'s stop; the robot moves again when no other key's stop holds it. `holder` None (an
+        admin) releases every stop. RobotForbidden if the robot is stopped and `holder` never pressed it."""
+        handle = self.get(robot_id)
+        if holder is None:
+            handle.stops.clear()
+        elif holder in handle.stops:
+            handle.stops.discard(holder)
+        elif handle.stops:
+            raise RobotForbidden(f"robot {robot_id} was emergency-stopped by another key; only that key or an admin "
+                                 "may release it")
+        if not handle.stops:
+            handle.signals[STOP] = 0.0
 
 
 def _stale(handle: RobotHandle, lease_id: str, holder: str) -> str:

@@ -27,7 +27,7 @@ from wam.api.auth import Authenticator
 from wam.api.fleet import Fleet, FleetError
 from wam.api.limits import Limits, LimitsMiddleware, uvicorn_config
 from wam.api.recorder import Recorder
-from wam.api.routes import episodes, keys, robots, tasks
+from wam.api.routes import control, episodes, keys, robots, tasks
 from wam.api.spec import parse_fleet
 from wam.api.store import Store
 from wam.api.tasks import TaskRunner
@@ -122,7 +122,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         ready = sum(h.status in ("ready", "running") for h in fleet.robots.values())
         return schemas.Health(status="ok", robots=len(fleet.robots), ready=ready, version=app.version)
 
-    for module in (robots, tasks, episodes, keys):
+    for module in (robots, tasks, episodes, keys, control):
         app.include_router(module.router)
     return app
 

@@ -10,6 +10,8 @@ or by a path inside it; anything else is refused at submission with one message,
 for a path that exists elsewhere, one that does not exist and a directory that is not a
 run, so a key cannot probe the server's files. A run that fails tells its client which
 robot failed and where to look; the worker's message and traceback go to the server log.
+An emergency stop cuts a run's share on that robot before its next action (the episode
+ends as "estop"); the run ends as cancelled, its error naming the stopped robots.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from wam.api.fleet import Fleet, RobotConflict, RobotNotFound, RobotRejected, RobotTimeout, RobotUnavailable
+from wam.api.fleet import Fleet, RobotConflict, RobotNotFound, RobotRejected, RobotStopped, RobotTimeout, RobotUnavailable
 from wam.api.schemas import TaskRequest
 from wam.api.store import Store
 
@@ -147,20 +149,22 @@ class TaskRunner:
                        "seed": request.seed + 100_000 * i}
             jobs.append(self.fleet.run_policy(robot_id, run_id, payload))
         results = await asyncio.gather(*jobs, return_exceptions=True)
-        errors = []
+        errors, stopped = [], []
         for robot_id, result in zip(robots, results):
-            if isinstance(result, BaseException):
+            if isinstance(result, RobotStopped) or isinstance(result, dict) and result.get("estopped"):
+                stopped.append(f"{robot_id}: emergency-stopped")
+            elif isinstance(result, BaseException):
                 log.error("task run %s failed on robot %s (policy %s): %s: %s", run_id, robot_id, policy,
                           type(result).__name__, result)
                 errors.append(client_error(robot_id, run_id, result))
-        cancelled = any(isinstance(r, dict) and r.get("cancelled") for r in results)
+        cancelled = bool(stopped) or any(isinstance(r, dict) and r.get("cancelled") for r in results)
         for robot_id in robots:
             handle = self.fleet.robots[robot_id]
             if handle.lease is not None and handle.lease.holder == f"run:{run_id}":
                 handle.lease = None
         status = "failed" if errors else "cancelled" if cancelled else "finished"
         if not self.fleet.closing:
-            self.store.update_run(run_id, status=status, error="; ".join(errors)[:2000])
+            self.store.update_run(run_id, status=status, error="; ".join(errors + stopped)[:2000])
         self.running.pop(run_id, None)
 
     def cancel(self, run_id: str) -> None:

@@ -11,6 +11,10 @@ limit, a reset, an emergency stop, a cancelled run) the worker stages it (checks
 encodes its video into the dataset's staging folder) and hands the staged episode to the
 server, whose single dataset writer commits it. An episode cut short by a crash is never
 staged, so it never appears.
+
+An emergency stop does not wait in the pipe behind queued work: the server sets a flag in
+memory it shares with the worker, which checks it before every single action, so the rest
+of a chunk or of a task never reaches the robot.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import numpy as np
 from wam.api.spec import RobotSpec
 
 ACTION_KEY, STATE_KEY, IMAGE_KEY = "action", "observation.state", "observation.images.main"
+# The signals a worker shares with the server (a RawArray of doubles, no lock: one writer each): the server sets STOP
+# when the robot is emergency-stopped; the worker counts every action it executes and notes when (time.monotonic()).
+STOP, EXECUTED, LAST_ACTION = 0, 1, 2
+SIGNALS = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class WorkerConfig:
 
 class RobotStateError(Exception):
     """The command does not fit the robot's state (step before reset, ...): the server answers 409."""
+
+
+class RobotStopped(RobotStateError):
+    """The robot is emergency-stopped: no action of the command ran."""
 
 
 def _space_summary(space, prefix: str = "") -> dict:
@@ -86,10 +98,11 @@ class _RandomPolicy:
 
 
 class Robot:
-    """An env plus the episode it is recording."""
+    """An env plus the episode it is recording; `signals` (see STOP) is shared with the server, or None."""
 
-    def __init__(self, spec: RobotSpec, config: WorkerConfig):
+    def __init__(self, spec: RobotSpec, config: WorkerConfig, signals=None):
         self.spec, self.config = spec, config
+        self.signals = signals if signals is not None else [0.0] * SIGNALS
         self.features = dataset_features(config)
         self.env = None
         self.task: str | None = None
@@ -156,12 +169,25 @@ class Robot:
         self.last = {"reward": 0.0, "success": False, "terminated": False, "truncated": False}
         return {"observation": self.observation(), "staged": staged, "description": self.describe()}
 
+    def stopped(self) -> bool:
+        return self.signals[STOP] != 0.0
+
     def step(self, actions: np.ndarray) -> dict:
+        """Execute a chunk in order. An emergency stop is checked before every action: the rest of the chunk never
+        runs, the answer says so (`estopped`), and the episode stays open for the stop to end it."""
         if self.done:
             raise RobotStateError(f"robot {self.spec.robot_id} has no episode running; reset it first")
+        chunk = np.asarray(actions, dtype=np.float32).reshape(-1, self.env.action_space.shape[0])
         rewards, staged = [], None
-        for action in np.asarray(actions, dtype=np.float32).reshape(-1, self.env.action_space.shape[0]):
+        for action in chunk:
+            if self.stopped():
+                if not rewards:
+                    raise RobotStopped(f"robot {self.spec.robot_id} is emergency-stopped; none of this chunk's "
+                                       f"{len(chunk)} action(s) ran")
+                return {"observation": self.observation(), "rewards": rewards, "staged": None, "estopped": len(chunk)}
             self.obs, reward, terminated, truncated, info = self.env.step(action)
+            self.signals[EXECUTED] += 1
+            self.signals[LAST_ACTION] = time.monotonic()
             self.episode_step += 1
             success = bool(info.get("success", False))
             self.frames["state"].append(self.obs["state"])
@@ -199,22 +225,32 @@ class Robot:
         return stage_episode(self.config.data, episode, self.features, CONTROL_FPS, VideoConfig())
 
     def run_policy(self, conn, policy: str, episodes: int, run: str, seed: int = 0, task: str | None = None) -> dict:
-        """Run `episodes` episodes autonomously, sending an event after every step; stops early on "cancel"."""
+        """Run `episodes` episodes autonomously, sending an event after every step; stops early on "cancel" and, before
+        the next action, on an emergency stop (the episode then ends as "estop")."""
         self.run = run
         try:
             agent = None
             for number in range(episodes):
+                if self.stopped():
+                    return {"cancelled": True, "estopped": True, "episodes": number}
                 reply = self.reset(task=task, seed=seed + number)
                 if agent is None:
                     agent = _make_policy(policy, self.task, seed)
                 agent.reset(self.task) if hasattr(agent, "tasks") else agent.reset(seed=seed + number)
                 conn.send(("event", {"observation": reply["observation"], "staged": reply["staged"]}))
                 while not self.done:
-                    if conn.poll() and conn.recv()[0] == "cancel":
-                        staged = self.end_episode("cancel")
+                    if self.stopped() or (conn.poll() and conn.recv()[0] == "cancel"):
+                        stopped = self.stopped()  # set before any cancel is sent, so a stop is never recorded as a cancel
+                        staged = self.end_episode("estop" if stopped else "cancel")
                         conn.send(("event", {"observation": self.observation(), "staged": staged}))
-                        return {"cancelled": True, "episodes": number}
-                    result = self.step(agent.act(self.obs)[None])
+                        return {"cancelled": True, "estopped": stopped, "episodes": number}
+                    action = agent.act(self.obs)
+                    try:
+                        result = self.step(action[None])
+                    except RobotStopped:  # stopped while the policy was thinking: nothing ran; end the episode above
+                        continue
+                    if result.get("estopped"):
+                        continue
                     conn.send(("event", {"observation": result["observation"], "staged": result["staged"],
                                          "episode_done": self.done, "success": self.last["success"]}))
             return {"cancelled": False, "episodes": episodes}
@@ -228,7 +264,7 @@ class Robot:
         return staged
 
 
-def robot_main(conn, spec: RobotSpec, config: WorkerConfig) -> None:
+def robot_main(conn, spec: RobotSpec, config: WorkerConfig, signals=None) -> None:
     """The worker process: build the robot, then answer commands until "close" or the pipe closes."""
     import signal
 
@@ -237,7 +273,7 @@ def robot_main(conn, spec: RobotSpec, config: WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle: it closes its robots in order
     torch.set_num_threads(1)
     try:
-        robot = Robot(spec, config)
+        robot = Robot(spec, config, signals)
         conn.send(("ready", robot.describe()))
     except Exception as error:  # noqa: BLE001 - reported to the server, which marks the robot failed
         conn.send(("error", (type(error).__name__, f"{spec.robot_id}: {error}")))
@@ -273,6 +309,8 @@ def robot_main(conn, spec: RobotSpec, config: WorkerConfig) -> None:
                 if result is None:
                     raise ValueError(f"unknown robot command {command!r}")
             conn.send(("reply", result))
+        except RobotStopped as error:
+            conn.send(("error", ("estop", str(error))))
         except RobotStateError as error:
             conn.send(("error", ("state", str(error))))
         except ValueError as error:

@@ -235,20 +235,26 @@ async def step_fleet(body: schemas.FleetStepRequest, request: Request, key: KeyI
 
 @router.post("/robots/{robot_id}/estop", response_model=schemas.Robot, responses={404: {"model": schemas.Problem}})
 async def estop_robot(robot_id: str, request: Request, key: KeyInfo = Depends(require("control"))):
-    """Any control key may stop any robot it can see, lease or not: stopping is always allowed."""
-    await _fleet(request).estop(robot_id)
+    """Any control key may stop any robot it can see, lease or not: stopping is always allowed. The robot stops before
+    its next action; chunks queued for it and a task running on it are cut; the answer comes once it has stopped and
+    its episode is recorded (end reason "estop")."""
+    await _fleet(request).estop(robot_id, key.id)
     return convert.robot(_fleet(request).get(robot_id))
 
 
-@router.post("/robots/{robot_id}/estop/release", response_model=schemas.Robot, responses={404: {"model": schemas.Problem}})
+@router.post("/robots/{robot_id}/estop/release", response_model=schemas.Robot,
+             responses={403: {"model": schemas.Problem}, 404: {"model": schemas.Problem}})
 async def release_estop(robot_id: str, request: Request, key: KeyInfo = Depends(require("control"))):
-    _fleet(request).release_estop(robot_id)
+    """Release this key's stop: 403 for a stop another key pressed (only it, or an admin, may release that). The robot
+    stays stopped (`estopped`) while another key's stop still holds it; an admin releases every stop at once."""
+    _fleet(request).release_estop(robot_id, None if key.scope == "admin" else key.id)
     return convert.robot(_fleet(request).get(robot_id))
 
 
 @router.post("/fleet/estop", response_model=list[schemas.Robot])
 async def estop_fleet(request: Request, key: KeyInfo = Depends(require("control"))):
+    """Stop every robot this key can see, all at once, as POST /v1/robots/{id}/estop does one."""
     fleet = _fleet(request)
     robots = [r for r in fleet.robots if can_use(key, r)]
-    await asyncio.gather(*(fleet.estop(r) for r in robots))
+    await fleet.estop_fleet(robots, key.id)
     return [convert.robot(fleet.get(r)) for r in robots]
