@@ -213,6 +213,7 @@ def test_runs_of_other_robots_are_hidden_and_cancelled_only_by_their_key_or_an_a
             same_404(client.get(f"/v1/tasks/{run}"), client.get("/v1/tasks/run-0000000000"), run, "run-0000000000")
             same_404(client.post(f"/v1/tasks/{run}/cancel"), client.post("/v1/tasks/run-0000000000/cancel"), run,
                      "run-0000000000")
+    assert mixed["owner"] and mixed["owner"] in fleet.keys["control"]  # the run names the key that started it
     with http(fleet, "control_other") as other:  # a control key over every robot, but not the run's
         refused = other.post(f"/v1/tasks/{mixed['id']}/cancel")
         assert refused.status_code == 403 and "another key" in refused.json()["detail"]

@@ -54,7 +54,7 @@ def png(image: np.ndarray) -> bytes:
 def task_run(run) -> schemas.TaskRun:
     return schemas.TaskRun(id=run.id, task=run.task, policy=run.policy, robots=[r for r in run.robots.split(",") if r],
                            episodes=run.episodes, episodes_done=run.episodes_done, successes=run.successes, status=run.status,
-                           error=run.error, created_at=run.created_at, updated_at=run.updated_at)
+                           error=run.error, owner=run.owner or "", created_at=run.created_at, updated_at=run.updated_at)
 
 
 def episode(record) -> schemas.Episode:

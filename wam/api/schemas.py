@@ -157,6 +157,7 @@ class TaskRun(BaseModel):
     successes: int
     status: str = Field(description="running | finished | cancelled | failed | interrupted")
     error: str = ""
+    owner: str = Field("", description="id of the key that started the run (it, or an admin over its robots, may cancel it)")
     created_at: dt.datetime
     updated_at: dt.datetime
 
