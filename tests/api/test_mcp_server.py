@@ -8,7 +8,7 @@ import sys
 
 import anyio
 
-TOOLS = {"list_robots", "observe", "reset_robot", "act", "run_task", "task_status", "list_episodes"}
+TOOLS = {"list_robots", "describe_robot", "observe", "reset_robot", "act", "run_task", "task_status", "list_episodes"}
 
 
 def test_mcp_tools_are_listed_and_drive_the_fleet(live):

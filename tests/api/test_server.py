@@ -275,7 +275,7 @@ def test_a_slow_robot_does_not_block_the_others(live):
 
 
 def test_a_crashed_or_hung_robot_is_restarted_and_marked(live):
-    from wam.api.fleet import RobotTimeout
+    from wam.api.robot_handle import RobotTimeout
 
     fleet = live.app.state.fleet
     with http(live, "control") as client:

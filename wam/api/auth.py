@@ -100,6 +100,18 @@ class Authenticator:
         self._streams.setdefault(key_id, set()).add(event)
         return event
 
+    async def until_revoked(self, key_id: str, event: asyncio.Event) -> None:
+        """Return (with `event` set) once `key_id` is revoked: at once through this server, within CACHE_SECONDS
+        when revoked elsewhere (`wam keys revoke`, another server on the same database)."""
+        while True:
+            try:
+                await asyncio.wait_for(event.wait(), CACHE_SECONDS)
+                return
+            except asyncio.TimeoutError:
+                if await asyncio.to_thread(self.is_revoked, key_id):
+                    event.set()
+                    return
+
     def close_stream(self, key_id: str, event: asyncio.Event) -> None:
         streams = self._streams.get(key_id)
         if streams is not None:

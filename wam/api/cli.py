@@ -237,7 +237,10 @@ def tasks_cancel(run_id: str, url: Optional[str] = URL, key: Optional[str] = KEY
 
 
 def register(app: typer.Typer) -> None:
+    from wam.bridge.cli import bridge
+
     app.command()(serve)
+    app.command()(bridge)
     app.command()(mcp)
     app.add_typer(keys_app, name="keys")
     app.add_typer(robots_app, name="robots")

@@ -47,7 +47,7 @@ class ResetCommand(_Strict):
     op: Literal["reset"]
     robot: RobotId
     lease_id: LeaseId | None = None
-    task: str | None = Field(None, max_length=256, description="Meta-World task name; default: the robot's current task")
+    task: str | None = Field(None, max_length=256, description="a Meta-World task name (any instruction on a remote robot); default: the robot's current task")
     seed: Integer | None = Field(None, ge=0, le=2**31 - 1)
 
 

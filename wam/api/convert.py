@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from wam.api import schemas
-from wam.api.fleet import RobotHandle
+from wam.api.robot_handle import RobotHandle
 
 
 def _floats(value) -> list[float] | None:
@@ -40,7 +40,7 @@ def robot_detail(handle: RobotHandle) -> schemas.RobotDetail:
     return schemas.RobotDetail(
         **robot(handle).model_dump(), task_text=d.get("task_text"), action_space=d.get("action_space"),
         observation_space=d.get("observation_space"), obs=d.get("obs", "pixels"), image_size=d.get("image_size"),
-        max_episode_steps=d.get("max_episode_steps", 0), capabilities=capabilities)
+        max_episode_steps=d.get("max_episode_steps", 0), capabilities=capabilities, declaration=d.get("declaration"))
 
 
 def png(image: np.ndarray) -> bytes:

@@ -22,131 +22,19 @@ import multiprocessing
 import secrets
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from wam.api.bridge_link import answer_lost, start_relay
+from wam.api.robot_handle import (
+    FleetError, Lease, RobotConflict, RobotForbidden, RobotHandle, RobotNotFound, RobotRejected, RobotStopped,
+    RobotTimeout, RobotUnavailable,
+)
 from wam.api.spec import RobotSpec
-from wam.api.worker import EXECUTED, LAST_ACTION, SIGNALS, STOP, WorkerConfig, robot_main
+from wam.api.worker import SIGNALS, STOP, WorkerConfig, robot_main
 
 RESTART_DELAY_S = 0.5
-ENDED_LEASES = 8  # lease ids remembered per robot after they end, so that using one is answered "stale"
 DRIVING = ("step", "reset", "run_policy")  # the commands an emergency stop refuses
 log = logging.getLogger("wam.api.fleet")
-
-
-class FleetError(Exception):
-    """Base: `status` is the HTTP status the API answers with."""
-
-    status = 500
-
-
-class RobotNotFound(FleetError):
-    status = 404
-
-
-class RobotConflict(FleetError):
-    """Leased by someone else, emergency-stopped, busy with a task, or in the wrong state."""
-
-    status = 409
-
-
-class RobotStopped(RobotConflict):
-    """Emergency-stopped: the command (or the rest of its chunk) never reached the robot."""
-
-
-class RobotForbidden(FleetError):
-    """The key may see the robot but not do this to it (release another key's emergency stop)."""
-
-    status = 403
-
-
-class RobotUnavailable(FleetError):
-    """Crashed and restarting, or failed to start."""
-
-    status = 503
-
-
-class RobotTimeout(FleetError):
-    status = 504
-
-
-class RobotRejected(FleetError):
-    """The robot refused the command's values (an unknown task, ...)."""
-
-    status = 422
-
-
-@dataclass
-class Lease:
-    lease_id: str
-    robot_id: str
-    holder: str  # an API key id, or "run:<id>" for an autonomous run
-    expires_at: float  # time.time()
-
-    @property
-    def expired(self) -> bool:
-        return time.time() >= self.expires_at
-
-
-@dataclass
-class RobotHandle:
-    spec: RobotSpec
-    process: Any = None
-    conn: Any = None
-    status: str = "starting"  # starting | ready | running | crashed | failed | stopped
-    restarts: int = 0
-    last_error: str | None = None
-    description: dict = field(default_factory=dict)
-    latest: dict | None = None
-    current_lease: Lease | None = None  # read and set as `lease`
-    ended_leases: deque = field(default_factory=lambda: deque(maxlen=ENDED_LEASES))  # (lease id, holder), newest last
-    stops: set = field(default_factory=set)  # the keys whose emergency stop holds the robot ("" for an unnamed one)
-    signals: Any = None  # shared with the worker, across its restarts: see wam.api.worker.STOP
-    stopped_at: float = 0.0  # time.monotonic() when a stop was last pressed, and the actions executed by then
-    executed_at_stop: int = 0
-    run_id: str | None = None
-    steps: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    queued: int = 0  # commands sent or waiting to be sent to the worker
-    pending: asyncio.Future | None = None
-    ready: asyncio.Future | None = None
-    subscribers: set = field(default_factory=set)
-    recording: set = field(default_factory=set)  # commits of episodes handed over during an autonomous run
-
-    @property
-    def robot_id(self) -> str:
-        return self.spec.robot_id
-
-    @property
-    def estopped(self) -> bool:
-        return bool(self.stops)
-
-    @property
-    def actions_executed(self) -> int:
-        """Every action the robot's workers have executed, counted by the worker as it executes them."""
-        return int(self.signals[EXECUTED]) if self.signals is not None else 0
-
-    @property
-    def last_action_at(self) -> float:
-        """When the robot last executed an action, on time.monotonic()'s clock (the same in every process)."""
-        return self.signals[LAST_ACTION] if self.signals is not None else 0.0
-
-    @property
-    def lease(self) -> Lease | None:
-        return self.current_lease
-
-    @lease.setter
-    def lease(self, lease: Lease | None) -> None:
-        """Replacing or clearing a lease (acquire, release, a run, an admin's break) remembers the old id as stale."""
-        old = self.current_lease
-        if old is not None and (lease is None or lease.lease_id != old.lease_id):
-            self.ended_leases.append((old.lease_id, old.holder))
-        self.current_lease = lease
-
-    def ended_by(self, lease_id: str, holder: str) -> bool:
-        """Whether `lease_id` was one of `holder`'s leases on this robot, since replaced or ended."""
-        return (lease_id, holder) in self.ended_leases
 
 
 # Called with (robot_id, staged episode, run id) when a worker hands over a finished episode.
@@ -178,16 +66,22 @@ class Fleet:
     async def _spawn(self, handle: RobotHandle) -> None:
         loop = asyncio.get_running_loop()
         parent, child = self.context.Pipe()
-        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config, handle.signals),
+        link_child = None
+        if handle.spec.remote:
+            handle.link, link_child = self.context.Pipe()
+            start_relay(handle, handle.link, loop)
+        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config, handle.signals, link_child),
                                               name=f"robot-{handle.robot_id}", daemon=True)
         handle.process.start()
         child.close()
+        if link_child is not None:
+            link_child.close()
         handle.conn, handle.status = parent, "starting"
         handle.ready = loop.create_future()
         threading.Thread(target=self._read, args=(handle, parent, loop), name=f"read-{handle.robot_id}", daemon=True).start()
         try:
             handle.description = await asyncio.wait_for(handle.ready, timeout=max(self.timeout_s, 120.0))
-            handle.status = "running" if handle.run_id else "ready"
+            handle.status = "running" if handle.run_id else "offline" if handle.spec.remote else "ready"
         except Exception as error:  # noqa: BLE001 - a robot that cannot start is marked, the others go on
             handle.status, handle.last_error = "failed", str(error)
 
@@ -195,13 +89,15 @@ class Fleet:
         """Close every worker; each stages the episode it was recording, and that episode is committed."""
         self.closing = True
         for handle in self.robots.values():
+            if handle.bridge is not None:
+                handle.bridge.drop(1001, "the server is shutting down")
             for queue in list(handle.subscribers):  # end every observation stream
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(None)
 
         async def close(handle: RobotHandle) -> None:
-            if handle.status in ("ready", "running") and handle.conn is not None:
+            if handle.status in ("ready", "running", "offline") and handle.conn is not None:
                 try:
                     if handle.run_id:
                         handle.conn.send(("cancel", {}))
@@ -244,7 +140,8 @@ class Fleet:
                 handle.pending.set_result(payload)
             else:
                 error_kind, message = payload
-                error = {"state": RobotConflict, "estop": RobotStopped, "value": RobotRejected}.get(error_kind, FleetError)
+                error = {"state": RobotConflict, "estop": RobotStopped, "value": RobotRejected,
+                         "offline": RobotUnavailable}.get(error_kind, FleetError)
                 handle.pending.set_exception(error(message))
 
     def _observe(self, handle: RobotHandle, observation: dict | None) -> None:
@@ -268,6 +165,8 @@ class Fleet:
             return
         starting = handle.status == "starting"
         handle.status = "crashed"
+        if handle.bridge is not None:  # the new worker has no robot attached: the bridge reconnects to attach it
+            handle.bridge.drop(1012, "the robot's worker restarted; reconnect")
         handle.last_error = f"worker exited (exit code {code}); restarting"
         for future in (handle.pending, handle.ready):
             if future is not None and not future.done():
@@ -287,7 +186,9 @@ class Fleet:
 
     def _record_later(self, handle: RobotHandle, staged) -> None:
         """Commit an episode in the background; `handle.recording` lets a run wait for its last one."""
-        task = self._spawn_background(self.record(handle.robot_id, staged, handle.run_id or ""))
+        # The episode's own run (the worker's word), not the robot's current one: an episode driven by hand and ended
+        # by a run's first reset is not the run's.
+        task = self._spawn_background(self.record(handle.robot_id, staged, str(staged.info.get("run") or "")))
         handle.recording.add(task)
         task.add_done_callback(handle.recording.discard)
 
@@ -316,6 +217,40 @@ class Fleet:
         if robot_id not in self.robots:
             raise RobotNotFound(f"no robot {robot_id!r}; robots: {', '.join(list(self.robots)[:8])}{' ...' if len(self.robots) > 8 else ''}")
         return self.robots[robot_id]
+
+    # -- remote robots ----------------------------------------------------------------------
+    async def attach(self, robot_id: str, bridge) -> dict:
+        """A bridge connected for remote robot `robot_id`: its worker takes the declared robot; the robot is ready."""
+        handle = self.get(robot_id)
+        if not handle.spec.remote:
+            raise RobotConflict(f"robot {robot_id} is not a remote robot; serve it as remote/<name>")
+        if handle.bridge is not None:
+            raise RobotConflict(f"robot {robot_id} already has a bridge connected")
+        if handle.status != "offline":
+            raise RobotUnavailable(f"robot {robot_id} is {handle.status}; try again shortly")
+        handle.bridge = bridge
+        try:
+            result = await self.call(robot_id, "attach", {"declaration": bridge.declaration})
+        except BaseException:
+            handle.bridge = None
+            raise
+        handle.status, handle.last_error = "ready", None
+        return handle.description
+
+    async def detach(self, robot_id: str, bridge, reason: str) -> None:
+        """The bridge went away: the request it owed is answered "lost", the episode is recorded "interrupted"."""
+        handle = self.get(robot_id)
+        if handle.bridge is not bridge:
+            return
+        handle.bridge = None
+        answer_lost(handle.link, bridge.pending, reason)
+        if handle.status in ("ready", "running"):
+            handle.status = "offline"
+        if handle.conn is not None and not self.closing:
+            try:
+                await self.call(robot_id, "detach", {})
+            except FleetError:
+                pass
 
     # -- leases ---------------------------------------------------------------------------
     def acquire(self, robot_id: str, holder: str, ttl_s: float) -> Lease:
@@ -378,6 +313,9 @@ class Fleet:
         handle.queued += 1
         try:
             async with handle.lock:
+                if handle.status == "offline" and command in DRIVING:
+                    raise RobotUnavailable(f"robot {robot_id} is offline: no bridge is connected for it (run `wam bridge` "
+                                           "next to the robot)")
                 if handle.estopped and command in DRIVING:  # queued before the stop was pressed: it never runs
                     raise RobotStopped(f"robot {robot_id} was emergency-stopped before this {command!r} reached it; "
                                        "none of it ran")
@@ -405,6 +343,8 @@ class Fleet:
     async def run_policy(self, robot_id: str, run_id: str, payload: dict) -> dict:
         """Run an autonomous task on one robot; its episodes are recorded as they finish."""
         handle = self.get(robot_id)
+        if handle.status == "offline":
+            raise RobotUnavailable(f"robot {robot_id} is offline: no bridge is connected for it")
         handle.run_id, handle.status = run_id, "running"
         try:
             return await self.call(robot_id, "run_policy", {**payload, "run": run_id}, timeout=None)
@@ -431,6 +371,8 @@ class Fleet:
         for handle in handles:
             handle.stops.add(holder)
             handle.signals[STOP] = 1.0
+            if handle.bridge is not None:
+                handle.bridge.hold()
             handle.stopped_at, handle.executed_at_stop = time.monotonic(), handle.actions_executed
         await asyncio.gather(*(self._settle_stop(handle, holder) for handle in handles))
 

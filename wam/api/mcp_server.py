@@ -32,26 +32,35 @@ def build_server(url: str | None = None, key: str | None = None, client: Client 
         return guarded(api.robots)
 
     @server.tool()
+    def describe_robot(robot_id: str) -> dict[str, Any]:
+        """One robot: its action size and bounds, state size and names, cameras, fps and status. Read it before
+        acting on a robot you have not used: robots differ (a simulated arm, a real 6-joint arm)."""
+        return guarded(api.robot, robot_id)
+
+    @server.tool()
     def observe(robot_id: str) -> dict[str, Any]:
-        """The robot's latest observation: end-effector state, reward, success, episode step."""
+        """The robot's latest observation: its state, reward, success, episode step."""
         return guarded(api.observation, robot_id)
 
     @server.tool()
     def reset_robot(robot_id: str, task: str | None = None, seed: int | None = None) -> dict[str, Any]:
-        """Lease the robot and start a new episode (optionally of another Meta-World task, e.g. 'drawer-open-v3')."""
+        """Lease the robot and start a new episode, optionally with a task: a Meta-World task name for a simulated arm
+        (e.g. 'drawer-open-v3'), any instruction for a real robot (it is recorded with the episode)."""
         leased = guarded(api.lease, robot_id, LEASE_S)
         return leased if not leased["ok"] else guarded(api.reset, robot_id, task, seed)
 
     @server.tool()
     def act(robot_id: str, actions: list[list[float]]) -> dict[str, Any]:
-        """Send one or more actions (each [dx, dy, dz, grip] in -1..1), executed in order; the robot is leased for you."""
+        """Send one or more actions, executed in order; each has the robot's action size, within its bounds
+        (describe_robot). The robot is leased for you."""
         leased = guarded(api.lease, robot_id, LEASE_S)
         return leased if not leased["ok"] else guarded(api.step, robot_id, actions=actions)
 
     @server.tool()
     def run_task(task: str, policy: str = "expert", robots: int = 1, episodes: int = 1) -> dict[str, Any]:
-        """Run a Meta-World task autonomously with a policy on N robots for M episodes. The policy is 'expert', 'random'
-        or the name of a finetuned WAM run in the server's runs directory (e.g. 'wam-reach'); other paths are refused."""
+        """Run a task autonomously with a policy on N robots for M episodes. The policy is 'expert' (Meta-World tasks
+        only), 'random' or the name of a finetuned WAM run in the server's runs directory (e.g. 'wam-reach'); other
+        paths are refused."""
         return guarded(api.run_task, task, policy, robots, episodes)
 
     @server.tool()

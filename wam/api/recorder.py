@@ -19,24 +19,52 @@ from wam.api.worker import WorkerConfig, dataset_features
 
 
 class Recorder:
-    def __init__(self, config: WorkerConfig, store: Store):
+    """`remote`: the fleet is real robots behind bridges, so the dataset's features are the ones their bridges
+    declare; the dataset is created when the first bridge connects (or opened now, if it exists)."""
+
+    def __init__(self, config: WorkerConfig, store: Store, remote: bool = False):
+        from wam.data import layout
         from wam.data.writer import DatasetWriter
         from wam.envs.metaworld_env import CONTROL_FPS
 
         self.root = Path(config.data)
         self.store = store
-        self.writer = DatasetWriter(self.root, features=dataset_features(config), fps=CONTROL_FPS, robot_type="sawyer")
         self._lock = threading.Lock()
+        if not remote:
+            self.writer = DatasetWriter(self.root, features=dataset_features(config), fps=CONTROL_FPS, robot_type="sawyer")
+        else:
+            self.writer = DatasetWriter(self.root) if (self.root / layout.INFO_PATH).exists() else None
         self.reconcile()
 
+    def ensure(self, features: dict, fps: int, robot_type: str) -> None:
+        """Make the dataset ready for a bridged robot's episodes; ValueError (without server paths) if they do not
+        fit the dataset's features or fps: each dataset holds one kind of robot."""
+        from wam.data.writer import DatasetWriter
+
+        with self._lock:
+            if self.writer is None:
+                self.writer = DatasetWriter(self.root, features=features, fps=fps, robot_type=robot_type)
+                return
+            have = self.writer.features
+            for key in sorted(set(have) | set(features)):
+                if have.get(key) != features.get(key):
+                    raise ValueError(f"this robot's feature {key!r} is {features.get(key)}; the server's dataset has "
+                                     f"{have.get(key)} (a dataset holds one kind of robot: serve this one with another --data)")
+            if self.writer.fps != fps:
+                raise ValueError(f"this robot runs at {fps} fps; the server's dataset is at {self.writer.fps} fps")
+
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
     def reconcile(self) -> int:
         """Add store rows for API episodes the dataset holds and the store does not, and set each run's
         episodes_done and successes from its recorded episodes; returns how many rows were added."""
+        from wam.data import layout
         from wam.data.meta import read_episode_rows
 
+        if not (self.root / layout.INFO_PATH).exists():
+            return 0
         known = self.store.episode_ids()
         added = 0
         counts: dict[str, tuple[int, int]] = {}  # run id -> (episodes, successes) in the dataset

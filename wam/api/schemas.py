@@ -55,7 +55,7 @@ class Robot(BaseModel):
     id: str
     env: str
     task: str | None = None
-    status: str = Field(description="starting | ready | running | crashed | failed | stopped")
+    status: str = Field(description="starting | ready | running | offline | crashed | failed | stopped")
     estopped: bool = False
     leased: bool = False
     lease_expires_at: float | None = None
@@ -70,9 +70,11 @@ class RobotDetail(Robot):
     action_space: ActionSpace | None = None
     observation_space: dict[str, dict] | None = None
     obs: str = "pixels"
-    image_size: int | None = None
+    image_size: int | None = Field(None, description="a simulated robot's camera size; a remote robot's cameras are in its declaration")
     max_episode_steps: int = 0
     capabilities: list[str] = []
+    declaration: dict | None = Field(None, description="a remote robot's declaration (state and action names, bounds, "
+                                     "cameras, fps, robot type), once a bridge has attached it")
 
 
 class Observation(BaseModel):
@@ -101,7 +103,7 @@ class Lease(BaseModel):
 
 class ResetRequest(BaseModel):
     lease_id: LeaseId | None = None
-    task: str | None = Field(None, max_length=256, description="Meta-World task name; default: the robot's current task")
+    task: str | None = Field(None, max_length=256, description="a Meta-World task name (any instruction on a remote robot); default: the robot's current task")
     seed: Integer | None = Field(None, ge=0, le=2**31 - 1)
 
 
@@ -139,7 +141,7 @@ class FleetStepOutcome(BaseModel):
 
 
 class TaskRequest(BaseModel):
-    task: str = Field(..., min_length=1, max_length=256, description="Meta-World task name (its instruction is recorded)")
+    task: str = Field(..., min_length=1, max_length=256, description="a Meta-World task name, or any instruction for remote robots (it is recorded as the episode's task)")
     policy: str = Field("expert", min_length=1, max_length=1024, description="'expert', 'random' or a finetuned WAM run directory")
     robots: RobotCount | Annotated[list[RobotId], Field(max_length=MAX_ROBOTS)] = Field(
         1, description="how many idle robots, or which ones")

@@ -27,7 +27,7 @@ from wam.api.auth import Authenticator
 from wam.api.fleet import Fleet, FleetError
 from wam.api.limits import Limits, LimitsMiddleware, uvicorn_config
 from wam.api.recorder import Recorder
-from wam.api.routes import control, episodes, keys, robots, tasks
+from wam.api.routes import bridge, control, episodes, keys, robots, tasks
 from wam.api.spec import parse_fleet
 from wam.api.store import Store
 from wam.api.tasks import TaskRunner
@@ -70,6 +70,10 @@ def default_db(data: Path) -> str:
 
 def create_app(config: ServerConfig) -> FastAPI:
     specs = parse_fleet(config.robots)
+    remote = [spec.robot_id for spec in specs if spec.remote]
+    if remote and len(remote) != len(specs):
+        raise ValueError(f"robots {', '.join(remote[:4])} are remote and others are simulated: a server records one kind "
+                         "of robot into its dataset, so serve the remote robots on a server of their own")
     if config.obs not in ("pixels", "state"):
         raise ValueError(f"obs must be 'pixels' or 'state', got {config.obs!r}")
 
@@ -78,7 +82,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         store = Store(config.db_url)
         interrupted = store.interrupt_running()
         worker = WorkerConfig(Path(config.data), config.obs, config.size, config.max_episode_steps)
-        recorder = Recorder(worker, store)
+        recorder = Recorder(worker, store, remote=bool(remote))
         fleet = Fleet(specs, worker, recorder.record, config.timeout_s, config.start_method)
         app.state.config, app.state.store, app.state.recorder, app.state.fleet = worker, store, recorder, fleet
         app.state.auth, app.state.tasks, app.state.interrupted = Authenticator(store), TaskRunner(fleet, store, config.runs), interrupted
@@ -122,7 +126,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         ready = sum(h.status in ("ready", "running") for h in fleet.robots.values())
         return schemas.Health(status="ok", robots=len(fleet.robots), ready=ready, version=app.version)
 
-    for module in (robots, tasks, episodes, keys, control):
+    for module in (robots, tasks, episodes, keys, control, bridge):
         app.include_router(module.router)
     return app
 

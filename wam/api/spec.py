@@ -2,7 +2,8 @@
 
 Each comma-separated item is an env id from `wam.envs.make` with an optional `*N` count;
 every robot gets an id that names what it is (`reach-v3-0`, `drawer-open-v3-3`,
-`dream-wam-0`) so key patterns such as `reach-*` read naturally.
+`dream-wam-0`, `so100-0` for `remote/so100`) so key patterns such as `reach-*` read naturally.
+A `remote/<name>` robot is real hardware: it is offline until its bridge connects (`wam bridge`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_ROBOTS = 1024
+REMOTE_FAMILY = "remote"  # `remote/<name>`: a real robot that a bridge connects for (wam.bridge)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,19 @@ class RobotSpec:
     robot_id: str
     env_id: str
     task: str | None
+
+    @property
+    def remote(self) -> bool:
+        return self.env_id.startswith(REMOTE_FAMILY + "/")
+
+    def task_error(self, task: str | None) -> str | None:
+        """Why `task` cannot be set on this robot, or None. A Meta-World robot takes only Meta-World task names;
+        a remote robot (and any other env) takes any instruction, which is recorded as the episode's task."""
+        if task is None or not self.env_id.startswith("metaworld/"):
+            return None
+        from wam.envs.tasks import MT50
+
+        return None if task in MT50 else f"task {task!r} is not a Meta-World task name (e.g. reach-v3)"
 
 
 def parse_fleet(spec: str) -> list[RobotSpec]:
@@ -43,6 +58,11 @@ def parse_fleet(spec: str) -> list[RobotSpec]:
             if name not in MT50:
                 raise ValueError(f"robot spec item {item!r}: unknown Meta-World task {name!r}")
             stem, task = name, name
+        elif family == REMOTE_FAMILY:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,48}", name):
+                raise ValueError(f"robot spec item {item!r}: a remote robot's name is 1-48 letters, digits, '_', '.' or '-', "
+                                 "e.g. remote/so100*2")
+            stem, task = name, None
         elif family == "dream":
             stem, task = f"dream-{Path(name).name}", None
         else:

@@ -23,7 +23,8 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from wam.api.fleet import Fleet, RobotConflict, RobotNotFound, RobotRejected, RobotStopped, RobotTimeout, RobotUnavailable
+from wam.api.fleet import Fleet
+from wam.api.robot_handle import RobotConflict, RobotNotFound, RobotRejected, RobotStopped, RobotTimeout, RobotUnavailable
 from wam.api.schemas import TaskRequest
 from wam.api.store import Store
 
@@ -127,10 +128,13 @@ class TaskRunner:
         """Start a run for key `owner` on robots `visible` to it; the run records its owner (for cancel)."""
         from wam.envs.tasks import MT50
 
-        if request.task not in MT50:
-            raise RobotRejected(f"task {request.task!r} is not a Meta-World task name (e.g. reach-v3)")
+        if request.policy == "expert" and request.task not in MT50:
+            raise RobotRejected(f"the expert policy knows Meta-World tasks only; {request.task!r} is not one")
         policy = resolve_policy(request.policy, self.runs)
         robots = self._choose(request, visible)
+        for robot_id in robots:
+            if error := self.fleet.robots[robot_id].spec.task_error(request.task):
+                raise RobotRejected(error)
         if request.episodes < len(robots):
             robots = robots[: request.episodes]
         run_id = "run-" + secrets.token_hex(5)

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wam.api.spec import RobotSpec
+from wam.api.remote_env import BridgeLost
+from wam.api.spec import REMOTE_FAMILY, RobotSpec
 
 ACTION_KEY, STATE_KEY, IMAGE_KEY = "action", "observation.state", "observation.images.main"
 # The signals a worker shares with the server (a RawArray of doubles, no lock: one writer each): the server sets STOP
@@ -73,37 +74,45 @@ def dataset_features(config: WorkerConfig) -> dict:
     return features
 
 
-def _make_policy(name: str, task: str, seed: int):
+def _make_policy(name: str, task: str, seed: int, env):
     """`expert` (Meta-World's scripted policy), `random`, or the path of a finetuned WAM run."""
     if name == "expert":
         from wam.envs.experts import ScriptedExpert
+        from wam.envs.tasks import MT50
 
+        if task not in MT50:
+            raise ValueError(f"the expert policy knows Meta-World tasks only; {task!r} is not one")
         return ScriptedExpert(task, noise=0.0, seed=seed)
     if name == "random":
-        return _RandomPolicy(seed)
+        return _RandomPolicy(seed, env.action_space)
     from wam.policy import load
 
     return load(name, device="cpu")
 
 
 class _RandomPolicy:
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
+    """Uniform actions within the robot's action space."""
+
+    def __init__(self, seed: int, space):
+        self.rng, self.low, self.high = np.random.default_rng(seed), space.low, space.high
 
     def reset(self, seed: int | None = None) -> None:
         pass
 
     def act(self, obs) -> np.ndarray:
-        return self.rng.uniform(-1, 1, 4).astype(np.float32)
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
 
 
 class Robot:
     """An env plus the episode it is recording; `signals` (see STOP) is shared with the server, or None."""
 
-    def __init__(self, spec: RobotSpec, config: WorkerConfig, signals=None):
-        self.spec, self.config = spec, config
+    def __init__(self, spec: RobotSpec, config: WorkerConfig, signals=None, link=None):
+        self.spec, self.config, self.link = spec, config, link
         self.signals = signals if signals is not None else [0.0] * SIGNALS
-        self.features = dataset_features(config)
+        self.remote = spec.env_id.startswith(REMOTE_FAMILY + "/")
+        self.features = {} if self.remote else dataset_features(config)
+        self.cameras = {IMAGE_KEY: None}  # feature key -> camera in obs["images"] (None: obs["image"])
+        self.fps = 0.0
         self.env = None
         self.task: str | None = None
         if spec.task is not None:
@@ -120,6 +129,11 @@ class Robot:
     def _build(self, task: str) -> None:
         from wam.envs.registry import make
 
+        if self.remote:
+            if self.env is None:
+                raise BridgeLost(f"robot {self.spec.robot_id} has no bridge connected; start the bridge next to the robot")
+            self.env.task_text, self.task = task, task
+            return
         if self.env is not None:
             self.env.close()
         family = self.spec.env_id.split("/", 1)[0]
@@ -143,9 +157,34 @@ class Robot:
             "task_text": getattr(self.env, "task_text", self.task),
             "action_space": {"shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()} if space else None,
             "observation_space": _space_summary(observation) if observation else None,
-            "obs": self.config.obs, "image_size": self.config.size if self.config.obs == "pixels" else None,
+            "obs": self.config.obs, "image_size": self.config.size if self.config.obs == "pixels" and not self.remote else None,
             "max_episode_steps": self.config.max_episode_steps,
+            **({"declaration": self.env.declaration.to_json()} if self.remote and self.env is not None else {}),
         }
+
+    def attach(self, declaration: dict) -> dict:
+        """A bridge connected: the robot is the one it declares (its spaces, cameras and rate)."""
+        from wam.api.remote_env import RemoteEnv, camera_key, remote_features
+        from wam.bridge.spec import RobotDeclaration
+
+        staged = self.end_episode("interrupted")
+        d = RobotDeclaration.from_json(declaration)
+        self.env = RemoteEnv(d, self.link, self.config.max_episode_steps)
+        pixels = self.config.obs == "pixels"
+        self.features = remote_features(d, images=pixels)
+        self.cameras = {camera_key(c): c for c in d.cameras} if pixels else {}
+        self.fps = d.fps
+        return {"staged": staged, "description": self.describe()}
+
+    def detach(self) -> dict:
+        """The bridge went away: the episode ends "interrupted" with every step the robot took."""
+        staged = self.end_episode("interrupted")
+        self.env = None
+        return {"staged": staged, "observation": self.observation()}
+
+    def _images(self, obs: dict) -> dict:
+        return {key: obs["image"] if camera is None else obs["images"][camera]
+                for key, camera in self.cameras.items() if key in self.features}
 
     def observation(self) -> dict:
         """The latest observation as plain arrays (the server turns it into JSON or PNG)."""
@@ -163,7 +202,7 @@ class Robot:
             self._build(task)
         self.episode_seed = int(seed if seed is not None else np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
         self.obs, _ = self.env.reset(seed=self.episode_seed)
-        self.frames = {"state": [self.obs["state"]], "image": [self.obs["image"]] if "image" in self.obs else [],
+        self.frames = {"state": [self.obs["state"]], "images": {k: [v] for k, v in self._images(self.obs).items()},
                        "action": [], "reward": [0.0], "success": [False]}
         self.episode_step, self.done = 0, False
         self.last = {"reward": 0.0, "success": False, "terminated": False, "truncated": False}
@@ -191,8 +230,8 @@ class Robot:
             self.episode_step += 1
             success = bool(info.get("success", False))
             self.frames["state"].append(self.obs["state"])
-            if "image" in self.obs:
-                self.frames["image"].append(self.obs["image"])
+            for key, image in self._images(self.obs).items():
+                self.frames["images"][key].append(image)
             self.frames["action"].append(action)
             self.frames["reward"].append(float(reward))
             self.frames["success"].append(success)
@@ -218,15 +257,19 @@ class Robot:
         actions = np.stack(f["action"] + [f["action"][-1]])  # the last frame repeats the last action: none follows it
         data = {STATE_KEY: np.stack(f["state"]).astype(np.float32), ACTION_KEY: actions.astype(np.float32),
                 "reward": np.asarray(f["reward"], dtype=np.float32), "success": np.asarray(f["success"], dtype=bool)}
-        images = {IMAGE_KEY: np.stack(f["image"])} if IMAGE_KEY in self.features else {}
+        images = {key: np.stack(frames) for key, frames in f["images"].items()}
         info = {"env": self.spec.env_id if self.spec.task is None else f"metaworld/{self.task}", "robot": self.spec.robot_id,
                 "seed": self.episode_seed, "source": "api", "end_reason": reason, "run": run or self.run}
-        episode = Episode(getattr(self.env, "task_text", self.task), images, data, success=bool(f["success"][-1]), info=info)
-        return stage_episode(self.config.data, episode, self.features, CONTROL_FPS, VideoConfig())
+        episode = Episode(getattr(self.env, "task_text", None) or self.task, images, data, success=bool(f["success"][-1]), info=info)
+        fps = round(self.fps) if self.remote else CONTROL_FPS
+        return stage_episode(self.config.data, episode, self.features, fps, VideoConfig())
 
     def run_policy(self, conn, policy: str, episodes: int, run: str, seed: int = 0, task: str | None = None) -> dict:
         """Run `episodes` episodes autonomously, sending an event after every step; stops early on "cancel" and, before
         the next action, on an emergency stop (the episode then ends as "estop")."""
+        earlier = self.end_episode("reset")  # an episode driven by hand and left open is recorded, but not as the run's
+        if earlier is not None:
+            conn.send(("event", {"observation": self.observation(), "staged": earlier}))
         self.run = run
         try:
             agent = None
@@ -235,7 +278,7 @@ class Robot:
                     return {"cancelled": True, "estopped": True, "episodes": number}
                 reply = self.reset(task=task, seed=seed + number)
                 if agent is None:
-                    agent = _make_policy(policy, self.task, seed)
+                    agent = _make_policy(policy, self.task, seed, self.env)
                 agent.reset(self.task) if hasattr(agent, "tasks") else agent.reset(seed=seed + number)
                 conn.send(("event", {"observation": reply["observation"], "staged": reply["staged"]}))
                 while not self.done:
@@ -249,6 +292,10 @@ class Robot:
                         result = self.step(action[None])
                     except RobotStopped:  # stopped while the policy was thinking: nothing ran; end the episode above
                         continue
+                    except BridgeLost:  # a remote robot's bridge went away: keep what it did
+                        staged = self.end_episode("interrupted")
+                        conn.send(("event", {"observation": self.observation(), "staged": staged}))
+                        raise
                     if result.get("estopped"):
                         continue
                     conn.send(("event", {"observation": result["observation"], "staged": result["staged"],
@@ -264,7 +311,7 @@ class Robot:
         return staged
 
 
-def robot_main(conn, spec: RobotSpec, config: WorkerConfig, signals=None) -> None:
+def robot_main(conn, spec: RobotSpec, config: WorkerConfig, signals=None, link=None) -> None:
     """The worker process: build the robot, then answer commands until "close" or the pipe closes."""
     import signal
 
@@ -273,7 +320,7 @@ def robot_main(conn, spec: RobotSpec, config: WorkerConfig, signals=None) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle: it closes its robots in order
     torch.set_num_threads(1)
     try:
-        robot = Robot(spec, config, signals)
+        robot = Robot(spec, config, signals, link)
         conn.send(("ready", robot.describe()))
     except Exception as error:  # noqa: BLE001 - reported to the server, which marks the robot failed
         conn.send(("error", (type(error).__name__, f"{spec.robot_id}: {error}")))
@@ -305,12 +352,14 @@ def robot_main(conn, spec: RobotSpec, config: WorkerConfig, signals=None) -> Non
 
                 os._exit(3)
             else:
-                result = getattr(robot, command)(**payload) if command in ("reset", "step") else None
+                result = getattr(robot, command)(**payload) if command in ("reset", "step", "attach", "detach") else None
                 if result is None:
                     raise ValueError(f"unknown robot command {command!r}")
             conn.send(("reply", result))
         except RobotStopped as error:
             conn.send(("error", ("estop", str(error))))
+        except BridgeLost as error:
+            conn.send(("error", ("offline", str(error))))
         except RobotStateError as error:
             conn.send(("error", ("state", str(error))))
         except ValueError as error:

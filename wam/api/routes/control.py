@@ -33,9 +33,9 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, WebSocket
 from pydantic import ValidationError
 
-from wam.api.auth import CACHE_SECONDS, can_use, check_robot, check_scope, key_from_headers
+from wam.api.auth import can_use, check_robot, check_scope, key_from_headers
 from wam.api.control_schemas import ERROR_CODES, ControlMessage
-from wam.api.fleet import FleetError
+from wam.api.robot_handle import FleetError
 from wam.api.routes.robots import _actions as check_actions
 from wam.api.store import KeyInfo
 
@@ -59,7 +59,7 @@ async def control(websocket: WebSocket):
     channel = Channel(websocket, websocket.app.state.fleet, key)
     revoked = auth.open_stream(key.id)
     reader, writer = asyncio.create_task(channel.read()), asyncio.create_task(channel.write())
-    watcher = asyncio.create_task(_until_revoked(auth, key.id, revoked))
+    watcher = asyncio.create_task(auth.until_revoked(key.id, revoked))
     try:
         await asyncio.wait([reader, writer, watcher], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -75,17 +75,6 @@ async def control(websocket: WebSocket):
             await websocket.close(code=code, reason=reason)
         except RuntimeError:  # closed already
             pass
-
-
-async def _until_revoked(auth, key_id: str, revoked: asyncio.Event) -> None:
-    while True:
-        try:
-            await asyncio.wait_for(revoked.wait(), CACHE_SECONDS)
-            return
-        except asyncio.TimeoutError:
-            if await asyncio.to_thread(auth.is_revoked, key_id):
-                revoked.set()
-                return
 
 
 class Channel:
@@ -237,11 +226,8 @@ def actions(robot: str, command, description: dict):
 
 
 def check_task(handle, task: str | None) -> None:
-    if task is not None and handle.spec.env_id.startswith("metaworld/"):
-        from wam.envs.tasks import MT50
-
-        if task not in MT50:
-            raise HTTPException(422, f"task {task!r} is not a Meta-World task name (e.g. reach-v3)")
+    if error := handle.spec.task_error(task):
+        raise HTTPException(422, error)
 
 
 def observed(robot: str, obs: dict | None, sim_state: bool) -> dict:

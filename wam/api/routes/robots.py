@@ -14,8 +14,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 
 from wam.api import convert, schemas
-from wam.api.auth import CACHE_SECONDS, authorize_websocket, can_use, check_robot, require
-from wam.api.fleet import FleetError
+from wam.api.auth import authorize_websocket, can_use, check_robot, require
+from wam.api.robot_handle import FleetError
 from wam.api.store import KeyInfo
 
 router = APIRouter(prefix="/v1", tags=["robots"])
@@ -90,18 +90,8 @@ async def stream_observations(websocket: WebSocket, robot_id: str):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
-    async def until_revoked() -> None:
-        while True:
-            try:
-                await asyncio.wait_for(revoked.wait(), CACHE_SECONDS)
-                return
-            except asyncio.TimeoutError:
-                if await asyncio.to_thread(auth.is_revoked, key.id):
-                    revoked.set()
-                    return
-
     tasks = [asyncio.create_task(send_observations()), asyncio.create_task(until_disconnect()),
-             asyncio.create_task(until_revoked())]
+             asyncio.create_task(auth.until_revoked(key.id, revoked))]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -162,11 +152,8 @@ async def break_lease(robot_id: str, request: Request, key: KeyInfo = Depends(re
 async def reset_robot(robot_id: str, body: schemas.ResetRequest, request: Request, key: KeyInfo = Depends(require("control"))):
     fleet = _fleet(request)
     fleet.check_control(robot_id, body.lease_id, key.id)
-    if body.task is not None:
-        from wam.envs.tasks import MT50
-
-        if fleet.get(robot_id).spec.env_id.startswith("metaworld/") and body.task not in MT50:
-            raise HTTPException(422, f"task {body.task!r} is not a Meta-World task name (e.g. reach-v3)")
+    if error := fleet.get(robot_id).spec.task_error(body.task):
+        raise HTTPException(422, error)
     result = await _call(fleet, robot_id, "reset", {"task": body.task, "seed": body.seed})
     return convert.observation(robot_id, result["observation"])
 
