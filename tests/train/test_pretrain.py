@@ -170,9 +170,12 @@ def test_resuming_a_finished_run_retrains_nothing(run, data, tmp_path, capfd):
     mine = tmp_path / "run"
     shutil.copytree(out, mine)
     stamps = {p: p.stat().st_mtime_ns for p in mine.rglob("metrics.jsonl")}
-    again = pretrain([data], mine, pretrain_preset("cpu"), resume=True, progress=False)  # the run's own config wins
+    asked = pretrain_preset("cpu")
+    asked = replace(asked, world=replace(asked.world, state_dim=7, views=3))  # the data decides these, never the ask
+    again = pretrain([data], mine, asked, resume=True, progress=False)  # the run's own config wins
     ignored = capfd.readouterr().err
     assert "saved config" in ignored and f"world_train.steps: {tiny_config().world_train.steps} -> 1500" in ignored
+    assert "world.views" not in ignored and "world.state_dim" not in ignored
     assert {p: p.stat().st_mtime_ns for p in mine.rglob("metrics.jsonl")} == stamps
     assert again["world_model"] == summary["world_model"] and again["tokenizer"] == summary["tokenizer"]
     assert again["seconds"] == summary["seconds"] and summary["seconds"]["world_model"] > 0  # kept, nothing added

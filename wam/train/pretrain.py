@@ -134,7 +134,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
             raise CheckpointError(f"{out}: a pretraining run already exists here; pass --resume to continue it or choose another --out")
         saved = load_run(out, "pretrain")
         if init_from is None:  # only then is `config` the caller's own ask; with init_from it is rebuilt below
-            warn_ignored_settings(out, config.to_dict(), saved.config.to_dict())
+            # The state size and camera slots come from the data, not from the ask: not a setting left unused.
+            data_decided = replace(config.world, state_dim=saved.config.world.state_dim, views=saved.config.world.views)
+            warn_ignored_settings(out, replace(config, world=data_decided).to_dict(), saved.config.to_dict())
         config, init_from = saved.config, saved.init_from  # the run's own config wins
     elif init_from is not None:
         config = continued_config(config, Path(init_from))
