@@ -64,10 +64,10 @@ def random_wam_run(out: Path, preset: str) -> tuple[Path, str]:
     """A WAM run directory with random weights of `preset`'s architecture, and one first-frame dataset."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "train"))
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # the repository root: its tests package writes the dataset
     from dataclasses import replace
 
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     from wam.config import finetune_preset
     from wam.train.finetune import finetune

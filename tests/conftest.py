@@ -1,7 +1,9 @@
-"""Fixtures every test module shares."""
+"""Fixtures every test module shares: one torch thread, and the plugins of tests/support."""
 
 import pytest
 import torch
+
+pytest_plugins = ["tests.support.live_server"]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -207,6 +207,7 @@ def test_export_bad_arguments(dataset, tmp_path, monkeypatch, args, named):
 
 
 # -- the real executable: the acceptance command -------------------------------------------------
+@pytest.mark.slow  # a subprocess of the installed `wam`
 def test_wam_executable_end_to_end(tmp_path):
     assert WAM.exists(), WAM
     out = tmp_path / "D"
@@ -225,6 +226,7 @@ def test_wam_executable_end_to_end(tmp_path):
 
 
 # -- demo ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # the whole recipe, end to end
 def test_demo_runs_the_whole_recipe_and_writes_a_report(tmp_path):
     out = tmp_path / "demo"
     result = invoke("demo", "--out", out, "--episodes", 1, "--video-episodes", 2, "--eval-episodes", 1, "--workers", 1,

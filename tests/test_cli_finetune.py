@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent / "train"))
-from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset  # noqa: E402
+from wam.cli import app
 
-from wam.cli import app  # noqa: E402
+from tests.support.pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 runner = CliRunner()
 
@@ -65,7 +65,7 @@ def test_finetune_refuses_video_only_data_and_unknown_presets(tmp_path_factory, 
 
 
 def test_plan_runs_cem_in_the_simulator(tmp_path_factory, tmp_path):
-    from finetune_fixtures import tiny_wam_run
+    from tests.support.finetune_fixtures import tiny_wam_run
 
     run, _ = tiny_wam_run(tmp_path_factory)
     out = tmp_path / "plan.json"
@@ -79,7 +79,7 @@ def test_plan_runs_cem_in_the_simulator(tmp_path_factory, tmp_path):
 def test_distill_from_the_command_line_and_its_refusals(tmp_path_factory, tmp_path):
     import shutil
 
-    from finetune_fixtures import tiny_dream_run
+    from tests.support.finetune_fixtures import tiny_dream_run
 
     world = tmp_path / "world"
     shutil.copytree(tiny_dream_run(tmp_path_factory), world)
@@ -96,7 +96,7 @@ def test_distill_from_the_command_line_and_its_refusals(tmp_path_factory, tmp_pa
 def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_factory, tmp_path):
     import shutil
 
-    from finetune_fixtures import tiny_dream_run
+    from tests.support.finetune_fixtures import tiny_dream_run
 
     world = tmp_path / "world"
     shutil.copytree(tiny_dream_run(tmp_path_factory), world)
@@ -124,7 +124,7 @@ def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_
 
 
 def test_eval_in_a_dream_with_a_success_hold_and_its_refusal(tmp_path_factory, tmp_path):
-    from finetune_fixtures import tiny_dream_run
+    from tests.support.finetune_fixtures import tiny_dream_run
 
     world = tiny_dream_run(tmp_path_factory)
     results = tmp_path / "dream.json"
@@ -139,7 +139,7 @@ def test_eval_in_a_dream_with_a_success_hold_and_its_refusal(tmp_path_factory, t
 
 def test_collect_with_a_policy_then_update_a_world_with_its_rollouts(tmp_path_factory, tmp_path):
     """The Dyna loop from the command line: a policy's rollouts, then a world started from a WAM takes them in."""
-    from finetune_fixtures import tiny_wam_run
+    from tests.support.finetune_fixtures import tiny_wam_run
 
     run, _ = tiny_wam_run(tmp_path_factory)
     pretrained, _ = tiny_run(tmp_path_factory)
@@ -157,7 +157,7 @@ def test_collect_with_a_policy_then_update_a_world_with_its_rollouts(tmp_path_fa
 
 
 def test_rl_from_the_command_line_with_start_data_and_its_refusal(tmp_path_factory, tmp_path):
-    from finetune_fixtures import tiny_dream_run
+    from tests.support.finetune_fixtures import tiny_dream_run
 
     world = tiny_dream_run(tmp_path_factory)
     starts = write_dataset(tmp_path / "starts", range(80, 83), rewards=True)
@@ -174,7 +174,7 @@ def test_rl_from_the_command_line_with_start_data_and_its_refusal(tmp_path_facto
 
 
 def test_collect_in_a_dream_from_the_command_line_and_its_refusal(tmp_path_factory, tmp_path):
-    from finetune_fixtures import tiny_dream_run
+    from tests.support.finetune_fixtures import tiny_dream_run
 
     world = tiny_dream_run(tmp_path_factory)
     out = tmp_path / "dreamed"

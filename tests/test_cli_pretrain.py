@@ -4,10 +4,7 @@ two datasets after one --data, and refusals that exit non-zero saying why.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,21 +12,8 @@ from typer.testing import CliRunner
 
 from wam.cli import app
 
-HERE = Path(__file__).resolve().parent
+from tests.support import pretrain_fixtures as fixtures
 
-
-def _fixtures():
-    """tests/train/pretrain_fixtures.py (the synthetic datasets), the same module the train tests use."""
-    if "pretrain_fixtures" in sys.modules:
-        return sys.modules["pretrain_fixtures"]
-    spec = importlib.util.spec_from_file_location("pretrain_fixtures", HERE / "train" / "pretrain_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pretrain_fixtures"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _fixtures()
 runner = CliRunner()
 STEPS = 4
 

@@ -1,16 +1,14 @@
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "train"))
-from finetune_fixtures import tiny_wam_run  # noqa: E402
-from pretrain_fixtures import tiny_run  # noqa: E402
+import wam.policy
+from wam.envs import MT10, make
+from wam.errors import CheckpointError
 
-import wam.policy  # noqa: E402
-from wam.envs import MT10, make  # noqa: E402
-from wam.errors import CheckpointError  # noqa: E402
+from tests.support.finetune_fixtures import tiny_wam_run
+from tests.support.pretrain_fixtures import tiny_run
+
+pytestmark = pytest.mark.slow  # rolls a finetuned policy out on every MT10 task
 
 
 def test_act_returns_actions_inside_the_action_space_for_every_task(tmp_path_factory):

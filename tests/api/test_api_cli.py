@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from wam.cli import app
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 runner = CliRunner()
 

@@ -16,9 +16,12 @@ import httpx
 import numpy as np
 import pytest
 
-from live_server import start_live
 from wam.api.client import ApiError, AsyncClient, Client
 from wam.api.control_schemas import ControlReply, Recorded
+
+from tests.support.live_server import start_live
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 REACH, OTHER, THIRD, DRAWER, MISSING = "reach-v3-0", "reach-v3-1", "reach-v3-2", "drawer-open-v3-0", "no-such-robot-7"
 STEPS = 6  # each episode's step limit

@@ -16,7 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
-from live_server import start_live
+from tests.support.live_server import start_live
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 ROBOTS = ["reach-v3-0", "reach-v3-1", "reach-v3-2"]
 CHUNKS, CHUNK = 4, 64

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the factory example against a live server
+
 EXAMPLE = Path(__file__).parents[2] / "examples" / "factory.py"
 
 

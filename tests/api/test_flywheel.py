@@ -10,6 +10,8 @@ import pytest
 
 from wam.api.client import ApiError, Client
 
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
+
 
 def test_recorded_episodes_train_a_policy(tmp_path, start_server):
     from wam.config import finetune_preset

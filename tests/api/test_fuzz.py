@@ -8,6 +8,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
+
 def _spec() -> dict:
     from wam.api.server import ServerConfig, create_app
 

@@ -17,10 +17,13 @@ import anyio
 import numpy as np
 import pytest
 
-from live_server import start_live
 from wam.api.client import Client
 from wam.bridge import Bridge, BridgeConfig, LeRobotRobot
 from wam.bridge.bridge import run_in_thread, wait_attached
+
+from tests.support.live_server import start_live
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 JOINTS = ("shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos")
 LOW, HIGH, MAX_DELTA = (-100.0,) * 5 + (0.0,), (100.0,) * 6, (10.0,) * 6

@@ -7,6 +7,9 @@ import os
 import sys
 
 import anyio
+import pytest
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 TOOLS = {"list_robots", "describe_robot", "observe", "reset_robot", "act", "run_task", "task_status", "list_episodes"}
 

@@ -9,6 +9,9 @@ import sys
 import time
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # kills and restarts a server process
 
 
 

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live_server import start_live
 from wam.api.client import ApiError, Client
 from wam.bridge import Bridge, BridgeConfig, BridgeRefused, RobotDeclaration, RobotObservation, SimulatedRobot
 from wam.bridge.bridge import run_in_thread, wait_attached
+
+from tests.support.live_server import start_live
+
+pytestmark = pytest.mark.slow  # live servers and bridges, one killed and restarted
 
 CAMERAS = ("corner2", "gripperPOV")
 WAM = str(Path(sys.executable).with_name("wam"))
@@ -241,7 +244,7 @@ def _serve(data: Path, port: int) -> subprocess.Popen:
 
 
 def test_a_killed_server_leaves_the_robot_holding_and_the_bridge_reconnects(tmp_path):
-    from live_server import free_port
+    from tests.support.live_server import free_port
     from wam.api.auth import create_key
     from wam.api.server import default_db
     from wam.api.store import Store

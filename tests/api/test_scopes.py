@@ -13,7 +13,9 @@ import time
 import httpx
 import pytest
 
-from live_server import start_live
+from tests.support.live_server import start_live
+
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
 
 REACH, OTHER_REACH, DRAWER, MISSING = "reach-v3-0", "reach-v3-1", "drawer-open-v3-0", "no-such-robot-7"
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
+
 ROUTES = [  # (method, path, body, scope needed)
     ("GET", "/v1/robots", None, "read"),
     ("GET", "/v1/robots/reach-v3-0", None, "read"),

@@ -77,6 +77,7 @@ def test_episodes_are_listed_with_filters(store):
     assert [e.id for e in store.list_episodes(offset=1, limit=2)] == [1, 2]
 
 
+@pytest.mark.slow  # a live server
 def test_a_server_runs_on_postgres(tmp_path, start_server):
     """The whole server with its store on PostgreSQL: a driven episode and a task run are recorded and listed."""
     import time

@@ -17,6 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
+
 ROBOT = "reach-v3-0"
 JSON = {"content-type": "application/json"}
 

@@ -1,21 +1,15 @@
 """The dream-ranking benchmark's summary: the README's correlations and false-positive rates
 come from these, so a wrong pairing of episodes would report a dream verdict no run gave."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.support.benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def report():
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.append(str(BENCHMARKS))
-    return importlib.import_module("dream_eval_report")
+    return load_script("dream_eval_report")
 
 
 def cell(outcomes, task="drawer-open-v3", lengths=None):

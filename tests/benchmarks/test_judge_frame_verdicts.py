@@ -1,22 +1,14 @@
 """The episode-verdict rules the README compares: a hovering failure and a held success, read frame by frame."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.support.benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def verdicts():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("judge_frame_verdicts")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_script("judge_frame_verdicts")
 
 
 def test_a_hovering_failure_fools_any_frame_but_not_the_final_window(verdicts):

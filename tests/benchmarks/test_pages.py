@@ -3,22 +3,15 @@ rebuilt without its pages fails here, so no figure in them is typed by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.support.benchmark_scripts import load_script
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"wam_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, f"wam_bench_{name}")
 
 
 @pytest.fixture(scope="module")

@@ -1,31 +1,24 @@
 """The recipe benchmark's report: the README's table is computed from these, so a wrong pairing
 would put a figure in the README that no run measured."""
 
-import importlib
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.support.benchmark_scripts import BENCHMARKS, load_script
+
 RECIPE = BENCHMARKS / "recipe.py"
 
 
 @pytest.fixture(scope="module")
 def report():
-    if str(BENCHMARKS) not in sys.path:  # recipe.py imports its sibling as a script run from benchmarks/ would
-        sys.path.append(str(BENCHMARKS))
-    return importlib.import_module("recipe_report")
+    return load_script("recipe_report")
 
 
 @pytest.fixture(scope="module")
 def recipe(report):
-    spec = importlib.util.spec_from_file_location("recipe_benchmark", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("recipe", "recipe_benchmark")  # after `report`: recipe.py imports its sibling by name
 
 
 def cell(method, k, seed, rate, experiment="mt10", episodes=10):
@@ -115,6 +108,7 @@ def test_merge_refuses_other_settings_and_conflicting_cells(recipe):
     assert list(main["cells"]) == ["mt10-wam-k1-s0"] and main["cells"]["mt10-wam-k1-s0"]["mean_success"] == 0.4
 
 
+@pytest.mark.slow  # two subprocesses that import torch and MetaWorld
 def test_merge_cli_writes_out_and_names_a_missing_file(tmp_path):
     import subprocess
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from tests.support.benchmark_scripts import load_script
 
-spec = importlib.util.spec_from_file_location("resolution_report", Path(__file__).parents[2] / "benchmarks" / "resolution_report.py")
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+report = load_script("resolution_report")
 
 
 def cell(method: str, seed: int, wins: dict[str, int]) -> dict:

@@ -170,7 +170,7 @@ import shutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lerobot_like import VARIANTS, data_file, drop_rows, truncate_file, video_file, write_lerobot_dataset  # noqa: E402
+from tests.support.lerobot_like import VARIANTS, data_file, drop_rows, truncate_file, video_file, write_lerobot_dataset  # noqa: E402
 
 TOP = "observation.images.top"
 

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from lerobot_like import write_lerobot_dataset
 from wam.data.fit import fit_frames
 from wam.data.spec import FeatureSpec, frame_strides, parse_cameras, read_spec
 from wam.data.stats import dataset_feature_stats
 from wam.errors import DatasetError
+
+from tests.support.lerobot_like import write_lerobot_dataset
 
 
 def small(root, **changes):

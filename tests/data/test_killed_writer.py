@@ -24,7 +24,7 @@ from wam.data import Dataset, DatasetWriter
 from wam.data.check import check_dataset
 from wam.data.layout import data_path, video_path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the writer subprocess imports the tests package from here
 TASKS = ["pick", "push", "reach"]
 
 
@@ -81,10 +81,8 @@ def _reopen_and_append(root, synth, n):
 
 SCRIPT = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, {here!r})
-    from conftest import make_episode
-    from test_killed_writer import spec
+    from tests.data.conftest import make_episode
+    from tests.data.test_killed_writer import spec
     from wam.data import DatasetWriter
 
     with DatasetWriter({root!r}) as writer:
@@ -105,7 +103,7 @@ def _total_episodes(root):
 def test_sigkill_mid_append(tmp_path, synth, moment):
     """Kill just after an episode's metadata landed, or while the next one is being encoded."""
     root = synth.write_dataset(tmp_path / "ds", [synth.make_episode(**spec(0))])
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(here=str(HERE), root=str(root))], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(root))], stderr=subprocess.PIPE, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
         while _total_episodes(root) < 3:  # at least two episodes committed by the subprocess

@@ -161,7 +161,7 @@ def test_missing_dataset_named(tmp_path):
 
 
 # -- datasets as lerobot writes them: packed files, AV1 or H.264, PNG-stored cameras --------------
-from lerobot_like import VARIANTS, episode_arrays, write_lerobot_dataset  # noqa: E402
+from tests.support.lerobot_like import VARIANTS, episode_arrays, write_lerobot_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def test_split_is_seeded_disjoint_and_complete(clean_dataset):
 
 def test_datasets_naming_their_camera_differently_share_the_view_or_are_refused(tmp_path):
     """Two single-camera datasets share the one view; two two-camera datasets with other names need --cameras."""
-    from lerobot_like import write_lerobot_dataset
+    from tests.support.lerobot_like import write_lerobot_dataset
 
     from wam.errors import DatasetError
 

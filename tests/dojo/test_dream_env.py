@@ -1,5 +1,4 @@
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,13 +6,14 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from finetune_fixtures import tiny_dream_run  # noqa: E402
-from pretrain_fixtures import tiny_run  # noqa: E402
+from wam.dojo.dream_env import DreamConfig, DreamEnv, DreamVectorEnv
+from wam.envs import make
+from wam.errors import CheckpointError
 
-from wam.dojo.dream_env import DreamConfig, DreamEnv, DreamVectorEnv  # noqa: E402
-from wam.envs import make  # noqa: E402
-from wam.errors import CheckpointError  # noqa: E402
+from tests.support.finetune_fixtures import tiny_dream_run
+from tests.support.pretrain_fixtures import tiny_run
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
 
@@ -137,7 +137,7 @@ def test_an_rl_step_in_a_dream_changes_the_policy_and_keeps_actions_in_bounds(tm
 
 
 def test_practice_dreams_start_from_the_given_datasets_first_frames(tmp_path_factory, tmp_path):
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     from wam.errors import DatasetError
     from wam.train.rl import RLConfig, rl
@@ -157,7 +157,7 @@ def test_practice_dreams_start_from_the_given_datasets_first_frames(tmp_path_fac
 
 
 def test_dreams_started_anywhere_start_at_the_datas_frames_before_each_success(tmp_path_factory, tmp_path):
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     from wam.data import Dataset
     from wam.train.rl import RLConfig, rl
@@ -185,7 +185,7 @@ def test_dreams_started_anywhere_start_at_the_datas_frames_before_each_success(t
 
 
 def test_a_wam_finetuned_without_rewards_cannot_dream(tmp_path_factory):
-    from finetune_fixtures import tiny_wam_run
+    from tests.support.finetune_fixtures import tiny_wam_run
 
     run, _ = tiny_wam_run(tmp_path_factory)  # its robot data has no reward or success features
     with pytest.raises(CheckpointError, match="without rewards"):
@@ -295,8 +295,8 @@ def test_a_two_camera_run_dreams_judges_and_distils_its_views_side_by_side(tmp_p
     frames, reset options, and the judge's and the student's inputs."""
     from dataclasses import replace
 
-    from finetune_fixtures import tiny_finetune_config
-    from lerobot_like import write_lerobot_dataset
+    from tests.support.finetune_fixtures import tiny_finetune_config
+    from tests.support.lerobot_like import write_lerobot_dataset
     from wam.config import distill_preset, judge_preset
     from wam.train.distill import distill, load_student
     from wam.train.finetune import finetune

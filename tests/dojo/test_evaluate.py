@@ -1,16 +1,16 @@
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from finetune_fixtures import tiny_wam_run  # noqa: E402
-from pretrain_fixtures import tiny_run  # noqa: E402
+from wam.dojo.evaluate import EvalConfig, difference_interval, evaluate_policy, wilson_interval
+from wam.errors import CheckpointError
 
-from wam.dojo.evaluate import EvalConfig, difference_interval, evaluate_policy, wilson_interval  # noqa: E402
-from wam.errors import CheckpointError  # noqa: E402
+from tests.support.finetune_fixtures import tiny_wam_run
+from tests.support.pretrain_fixtures import tiny_run
+
+pytestmark = pytest.mark.slow  # evaluates a finetuned policy in MetaWorld, with worker processes
 
 TASKS = ("reach-v3", "drawer-close-v3")
 

@@ -1,15 +1,12 @@
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from test_dream_env import TASK, dream_run  # noqa: E402
+from wam.dojo.plan import CEMPlanner, PlanConfig
 
-from wam.dojo.plan import CEMPlanner, PlanConfig  # noqa: E402
+from tests.dojo.test_dream_env import TASK, dream_run
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 
 def _obs(seed: int = 0) -> dict:

@@ -1,20 +1,20 @@
 """Guards wam.dojo.replay: recorded episodes replayed open-loop in a dream, and the verdict rates."""
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from finetune_fixtures import tiny_dream_run  # noqa: E402
-from pretrain_fixtures import write_dataset  # noqa: E402
+from wam.data import Dataset
+from wam.dojo.replay import ReplayedEpisode, agreement, judge_real_frames, replay_in_dream
+from wam.errors import DatasetError
 
-from wam.data import Dataset  # noqa: E402
-from wam.dojo.replay import ReplayedEpisode, agreement, judge_real_frames, replay_in_dream  # noqa: E402
-from wam.errors import DatasetError  # noqa: E402
+from tests.support.finetune_fixtures import tiny_dream_run
+from tests.support.pretrain_fixtures import write_dataset
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
 

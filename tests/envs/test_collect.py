@@ -19,6 +19,8 @@ from wam.data.check import check_dataset
 from wam.envs import make, task_text
 from wam.envs.collect import IMAGE_KEY, CollectConfig, collect, dataset_features, episode_seed
 
+pytestmark = pytest.mark.slow  # collects MetaWorld episodes with one and two workers
+
 TASKS = ("reach-v3", "button-press-topdown-v3")
 
 

@@ -3,22 +3,22 @@ so that every tool that takes an env (eval, collect, the Physical API) takes a d
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from finetune_fixtures import tiny_dream_run, tiny_finetune_config  # noqa: E402
-from pretrain_fixtures import tiny_run, write_dataset  # noqa: E402
+from wam.data import Dataset
+from wam.data.check import check_dataset
+from wam.envs import make
+from wam.envs.collect import CollectConfig, collect, episode_seed
+from wam.envs.experts import PolicyActor
+from wam.errors import CheckpointError
 
-from wam.data import Dataset  # noqa: E402
-from wam.data.check import check_dataset  # noqa: E402
-from wam.envs import make  # noqa: E402
-from wam.envs.collect import CollectConfig, collect, episode_seed  # noqa: E402
-from wam.envs.experts import PolicyActor  # noqa: E402
-from wam.errors import CheckpointError  # noqa: E402
+from tests.support.finetune_fixtures import tiny_dream_run, tiny_finetune_config
+from tests.support.pretrain_fixtures import tiny_run, write_dataset
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
 

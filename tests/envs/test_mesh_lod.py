@@ -16,6 +16,8 @@ import mujoco  # noqa: E402
 
 from wam.envs.mesh_lod import simplify_visual_meshes  # noqa: E402
 
+pytestmark = pytest.mark.slow  # simplifies MetaWorld's meshes and renders at full and reduced detail
+
 TASK = "pick-place-v3"  # the gripper touches the puck: contacts with the simplified hand mesh
 DEFAULT = MetaWorldConfig(TASK).mesh_detail
 ARM_MESHES = ("l0", "l1", "head", "base", "eGripperBase")

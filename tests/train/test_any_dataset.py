@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 
 import wam.policy
-from finetune_fixtures import tiny_finetune_config
-from lerobot_like import episode_arrays, write_lerobot_dataset
-from pretrain_fixtures import tiny_config
 from wam.data import Dataset
 from wam.data.check import check_dataset
 from wam.errors import CheckpointError, DatasetError
 from wam.runs import load_run
 from wam.train.finetune import finetune
 from wam.train.pretrain import pretrain
+
+from tests.support.finetune_fixtures import tiny_finetune_config
+from tests.support.lerobot_like import episode_arrays, write_lerobot_dataset
+from tests.support.pretrain_fixtures import tiny_config
+
+pytestmark = pytest.mark.slow  # pretrains and finetunes on each lerobot-like layout
 
 KINDS = {
     # ALOHA-like: head and wrist cameras, 14-d joints, 50 fps

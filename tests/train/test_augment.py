@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from finetune_fixtures import tiny_finetune_config
-from pretrain_fixtures import tiny_dataset, tiny_run
 from wam.config import FinetuneConfig, pretrain_preset
 from wam.train.augment import episode_shifts, shift_images
 from wam.train.batches import WindowBatches
 from wam.train.finetune import finetune
 from wam.train.frame_cache import CachedEpisode, build_frame_cache
 from wam.train.pretrain import load_tokenizer
+
+from tests.support.finetune_fixtures import tiny_finetune_config
+from tests.support.pretrain_fixtures import tiny_dataset, tiny_run
 
 
 def _episodes(n: int, offset: int = 0) -> list[CachedEpisode]:
@@ -59,6 +60,7 @@ def test_windows_mix_recorded_and_shifted_copies(tmp_path_factory):
         assert (a[key] == b[key]).all()
 
 
+@pytest.mark.slow  # finetunes the shared tiny pretraining run
 def test_finetuning_with_augmentation_encodes_each_episodes_shifted_frames(tmp_path_factory, tmp_path):
     pretrained, _ = tiny_run(tmp_path_factory)
     config = tiny_finetune_config(steps=6, episodes_per_task=2, augment_copies=2, augment_pad=2)

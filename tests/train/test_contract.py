@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pretrain_fixtures import tiny_dataset
 from wam.models.text import TextConfig
 from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.contract import CHUNK_KEYS, FRAME_BATCH, WINDOW_BATCH, check_batch
 from wam.train.frame_cache import build_frame_cache
+
+from tests.support.pretrain_fixtures import tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,15 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from finetune_fixtures import tiny_dream_run, tiny_wam_run
 from wam.config import distill_preset
 from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 from wam.envs import make
 from wam.errors import CheckpointError
 from wam.train.distill import distill, load_student
+
+from tests.support.finetune_fixtures import tiny_dream_run, tiny_wam_run
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
 _CACHE: dict = {}

@@ -16,11 +16,14 @@ import torch
 from PIL import Image
 
 import wam.train.eval_world as eval_world_module
-from pretrain_fixtures import tiny_config, tiny_dataset, tiny_run  # noqa: F401
 from wam.errors import CheckpointError
 from wam.train.batches import WindowBatches
 from wam.train.eval_world import METHODS, EvalWorldConfig, evaluate_world
 from wam.train.pretrain import pretrain
+
+from tests.support.pretrain_fixtures import tiny_config, tiny_dataset, tiny_run  # noqa: F401
+
+pytestmark = pytest.mark.slow  # pretraining runs, and the shared tiny one
 
 CONFIG = EvalWorldConfig(context=2, horizons=(1, 4, 8), samples=4, videos=1)
 
@@ -122,7 +125,7 @@ def test_a_relative_data_path_is_still_the_runs_own_data(run, data, tmp_path, mo
 
 
 def test_other_data_is_evaluated_whole(run, tmp_path, monkeypatch):
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     other = write_dataset(tmp_path / "other", [21, 22], length=12)
     Spy.seen = []
@@ -170,7 +173,7 @@ def test_latent_actions_carry_control(tmp_path):
 
     The tiny preset as it is (its latent-action bottleneck included), with the world model trained longer than its 30 steps.
     """
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     data = write_dataset(tmp_path / "video", range(100, 108), length=24, labelled=False, state=False, change=1.0, speed_range=(4.0, 8.0))
     torch.manual_seed(0)
@@ -188,7 +191,7 @@ def test_latent_actions_carry_control(tmp_path):
 
 
 def test_the_runs_own_data_is_not_decoded_a_second_time(tmp_path_factory, tmp_path):
-    from pretrain_fixtures import tiny_dataset, tiny_run
+    from tests.support.pretrain_fixtures import tiny_dataset, tiny_run
 
     from wam.train.eval_world import EvalWorldConfig, evaluate_world
 

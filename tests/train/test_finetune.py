@@ -3,11 +3,14 @@ from dataclasses import replace
 
 import pytest
 
-from finetune_fixtures import tiny_finetune_config, tiny_wam_run
-from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
 from wam.errors import CheckpointError, DatasetError
 from wam.train.finetune import finetune, load_wam, select_episodes
 from wam.train.frame_cache import CachedEpisode
+
+from tests.support.finetune_fixtures import tiny_finetune_config, tiny_wam_run
+from tests.support.pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 
 def _metrics(run):

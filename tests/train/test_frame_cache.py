@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pretrain_fixtures import SIZE, add_episodes, copy_dataset, write_dataset  # noqa: F401
 from wam.data import Dataset
 from wam.train.frame_cache import build_frame_cache, link_matching_cache, load_frame_cache
+
+from tests.support.pretrain_fixtures import SIZE, add_episodes, copy_dataset, write_dataset  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from finetune_fixtures import tiny_dream_run  # noqa: E402
-from pretrain_fixtures import features, make_episode  # noqa: E402
+from wam.config import judge_preset
+from wam.data import DatasetWriter
+from wam.errors import CheckpointError, DatasetError
+from wam.train.judge import JudgeBatches, load_judge, train_judge
 
-from wam.config import judge_preset  # noqa: E402
-from wam.data import DatasetWriter  # noqa: E402
-from wam.errors import CheckpointError, DatasetError  # noqa: E402
-from wam.train.judge import JudgeBatches, load_judge, train_judge  # noqa: E402
+from tests.support.finetune_fixtures import tiny_dream_run
+from tests.support.pretrain_fixtures import features, make_episode
+
+pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
 
@@ -98,7 +98,7 @@ def test_an_existing_judge_is_not_overwritten_without_resume(tmp_path_factory, t
 
 
 def test_data_without_success_flags_is_refused(tmp_path_factory, tmp_path):
-    from pretrain_fixtures import write_dataset
+    from tests.support.pretrain_fixtures import write_dataset
 
     world = _world(tmp_path_factory, tmp_path)
     unscored = write_dataset(tmp_path / "unscored", range(300, 302))  # no rewards, no success flags

@@ -27,7 +27,7 @@ from wam.train import (
 from wam.train.loop import TrainResult, stage_seconds
 from wam.train.schedule import make_optimizer
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the subprocess imports this module as tests.train.test_loop from here
 STEPS = 40
 
 
@@ -179,15 +179,16 @@ def test_resume_is_exact(tmp_path, reference):
     assert all(lrs[s] == pytest.approx(3e-3 * lr_factor(s, STEPS, 5, 0.1)) for s in lrs)
 
 
+@pytest.mark.slow  # a training subprocess, killed
 def test_sigkill_then_resume(tmp_path, reference):
     """Killed after its checkpoint at step 5, with steps 6..8 logged: those are re-run, once each."""
     run_dir = tmp_path / "run"
     script = (
-        f"import sys, torch; torch.set_num_threads(1); sys.path.insert(0, {str(HERE)!r})\n"
-        "from test_loop import ScriptedSource, run\n"
+        "import torch; torch.set_num_threads(1)\n"
+        "from tests.train.test_loop import ScriptedSource, run\n"
         f"run({str(run_dir)!r}, source=ScriptedSource(sleep=0.01, block_after=8), checkpoint_every=5)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
         while not ((run_dir / "checkpoint" / "config.json").exists() and _logged(run_dir, 8)):

@@ -19,9 +19,6 @@ import torch
 import torch.nn.functional as F
 
 import wam.train.stages as stages_module  # where the stages call the training loop
-from pretrain_fixtures import (  # noqa: F401
-    SIZE, tiny_config, tiny_dataset, tiny_run, write_dataset,
-)
 from wam.config import pretrain_config_from_dict, pretrain_preset
 from wam.errors import CheckpointError
 from wam.models.tokenizer import FrameTokenizer, psnr
@@ -30,6 +27,12 @@ from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import load_checkpoint
 from wam.train.frame_cache import build_frame_cache, load_frame_cache
 from wam.train.pretrain import load_pretrain_config, load_tokenizer, load_world_model, pretrain, split_cached_episodes
+
+from tests.support.pretrain_fixtures import (  # noqa: F401
+    SIZE, tiny_config, tiny_dataset, tiny_run, write_dataset,
+)
+
+pytestmark = pytest.mark.slow  # pretraining runs
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import wam.train.pretrain as pretrain_module
-from pretrain_fixtures import poison_state, tiny_config, tiny_dataset, write_dataset, write_empty_dataset
 from wam.errors import DatasetError
 from wam.train.pretrain import pretrain
+
+from tests.support.pretrain_fixtures import poison_state, tiny_config, tiny_dataset, write_dataset, write_empty_dataset
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def test_empty_dataset(tmp_path):
     assert_refused_before_training(tmp_path / "run")
 
 
+@pytest.mark.slow  # a pretraining run
 def test_frames_of_another_size_are_fitted_to_the_model(data, tmp_path):
     """Frames are no longer refused for their size: 32x32 frames are scaled to the preset's 64x64 and train beside
     64x64 ones (wam/data/fit.py); the tiny preset's run finishes."""

@@ -4,14 +4,18 @@ views, and evaluated in the simulator, which shows the policy the same two camer
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from finetune_fixtures import tiny_finetune_config
-from pretrain_fixtures import tiny_config
 from wam.dojo.evaluate import EvalConfig, evaluate_policy
 from wam.envs.collect import CollectConfig, collect
 from wam.runs import load_run
 from wam.train.finetune import finetune
 from wam.train.pretrain import pretrain
+
+from tests.support.finetune_fixtures import tiny_finetune_config
+from tests.support.pretrain_fixtures import tiny_config
+
+pytestmark = pytest.mark.slow  # the whole recipe on two cameras
 
 
 def test_corner_and_wrist_cameras_through_the_recipe(tmp_path):

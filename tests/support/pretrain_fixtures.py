@@ -7,9 +7,9 @@ is visible and smooth, so a tiny world model learns something in a few dozen ste
 `change=1.0` only the action (or a latent action) tells where the square goes next.
 Everything is deterministic in the seeds.
 
-Imported by tests/train/test_pretrain.py, test_eval_world.py, test_frame_cache.py and
-tests/test_cli_pretrain.py. The tiny run is built once per test session (cached here, at
-module level, so the test files share it without a conftest).
+Imported as `tests.support.pretrain_fixtures` by the train, dojo, envs and CLI tests. The tiny
+run is built once per test session (cached here, at module level, so every test file that
+asks shares one).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import torch
 
 from wam.data import DatasetWriter, Episode, Feature

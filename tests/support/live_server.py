@@ -1,5 +1,6 @@
-"""Start a live Physical API server on a free loopback port (a module of its own: test modules import it by name,
-which `conftest` is not, since every test directory has one)."""
+"""A live Physical API server on a free loopback port: `start_live` for tests that start their own, and the
+fixtures `live`, `live_state_fleet`, `start_server` and `free_port` (a pytest plugin, registered in tests/conftest.py,
+so any test module may ask for them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
@@ -50,3 +53,41 @@ def start_live(tmp: Path, robots: str, obs: str = "pixels", max_episode_steps: i
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     return Live(f"http://127.0.0.1:{port}", config.data, config.db_url, keys, app), server, thread
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    state, server, thread = start_live(tmp_path_factory.mktemp("api"), "metaworld/reach-v3*3,metaworld/drawer-open-v3")
+    yield state
+    server.should_exit = True
+    thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def live_state_fleet(tmp_path_factory):
+    """Two state-only robots (no rendering): the fuzz and load tests' fleet."""
+    state, server, thread = start_live(tmp_path_factory.mktemp("api_state"), "metaworld/reach-v3*2", obs="state", max_episode_steps=20)
+    yield state
+    server.should_exit = True
+    thread.join(60)
+
+
+@pytest.fixture
+def start_server():
+    """Start servers of one's own (a database, a fleet); each is stopped after the test."""
+    started = []
+
+    def start(tmp: Path, robots: str, **kwargs) -> Live:
+        state, server, thread = start_live(tmp, robots, **kwargs)
+        started.append((server, thread))
+        return state
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(60)
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> int:
+    return free_port()

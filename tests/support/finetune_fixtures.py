@@ -1,11 +1,11 @@
-"""A shared tiny finetuning run (on the tiny pretraining run of pretrain_fixtures), built once per session."""
+"""A shared tiny finetuning run (on the tiny pretraining run of tests.support.pretrain_fixtures), built once per session."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
+from tests.support.pretrain_fixtures import tiny_dataset, tiny_run, write_dataset
 
 _CACHE: dict[str, object] = {}
 

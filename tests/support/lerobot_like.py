@@ -13,8 +13,8 @@ radians (about 0..3) and grippers in 0..0.08 m, actions are the next state, and 
 camera shows a coloured square whose position follows two state dimensions.
 `episode_arrays` regenerates what was written, for tests to compare against.
 
-Import it from any test (tests/ is on sys.path through tests/conftest.py):
-    from lerobot_like import write_lerobot_dataset
+Import it from any test:
+    from tests.support.lerobot_like import write_lerobot_dataset
 """
 
 from __future__ import annotations
