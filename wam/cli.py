@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from wam.api.cli import register as register_api_commands
+from wam.checks import (at_least, dataset_out, directory_out, file_out, in_range, readable_weights, removed_on_failure,
+                        resumable, run_out, worker_count)
 from wam.dojo.cli import register as register_dojo_commands
 
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
@@ -45,16 +47,17 @@ def _train_config(train, seed: int, steps: int | None):
 @app.command()
 def collect(
     tasks: str = typer.Option(..., help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3"),
-    episodes: int = typer.Option(..., help="episodes per task"),
-    out: Path = typer.Option(..., help="dataset directory (created or appended to)"),
+    episodes: int = typer.Option(..., help="episodes per task", callback=at_least(1)),
+    out: Path = typer.Option(..., help="dataset directory (created or appended to)", callback=dataset_out),
     no_actions: bool = typer.Option(False, "--no-actions", help="write action-free video: actions are dropped"),
-    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)"),
+    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)", callback=worker_count),
     size: int = typer.Option(64, help="image height and width in pixels"),
     cameras: str = typer.Option("corner2", "--cameras", "--camera",
                                 help="Meta-World camera names, comma-separated, one video each, e.g. corner2,gripperPOV "
                                      "(gripperPOV: the wrist camera); the first is what a --policy sees as `image`"),
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
-    seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, seed and number"),
+    seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, "
+                                     "seed and number", callback=at_least(0)),
     max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
     explore: float = typer.Option(0.0, help="play data: probability that each 16-step segment is one held random action"),
     after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
@@ -82,6 +85,12 @@ def collect(
     )
 
 
+def write_json(path: Path, value) -> None:
+    """Results to a file the command line was given (checked up front by `file_out`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2))
+
+
 def _open(path: Path):
     from wam.data import Dataset, DatasetError
 
@@ -93,7 +102,8 @@ def _open(path: Path):
 
 @data_app.command("info")
 def data_info(path: Path, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Episodes, frames, fps, features, tasks, labelled episodes and size on disk."""
+    """Episodes, frames, fps, features, tasks, labelled episodes and size on disk, from the metadata alone (quick on
+    any size; `wam data check` reads every file and finds damaged ones)."""
     from wam.data.summary import dataset_summary
 
     summary = dataset_summary(_open(path))
@@ -132,9 +142,9 @@ def data_check(path: Path) -> None:
 def data_export(
     path: Path,
     episode: int = typer.Option(..., help="episode index"),
-    out: Path = typer.Option(..., help="FILE.mp4 or FILE.gif"),
+    out: Path = typer.Option(..., help="FILE.mp4 or FILE.gif", callback=file_out),
     camera: Optional[str] = typer.Option(None, help="camera key (default: the first)"),
-    scale: int = typer.Option(4, help="upscale factor for viewing"),
+    scale: int = typer.Option(4, help="upscale factor for viewing", callback=in_range(1, 16)),
 ) -> None:
     """Write one episode's video to an mp4 or GIF for looking at."""
     from wam.data.export import export_episode
@@ -153,7 +163,8 @@ def data_convert(
     out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
     source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1 or robomimic"),
     task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's; robomimic: env_name)"),
-    fps: Optional[int] = typer.Option(None, help="frame rate (default: the source's; robomimic: control_freq, else 20)"),
+    fps: Optional[int] = typer.Option(None, help="frame rate (default: the source's; robomimic: control_freq, else 20)",
+                                      callback=at_least(1)),
     state_keys: Optional[str] = typer.Option(None, help="robomimic: low-dim obs keys concatenated into observation.state, "
                                              "comma-separated (default: every robot0_* key, sorted)"),
     flip: bool = typer.Option(False, "--flip", help="robomimic: turn images upside down (robosuite renders them "
@@ -193,16 +204,18 @@ NORMALIZE_HELP = "how the data's statistics (meta/stats.json) scale state and ac
 def pretrain(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., help="dataset directories (video, robot or both): --data A B or --data A --data B"),
-    out: Path = typer.Option(..., help="run directory"),
+    out: Path = typer.Option(..., help="run directory", callback=run_out("pretrain")),
     preset: str = typer.Option("cpu", help="tiny (seconds), cpu (~30 min on 2 cores) or gpu"),
-    steps: Optional[int] = typer.Option(None, help="world-model steps (the tokenizer's scale with them)"),
+    steps: Optional[int] = typer.Option(None, help="world-model steps (the tokenizer's scale with them)", callback=at_least(1)),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
-    seed: Optional[int] = typer.Option(None, help="seed for data order, held-out split and initialisation"),
+    seed: Optional[int] = typer.Option(None, help="seed for data order, held-out split and initialisation",
+                                       callback=at_least(0)),
     init_from: Optional[Path] = typer.Option(None, help="continue this finished pretraining run: its tokenizer as it is, "
                                              "its world model for --steps more steps on a fresh schedule (longer or "
                                              "continued pretraining, e.g. on new video)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=BF16_HELP),
-    size: Optional[int] = typer.Option(None, help="the model's square resolution in pixels (64, 96, 128; default: the preset's)"),
+    size: Optional[int] = typer.Option(None, help="the model's square resolution in pixels (64, 96, 128; default: the preset's)",
+                                       callback=in_range(16, 1024)),
     cameras: Optional[str] = typer.Option(None, help=CAMERAS_HELP),
     fit: str = typer.Option("pad", help=FIT_HELP),
     frame_seconds: Optional[float] = typer.Option(None, help="seconds between model frames, so datasets at different fps "
@@ -221,6 +234,9 @@ def pretrain(
     unknown = [a for a in ctx.args if a.startswith("-")]
     if unknown:
         _fail(f"unknown option(s): {' '.join(unknown)}")
+    if resume:
+        resumable(out / "pretrain.json", "a pretraining run")
+    readable_weights("--init-from", init_from)
     try:
         from wam.data.spec import parse_cameras
 
@@ -234,7 +250,8 @@ def pretrain(
             if saved != steps:
                 _fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
                       "(its learning-rate schedule depends on the total), so drop --steps or start a new --out")
-        summary = run_pretrain(list(data) + extra, out, config, resume=resume, init_from=init_from)
+        with removed_on_failure(out):
+            summary = run_pretrain(list(data) + extra, out, config, resume=resume, init_from=init_from)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))
@@ -244,11 +261,11 @@ def pretrain(
 def eval_world(
     run: Path = typer.Argument(..., help="pretraining run directory"),
     data: list[Path] = typer.Option(..., help="dataset directories to evaluate on (held-out episodes when it is the run's own data)"),
-    out: Optional[Path] = typer.Option(None, help="where results and videos go (default RUN/eval_world)"),
-    samples: int = typer.Option(48, help="rollout windows to evaluate"),
-    context: int = typer.Option(4, help="real frames given before dreaming"),
-    videos: int = typer.Option(4, help="side-by-side videos to write"),
-    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="where results and videos go (default RUN/eval_world)", callback=directory_out),
+    samples: int = typer.Option(48, help="rollout windows to evaluate", callback=at_least(1)),
+    context: int = typer.Option(4, help="real frames given before dreaming", callback=at_least(1)),
+    videos: int = typer.Option(4, help="side-by-side videos to write", callback=at_least(0)),
+    seed: int = typer.Option(0, callback=at_least(0)),
 ) -> None:
     """Next-frame and 8/16-step rollout quality beside copy-last-frame and zeroed/shuffled actions."""
     from wam.errors import WamError
@@ -271,7 +288,7 @@ def eval_world(
 @app.command()
 def finetune(
     data: list[Path] = typer.Option(..., help="labelled robot dataset directories"),
-    out: Path = typer.Option(..., help="run directory"),
+    out: Path = typer.Option(..., help="run directory", callback=run_out("finetune")),
     pretrained: Optional[Path] = typer.Option(None, help="pretraining run (wam pretrain --out); omit for the from-scratch baseline"),
     video: Optional[list[Path]] = typer.Option(None, help="action-free video datasets to keep mixing in"),
     play: Optional[list[Path]] = typer.Option(None, help="labelled play datasets (exploration, failures): they train the "
@@ -279,8 +296,8 @@ def finetune(
     preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
     steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
     episodes_per_task: Optional[int] = typer.Option(None, "--episodes-per-task", "-k", help="use K labelled episodes per task"),
-    subset_seed: int = typer.Option(0, help="which K episodes"),
-    seed: int = typer.Option(0, help="seed for data order and initialisation"),
+    subset_seed: int = typer.Option(0, help="which K episodes", callback=at_least(0)),
+    seed: int = typer.Option(0, help="seed for data order and initialisation", callback=at_least(0)),
     task_free_dynamics: bool = typer.Option(False, "--task-free-dynamics", help="the action-conditioned pass (the dream) "
                                             "without the task text, so motion there is explained by the actions"),
     init_from: Optional[Path] = typer.Option(None, help="start from this finetuned WAM's weights (same pretraining): "
@@ -294,7 +311,8 @@ def finetune(
     cameras: Optional[str] = typer.Option(None, help=CAMERAS_HELP),
     fit: str = typer.Option("pad", help=FIT_HELP),
     normalize: str = typer.Option("mean_std", help=NORMALIZE_HELP),
-    scratch_size: Optional[int] = typer.Option(None, help="without --pretrained: the model's resolution (default: the preset's)"),
+    scratch_size: Optional[int] = typer.Option(None, help="without --pretrained: the model's resolution (default: the preset's)",
+                                               callback=in_range(16, 1024)),
 ) -> None:
     """Stage two: finetune a pretrained world model into a World Action Model on labelled robot episodes."""
     from dataclasses import replace
@@ -303,6 +321,10 @@ def finetune(
     from wam.errors import WamError
     from wam.train.finetune import finetune as run_finetune
 
+    if resume:
+        resumable(out / "finetune.json", "a finetuning run")
+    readable_weights("--pretrained", pretrained)
+    readable_weights("--init-from", init_from)
     try:
         config = finetune_preset(preset)
         train_cfg = replace(_train_config(config.train, seed, steps), snapshot_every=snapshot_every,
@@ -312,8 +334,9 @@ def finetune(
         config = replace(config, train=train_cfg, episodes_per_task=episodes_per_task, subset_seed=subset_seed, seed=seed,
                          task_free_dynamics=task_free_dynamics, augment_copies=augment, augment_pad=augment_pad,
                          cameras=parse_cameras(cameras), fit=fit, normalize=normalize, scratch_image_size=scratch_size)
-        summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
-                               play=list(play or []), init_from=init_from)
+        with removed_on_failure(out):
+            summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
+                                   play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:
         _fail(str(err))
     console.print_json(json.dumps(summary))
@@ -324,11 +347,12 @@ def eval_policy(
     policy: Path = typer.Option(..., help="finetuning run directory (wam finetune --out)"),
     tasks: str = typer.Option("mt10", help="mt10, mt50 or a comma list"),
     episodes: int = typer.Option(50, help="episodes per task"),
-    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)"),
-    seed: int = typer.Option(0, help="evaluation seed: same seed, same scenes, same result"),
+    workers: int = typer.Option(1, help="parallel worker processes (one per core is best)", callback=worker_count),
+    seed: int = typer.Option(0, help="evaluation seed: same seed, same scenes, same result", callback=at_least(0)),
     max_steps: int = typer.Option(300, help="step limit per episode"),
-    video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here"),
-    out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
+    video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here",
+                                             callback=directory_out),
+    out: Optional[Path] = typer.Option(None, help="write the results JSON here", callback=file_out),
     env: str = typer.Option("metaworld", help="metaworld (the simulator) or dream/RUN (inside a finetuned WAM's world model)"),
     dream_start: str = typer.Option("scene", help="dreams start from the simulator's first frame of each evaluation scene "
                                     "(scene) or from first frames of the world's robot data (data)"),
@@ -363,6 +387,8 @@ def eval_policy(
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         _fail(str(err))
+    if out is not None:  # the results first: nothing after the evaluation may lose them
+        write_json(out, results)
     table = Table(title=f"policy {policy}: {episodes} episodes per task")
     for column in ("task", "success", "95% Wilson", "mean length"):
         table.add_column(column)
@@ -371,9 +397,6 @@ def eval_policy(
     console.print(table)
     console.print(f"mean success {results['mean_success']:.3f}; control {results['policy_steps_per_s']:.0f} policy steps/s; "
                   f"{results['env_steps_per_s']:.0f} env steps/s overall")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
 
 
 register_dojo_commands(app)
@@ -381,20 +404,24 @@ register_dojo_commands(app)
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data, runs and report"),
+    out: Path = typer.Option(Path("demo_out"), help="where the demo writes its data, runs and report", callback=directory_out),
     episodes: int = typer.Option(5, help="labelled robot episodes per task"),
     video_episodes: int = typer.Option(40, help="action-free video episodes per task"),
     eval_episodes: int = typer.Option(10, help="evaluation episodes per task and method"),
-    workers: int = typer.Option(2, help="worker processes for collection and evaluation"),
+    workers: int = typer.Option(2, help="worker processes for collection and evaluation", callback=worker_count),
     preset: str = typer.Option("demo", help="pretraining and finetuning preset (tiny: seconds, for tests)"),
     max_steps: int = typer.Option(200, help="step limit per evaluation episode"),
 ) -> None:
     """The main job on a small built-in default: collect, pretrain, dream, finetune, evaluate, report."""
     from wam.demo import DemoConfig, run_demo
+    from wam.errors import WamError
 
-    report = run_demo(DemoConfig(out=out, episodes=episodes, video_episodes=video_episodes, eval_episodes=eval_episodes,
-                                 workers=workers, pretrain_preset=preset, finetune_preset=preset,
-                                 max_steps=max_steps))
+    try:
+        report = run_demo(DemoConfig(out=out, episodes=episodes, video_episodes=video_episodes, eval_episodes=eval_episodes,
+                                     workers=workers, pretrain_preset=preset, finetune_preset=preset,
+                                     max_steps=max_steps))
+    except (ValueError, WamError) as err:
+        _fail(str(err))
     console.print(f"report: {report}")
 
 

@@ -43,6 +43,22 @@ class DemoConfig:
     max_steps: int = 200
     seed: int = 0
 
+    def __post_init__(self):
+        """Refuse what would otherwise fail minutes into the demo, before any stage runs."""
+        from wam.config import finetune_preset, pretrain_preset
+
+        for name in ("episodes", "video_episodes", "eval_episodes", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.max_steps <= 500:
+            raise ValueError(f"max_steps must be in 1..500 (Meta-World's episode limit), got {self.max_steps}")
+        pretrain_preset(self.pretrain_preset), finetune_preset(self.finetune_preset)  # an unknown name is named
+        out = Path(self.out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out {out} is a file, not a directory")
+        if any((out / name).exists() for name in ("meta/info.json", "pretrain.json", "finetune.json")):
+            raise ValueError(f"out {out} is a dataset or a run; the demo writes its datasets and runs into a directory of its own")
+
 
 def run_demo(config: DemoConfig) -> Path:
     from wam.config import finetune_preset, pretrain_preset

@@ -10,10 +10,12 @@ import pytest
 
 from wam.api.client import ApiError, AsyncClient, Client
 
+pytestmark = pytest.mark.slow  # live Physical API servers (a fleet of simulated robots each)
+
 
 def test_sync_client_drives_a_robot_and_reads_its_episode(live):
-    with Client(live.url, live.keys["control"]) as client:
-        assert client.health()["status"] == "ok"
+    with Client(live.url + "/v1/", live.keys["control"]) as client:  # the address as `wam serve` prints it works too
+        assert client.url == live.url and client.health()["status"] == "ok"
         assert {r["id"] for r in client.robots()} >= {"reach-v3-0", "drawer-open-v3-0"}
         assert client.robot("reach-v3-0")["action_space"]["shape"] == [4]
         lease = client.lease("reach-v3-0", ttl_s=60)

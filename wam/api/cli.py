@@ -7,6 +7,7 @@ address and key from --url/--key or WAM_API_URL/WAM_API_KEY and print JSON.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -14,14 +15,19 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from wam.checks import api_url, at_least, db_url, directory_out, in_range, positive, shown_db
+
 console = Console()
 errors = Console(stderr=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed in the server's database).", no_args_is_help=True)
 robots_app = typer.Typer(help="Look at and drive the robots of a running server.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Run a task with a policy on robots of a running server.", no_args_is_help=True)
 
-URL = typer.Option(None, "--url", envvar="WAM_API_URL", help="server address (default http://127.0.0.1:8000)")
+URL = typer.Option(None, "--url", envvar="WAM_API_URL", callback=api_url,
+                   help="server address (default http://127.0.0.1:8000; the /v1 `wam serve` prints may be left on)")
 KEY = typer.Option(None, "--key", envvar="WAM_API_KEY", help="API key")
+DATA = typer.Option(None, help="the server's --data (locates the default SQLite database)", callback=directory_out)
+DB = typer.Option(None, help="the server's --db URL", callback=db_url)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -45,28 +51,60 @@ def _call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except ApiError as error:
-        _fail(str(error))
+        _fail(_readable(error))
     except Exception as error:  # noqa: BLE001 - connection refused and the like, said plainly
         _fail(f"{type(error).__name__}: {error}")
 
 
+def _readable(error) -> str:
+    """An API error in one line: a 422's list of field errors as `field: message (got value)`."""
+    try:
+        items = json.loads(error.detail)
+        fields = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']} (got {e.get('input')!r})" for e in items]
+    except (TypeError, ValueError, KeyError):
+        return str(error)
+    return f"{str(error).split(': ', 1)[0]}: {'; '.join(fields)}"
+
+
+def _store(data: Optional[Path], db: Optional[str], create: bool = False):
+    """The server's store, named by --db or by --data's default SQLite file; only `create` makes a new database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from wam.api.server import default_db
+    from wam.api.store import Store
+
+    if db is None and data is None:
+        _fail("say which server's database: --data DIR (its default SQLite) or --db URL")
+    url = db or default_db(data)
+    named = f"--db {shown_db(url)}" if db else f"--data {data} (database {url})"
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and ":memory:" not in url else None
+    if path is not None and not create and not Path(path).is_file():
+        _fail(f"{named}: no database there yet (`wam keys create` or `wam serve` makes it)")
+    try:
+        return Store(url)
+    except (SQLAlchemyError, ImportError) as error:
+        _fail(f"{named}: cannot open the database ({str(error).strip().splitlines()[0]})")
+
+
 def serve(
     robots: str = typer.Option(..., help="fleet, e.g. metaworld/reach-v3*8,metaworld/drawer-open-v3*4"),
-    data: Path = typer.Option(..., help="dataset every episode is recorded into (created if missing)"),
-    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file beside --data); postgresql+psycopg://..."),
+    data: Path = typer.Option(..., help="dataset every episode is recorded into (created if missing)", callback=directory_out),
+    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file beside --data); postgresql+psycopg://...",
+                                     callback=db_url),
     runs: Optional[Path] = typer.Option(None, help="finetuned runs a task may name as its policy (default: 'runs' beside "
-                                                  "--data); tasks name them relative to it"),
+                                                  "--data); tasks name them relative to it", callback=directory_out),
     host: str = typer.Option("127.0.0.1", help="address to listen on (loopback unless --public)"),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, callback=in_range(1, 65535)),
     obs: str = typer.Option("pixels", help="pixels (image + state) or state (no rendering)"),
-    max_episode_steps: int = typer.Option(300),
+    max_episode_steps: int = typer.Option(300, callback=at_least(1)),
     public: bool = typer.Option(False, help="allow listening beyond loopback"),
 ) -> None:
     """Serve a fleet of robots through the Physical API; every episode is recorded into --data."""
-    from wam.api.server import ServerConfig, serve as run_server
+    from wam.api.server import ServerConfig, check_startup, serve as run_server
 
     try:
         config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True, runs=runs)
+        check_startup(config, host, public)
         console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
         run_server(config, host, port, public)
     except ValueError as error:
@@ -85,18 +123,14 @@ def keys_create(
     scope: str = typer.Option(..., help="read | control | admin"),
     robots: str = typer.Option("*", help="robot-id pattern the key may use, e.g. 'reach-*'"),
     name: str = typer.Option("", help="a note on who holds it"),
-    data: Optional[Path] = typer.Option(None, help="the server's --data (locates the default SQLite database)"),
-    db: Optional[str] = typer.Option(None, help="the server's --db URL"),
+    data: Optional[Path] = DATA,
+    db: Optional[str] = DB,
 ) -> None:
     """Create a key and print it once; the database keeps only its hash. (The database's owner may create any key;
     through the API a key creates only keys within its own scope and robot pattern.)"""
     from wam.api.auth import create_key
-    from wam.api.server import default_db
-    from wam.api.store import Store
 
-    if db is None and data is None:
-        _fail("say which server's database: --data DIR (its default SQLite) or --db URL")
-    store = Store(db or default_db(data))
+    store = _store(data, db, create=True)
     try:
         info, secret = create_key(store, scope, robots, name)
     except ValueError as error:
@@ -107,30 +141,24 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data: Optional[Path] = typer.Option(None), db: Optional[str] = typer.Option(None)) -> None:
-    from wam.api.server import default_db
-    from wam.api.store import Store
-
-    if db is None and data is None:
-        _fail("say which server's database: --data DIR or --db URL")
-    store = Store(db or default_db(data))
-    _print([k.__dict__ for k in store.list_keys()])
-    store.close()
+def keys_list(data: Optional[Path] = DATA, db: Optional[str] = DB) -> None:
+    store = _store(data, db)
+    try:
+        _print([k.__dict__ for k in store.list_keys()])
+    finally:
+        store.close()
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, data: Optional[Path] = typer.Option(None), db: Optional[str] = typer.Option(None)) -> None:
+def keys_revoke(key_id: str, data: Optional[Path] = DATA, db: Optional[str] = DB) -> None:
     """Revoke a key in the database; the last admin key (and the last one for every robot) is kept.
 
     A running server stops accepting the key within 5 s and closes its streams within 5 s; its leases are freed
     as soon as another key asks for the robot, or at once by an admin (`wam robots break-lease`). Revoking through
     the API (`DELETE /v1/keys/ID`) does all of this at once."""
-    from wam.api.server import default_db
-    from wam.api.store import LastAdminKey, Store
+    from wam.api.store import LastAdminKey
 
-    if db is None and data is None:
-        _fail("say which server's database: --data DIR or --db URL")
-    store = Store(db or default_db(data))
+    store = _store(data, db)
     try:
         found = store.revoke_key(key_id)
     except LastAdminKey as error:
@@ -154,16 +182,18 @@ def robots_show(robot_id: str, url: Optional[str] = URL, key: Optional[str] = KE
 
 
 @robots_app.command("watch")
-def robots_watch(robot_id: str, count: Optional[int] = typer.Option(None, help="stop after this many observations"),
+def robots_watch(robot_id: str, count: Optional[int] = typer.Option(None, help="stop after this many observations",
+                                                                  callback=at_least(1)),
                  url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     """Print observations as they stream (one JSON line each)."""
-    for obs in _call(lambda: list(_client(url, key).watch(robot_id, count)) if count else _client(url, key).watch(robot_id)):
+    for obs in _call(lambda: list(_client(url, key).watch(robot_id, count)) if count is not None else _client(url, key).watch(robot_id)):
         console.print(json.dumps(obs), highlight=False, soft_wrap=True)
 
 
 @robots_app.command("reset")
-def robots_reset(robot_id: str, task: Optional[str] = typer.Option(None), seed: Optional[int] = typer.Option(None),
-                 ttl: float = typer.Option(60.0, help="lease seconds (the CLI leases the robot for you)"),
+def robots_reset(robot_id: str, task: Optional[str] = typer.Option(None),
+                 seed: Optional[int] = typer.Option(None, callback=at_least(0)),
+                 ttl: float = typer.Option(60.0, help="lease seconds (the CLI leases the robot for you)", callback=positive),
                  url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     client = _client(url, key)
     _call(client.lease, robot_id, ttl)
@@ -172,12 +202,14 @@ def robots_reset(robot_id: str, task: Optional[str] = typer.Option(None), seed: 
 
 @robots_app.command("step")
 def robots_step(robot_id: str, action: str = typer.Argument(..., help="comma-separated values, e.g. 0,0.5,0,0"),
-                repeat: int = typer.Option(1, help="send the action this many times as one chunk"),
-                ttl: float = typer.Option(60.0), url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
+                repeat: int = typer.Option(1, help="send the action this many times as one chunk", callback=at_least(1)),
+                ttl: float = typer.Option(60.0, callback=positive), url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     try:
         values = [float(v) for v in action.split(",")]
     except ValueError:
         _fail(f"action {action!r} must be comma-separated numbers, e.g. 0,0.5,0,0")
+    if not all(math.isfinite(v) for v in values):
+        _fail(f"action {action!r} must be finite numbers (no nan or inf)")
     client = _client(url, key)
     _call(client.lease, robot_id, ttl)
     _print(_call(client.step, robot_id, actions=[values] * repeat))
@@ -195,6 +227,8 @@ def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; o
                  release: bool = typer.Option(False, help="release the stop instead"),
                  url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     client = _client(url, key)
+    if all_robots and release:
+        _fail("--release frees one robot at a time (a stop is released by its presser or an admin): name the robot")
     if all_robots:
         _print(_call(client.estop_fleet))
     elif robot_id is None:
@@ -206,8 +240,9 @@ def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; o
 @tasks_app.command("run")
 def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, random, or a finetuned WAM run in the "
                                                                   "server's runs directory (its name there)"),
-              robots: int = typer.Option(1, help="how many idle robots"), episodes: int = typer.Option(1),
-              seed: int = typer.Option(0), wait: bool = typer.Option(False, help="wait until it ends, showing progress"),
+              robots: int = typer.Option(1, help="how many idle robots", callback=at_least(1)),
+              episodes: int = typer.Option(1, callback=at_least(1)), seed: int = typer.Option(0, callback=at_least(0)),
+              wait: bool = typer.Option(False, help="wait until it ends, showing progress; exit 1 unless it finished"),
               url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     client = _client(url, key)
     run = _call(client.run_task, task, policy, robots, episodes, seed)
@@ -222,6 +257,8 @@ def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, rand
                 run = _call(client.task, run["id"])
                 bar.update(job, completed=run["episodes_done"])
     _print(run)
+    if wait and run["status"] != "finished":
+        _fail(f"task run {run['id']} {run['status']}" + (f": {run['error']}" if run.get("error") else ""), code=1)
 
 
 @tasks_app.command("status")

@@ -163,9 +163,15 @@ class _Routes:
         return self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/control"
 
 
+def server_root(url: str) -> str:
+    """The server's address without a trailing slash or `/v1` (`wam serve` prints it with /v1; routes add it)."""
+    url = url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
 class Client(_Routes):
     def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 60.0, transport=None):
-        self.url = (url or os.environ.get("WAM_API_URL") or DEFAULT_URL).rstrip("/")
+        self.url = server_root(url or os.environ.get("WAM_API_URL") or DEFAULT_URL)
         self.key = key or os.environ.get("WAM_API_KEY")
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
@@ -204,7 +210,7 @@ class AsyncClient(_Routes):
     times more CPU per request than through 64 small ones (benchmarks/api_load.py)."""
 
     def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 60.0, transport=None):
-        self.url = (url or os.environ.get("WAM_API_URL") or DEFAULT_URL).rstrip("/")
+        self.url = server_root(url or os.environ.get("WAM_API_URL") or DEFAULT_URL)
         self.key = key or os.environ.get("WAM_API_KEY")
         self._options = {"base_url": self.url, "timeout": timeout, "transport": transport,
                          "headers": {"Authorization": f"Bearer {self.key}"} if self.key else {}}

@@ -162,12 +162,57 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_host(host: str, public: bool) -> None:
+    if not is_loopback(host) and not public:
+        raise ValueError(f"refusing to listen on {host}: the API drives robots; pass --public to listen beyond loopback")
+
+
+def check_startup(config: ServerConfig, host: str = "127.0.0.1", public: bool = False) -> None:
+    """Refuse, with a ValueError naming the value, what would otherwise fail inside the server's start-up or at a
+    robot's first reset: an unknown env family, a dream of no finetuned run, a database that does not open, a
+    --data that cannot take this fleet's episodes (a file, another robot's dataset, one another server writes)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from wam.envs.registry import REGISTRY
+    from wam.errors import WamError
+    from wam.runs import load_run
+
+    _check_host(host, public)
+    specs = parse_fleet(config.robots)
+    for env_id in dict.fromkeys(spec.env_id for spec in specs if not spec.remote):
+        family, name = env_id.split("/", 1)
+        if family not in REGISTRY:
+            raise ValueError(f"robot spec {env_id}: unknown env family {family!r}; known: {', '.join(sorted(REGISTRY))}, remote")
+        if family == "dream":
+            try:
+                load_run(name, "finetune")
+            except WamError as error:
+                raise ValueError(f"robot spec {env_id}: {error}") from None
+    data = Path(config.data)
+    if data.exists() and not data.is_dir():
+        raise ValueError(f"--data {data} is a file, not a dataset directory")
+    scratch = Store("sqlite://")  # the dataset as the start-up opens it, indexed into a throwaway store, closed at once
+    try:
+        worker = WorkerConfig(data, config.obs, config.size, config.max_episode_steps)
+        Recorder(worker, scratch, remote=any(spec.remote for spec in specs)).close()
+    except (WamError, OSError, ValueError) as error:
+        raise ValueError(f"--data {data}: {error}") from None
+    finally:
+        scratch.close()
+    try:
+        Store(config.db_url).close()
+    except (SQLAlchemyError, ImportError) as error:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(config.db_url).render_as_string(hide_password=True)
+        raise ValueError(f"database {shown}: cannot open it ({str(error).strip().splitlines()[0]})") from None
+
+
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, public: bool = False) -> None:
     """Run the server until interrupted; refuses a non-loopback address unless `public`."""
     import uvicorn
 
-    if not is_loopback(host) and not public:
-        raise ValueError(f"refusing to listen on {host}: the API drives robots; pass --public to listen beyond loopback")
+    _check_host(host, public)
     try:
         uvicorn.Server(uvicorn_config(create_app(config), config.limits, host=host, port=port, log_level="warning")).run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown, which has recorded every episode

@@ -11,39 +11,42 @@ from typing import Optional
 
 import typer
 
+from wam.checks import at_least, file_out, readable_weights, removed_on_failure, resumable, run_out, worker_count
+
 
 def register(app: typer.Typer) -> None:
-    from wam.cli import _fail, _train_config, console
+    from wam.cli import _fail, _train_config, console, write_json
 
     @app.command()
     def plan(
         world: Path = typer.Option(..., help="finetuned WAM run: its policy proposes, its world model and reward heads judge"),
         tasks: str = typer.Option("mt10", help="mt10, mt50 or a comma list"),
         episodes: int = typer.Option(10, help="episodes per task"),
-        samples: int = typer.Option(64, help="action chunks dreamed per CEM round"),
-        elites: int = typer.Option(8, help="best chunks the Gaussian is refitted to"),
-        iterations: int = typer.Option(3, help="CEM rounds per decision"),
-        workers: int = typer.Option(1, help="parallel worker processes"),
-        seed: int = typer.Option(0),
+        samples: int = typer.Option(64, help="action chunks dreamed per CEM round", callback=at_least(1)),
+        elites: int = typer.Option(8, help="best chunks the Gaussian is refitted to", callback=at_least(1)),
+        iterations: int = typer.Option(3, help="CEM rounds per decision", callback=at_least(1)),
+        workers: int = typer.Option(1, help="parallel worker processes", callback=worker_count),
+        seed: int = typer.Option(0, callback=at_least(0)),
         max_steps: int = typer.Option(300, help="step limit per episode"),
-        out: Optional[Path] = typer.Option(None, help="write the results JSON here"),
+        out: Optional[Path] = typer.Option(None, help="write the results JSON here", callback=file_out),
     ) -> None:
         """Model-predictive control: CEM over action chunks in the dream, run in real Meta-World episodes."""
         from wam.dojo.evaluate import EvalConfig, evaluate_policy
         from wam.envs.tasks import resolve_tasks
         from wam.errors import WamError
 
+        if elites > samples:
+            _fail(f"--elites {elites} must not exceed --samples {samples}")
         try:
             planner = {"samples": samples, "elites": elites, "iterations": iterations, "seed": seed}
             results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, planner=planner))
         except (ValueError, WamError) as err:
             _fail(str(err))
+        if out is not None:  # the results first: nothing after the evaluation may lose them
+            write_json(out, results)
         for task, r in results["tasks"].items():
             console.print(f"{task}: success {r['success_rate']:.2f} [{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]")
         console.print(f"mean success {results['mean_success']:.3f}; planning {results['policy_steps_per_s']:.1f} control steps/s")
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2))
 
 
     @app.command("rl")
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
         policy: Path = typer.Option(..., help="finetuned WAM run to improve"),
         world: Path = typer.Option(..., help="finetuned WAM run whose world model is the dream (may be the same run)"),
         task: str = typer.Option(..., help="Meta-World task name or instruction to practise"),
-        out: Path = typer.Option(..., help="output run directory (a policy run: wam eval --policy OUT)"),
+        out: Path = typer.Option(..., help="output run directory (a policy run: wam eval --policy OUT)", callback=run_out("rl")),
         iterations: int = typer.Option(40, help="policy updates"),
         starts: int = typer.Option(8, help="first frames per update"),
         group: int = typer.Option(8, help="rollouts per first frame (the group-relative baseline)"),
@@ -70,20 +73,24 @@ def register(app: typer.Typer) -> None:
                                             "(tells apart groups whose rollouts all succeed)"),
         advantage: str = typer.Option("center", help="center: return minus the group mean; std: also over the group std "
                                       "(GRPO), which amplifies reward-head noise in groups that all end alike"),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, callback=at_least(0)),
         resume: bool = typer.Option(False, "--resume"),
     ) -> None:
         """Stage three: improve a policy's action head by a group-relative policy gradient inside dreams."""
         from wam.errors import WamError
         from wam.train.rl import RLConfig, rl
 
+        if resume:
+            resumable(out / "rl.json", "an RL run")
+        readable_weights("--policy", policy)
         try:
-            summary = rl(policy, world, out, RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
-                                                      bc_weight=bc_weight, seed=seed, student=dream_student,
-                                                      start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
-                                                      judge=dream_judge, start_anywhere=start_anywhere,
-                                                      advantage=advantage, success_timing=success_timing),
-                         resume=resume)
+            config = RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
+                              bc_weight=bc_weight, seed=seed, student=dream_student,
+                              start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
+                              judge=dream_judge, start_anywhere=start_anywhere, advantage=advantage,
+                              success_timing=success_timing)
+            with removed_on_failure(out):
+                summary = rl(policy, world, out, config, resume=resume)
         except (ValueError, WamError) as err:
             _fail(str(err))
         console.print_json(json.dumps(summary))
@@ -94,7 +101,7 @@ def register(app: typer.Typer) -> None:
         world: Path = typer.Option(..., help="finetuned WAM run whose action-conditioned world model is distilled"),
         preset: str = typer.Option("cpu", help="tiny (seconds), cpu or gpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, callback=at_least(0)),
         resume: bool = typer.Option(False, "--resume", help="continue the student in WORLD/student from its last checkpoint"),
     ) -> None:
         """Distil the world model into a fast dream student (WORLD/student): dream with it via --dream-student."""
@@ -102,8 +109,10 @@ def register(app: typer.Typer) -> None:
 
         from wam.config import distill_preset
         from wam.errors import WamError
-        from wam.train.distill import distill as run_distill
+        from wam.train.distill import STUDENT_DIR, distill as run_distill
 
+        if resume:
+            resumable(world / STUDENT_DIR, "a student")
         try:
             config = distill_preset(preset)
             train_cfg = _train_config(config.train, seed, steps)
@@ -126,7 +135,7 @@ def register(app: typer.Typer) -> None:
                                      "(dreamed replays hold few successes)"),
         preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, callback=at_least(0)),
         resume: bool = typer.Option(False, "--resume", help="continue the judge in WORLD/judge from its last checkpoint"),
     ) -> None:
         """Train the world's success judge on real frames (WORLD/judge): dream with it via --dream-judge."""
@@ -134,8 +143,10 @@ def register(app: typer.Typer) -> None:
 
         from wam.config import judge_preset
         from wam.errors import WamError
-        from wam.train.judge import train_judge
+        from wam.train.judge import JUDGE_DIR, train_judge
 
+        if resume:
+            resumable(world / JUDGE_DIR, "a judge")
         try:
             config = judge_preset(preset)
             train_cfg = _train_config(config.train, seed, steps)

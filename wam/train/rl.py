@@ -184,6 +184,11 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
     from wam.envs.registry import make
 
+    for name in ("iterations", "starts", "group", "horizon", "success_hold"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if not (config.sigma > 0 and config.lr > 0 and config.bc_weight >= 0):
+        raise ValueError(f"sigma and lr must be > 0 and bc_weight >= 0, got {config.sigma}, {config.lr}, {config.bc_weight}")
     group_advantages(np.zeros(config.group), config.group, config.advantage)  # an unknown mode fails before anything is written
     named = str(policy_run)  # RUN or RUN@STEP (a snapshot)
     (policy_run, which), world_run, out = split_snapshot(policy_run), Path(world_run), Path(out)
@@ -200,6 +205,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
                   max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
                   student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold,
                   judge=config.judge, start_anywhere=config.start_anywhere)
+    dreams = getattr(dreams, "dreams", dreams)  # one start, one rollout: make() gives a single DreamEnv; its batch of one
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": named, "world": str(world_run)}, indent=2))
     for name in (RUN_FILES["finetune"], "split.json"):
