@@ -322,3 +322,23 @@ def test_episode_span_disagreeing_with_its_length_reported(lerobot_clean, tmp_pa
     problems = check_dataset(root)
     assert len(problems) == 1 and problems[0].path == root / "meta/episodes"
     assert problems[0].reason.startswith(f"episode 1: videos/{TOP} spans") and "but length is 9" in problems[0].reason
+
+
+def test_the_quick_check_passes_a_clean_dataset(clean_dataset):
+    from wam.data.check import quick_check
+
+    assert quick_check(clean_dataset) == []
+
+
+@pytest.mark.parametrize("corrupt", [truncated_mp4, truncated_data_parquet], ids=lambda f: f.__name__)
+def test_data_info_names_a_truncated_file_and_exits_1(mixed_copy, corrupt):
+    from typer.testing import CliRunner
+
+    from wam.cli import app
+    from wam.data.check import quick_check
+
+    path, _ = corrupt(mixed_copy)
+    assert [p.path for p in quick_check(mixed_copy)] == [path]
+    result = CliRunner().invoke(app, ["data", "info", str(mixed_copy)])
+    assert result.exit_code == 1 and path.name in result.output and "damaged" in result.output
+    assert "Traceback" not in result.output
