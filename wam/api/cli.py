@@ -118,9 +118,18 @@ def mcp(url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     build_server(url, key).run(transport="stdio")
 
 
+def _scope(value: str) -> str:
+    """Checked while the command line is parsed: a bad scope creates no database."""
+    from wam.api.auth import SCOPES
+
+    if value not in SCOPES:
+        raise typer.BadParameter(f"{value!r} (must be one of {', '.join(SCOPES)})")
+    return value
+
+
 @keys_app.command("create")
 def keys_create(
-    scope: str = typer.Option(..., help="read | control | admin"),
+    scope: str = typer.Option(..., help="read | control | admin", callback=_scope),
     robots: str = typer.Option("*", help="robot-id pattern the key may use, e.g. 'reach-*'"),
     name: str = typer.Option("", help="a note on who holds it"),
     data: Optional[Path] = DATA,
