@@ -67,7 +67,6 @@ def setting(robots: str, seconds: float, pixels: bool, tmp: Path) -> dict:
     from wam.api.auth import create_key
     from wam.api.server import BackgroundServer, ServerConfig
     from wam.api.store import Store
-    from wam.bridge.bridge import wait_attached  # noqa: F401 - the bridge process attaches; the server says when
 
     config = ServerConfig(robots, tmp / robots.replace("/", "_"), obs="pixels" if pixels else "state", max_episode_steps=100)
     store = Store(config.db_url)

@@ -311,19 +311,19 @@ class FakeClient:
 
 
 def test_a_failed_task_run_fails_the_wait(monkeypatch):
-    import wam.api.cli
+    import wam.cli.api
 
-    monkeypatch.setattr(wam.api.cli, "_client", FakeClient)
-    monkeypatch.setattr(wam.api.cli.time, "sleep", lambda s: None)
+    monkeypatch.setattr(wam.cli.api, "_client", FakeClient)
+    monkeypatch.setattr(wam.cli.api.time, "sleep", lambda s: None)
     assert_refused(invoke("tasks", "run", "reach-v3", "--episodes", 2, "--wait"), "robot reach-v3-0 died", code=1)
     assert invoke("tasks", "run", "reach-v3", "--episodes", 2).exit_code == 0  # not waited for: started is success
 
 
 @pytest.mark.parametrize("given", ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000"])
 def test_the_url_serve_prints_is_a_url_clients_take(given, monkeypatch):
-    import wam.api.cli
+    import wam.cli.api
 
-    monkeypatch.setattr(wam.api.cli, "_client", FakeClient)
+    monkeypatch.setattr(wam.cli.api, "_client", FakeClient)
     result = invoke("robots", "list", "--url", given)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0]["url"] == "http://127.0.0.1:8000"

@@ -24,6 +24,7 @@ smooths the switches between chunks at the price of a model call per frame.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,53 @@ def load(run: str | Path, which: str = "checkpoint", device: str | None = None, 
     if not split_snapshot(run)[0].exists():
         raise CheckpointError(f"{run}: no such run directory")
     return WAMPolicy(Path(run), which, device or ("cuda" if torch.cuda.is_available() else "cpu"), execute, ensemble)
+
+
+class PolicyActor:
+    """A finetuned policy in the expert's seat, so the collector records the policy's own episodes.
+
+    Why: a world model trained on demonstrations (and play) learns what good arms do; it has
+    never seen how a weak policy fails, so its dreams let a near-miss policy reach the goal.
+    Recording the policy's rollouts, failures included, and finetuning the world on them is
+    the Dyna loop (real experience of the current policies improves the model). `noise`
+    adds clipped Gaussian noise to every action, seeded per episode like the expert's.
+    """
+
+    def __init__(self, run, task: str, noise: float = 0.0):
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.policy, self.task, self.noise = load(run, device="cpu"), task, noise
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.policy.reset(self.task)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        action = self.policy.act(obs)
+        if self.noise > 0:
+            action = action + self._rng.normal(0.0, self.noise, size=action.shape).astype(np.float32)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PolicyActors:
+    """Collection's actors for a finetuned run (`CollectConfig.policy`): a PolicyActor per task, made inside each
+    collection worker. Picklable, so it travels to the workers with the config; the collector never imports a
+    model (collection comes before training in the data flow: the command line chooses who acts)."""
+
+    run: Path  # RUN or RUN@STEP
+
+    @property
+    def source(self) -> str:
+        return f"policy:{self.run}"
+
+    @property
+    def image_size(self) -> int:
+        """The frames the policy sees (a clear CheckpointError for a directory that is no finetuned run)."""
+        return load_run(split_snapshot(self.run)[0], "finetune").image_size
+
+    def __call__(self, task: str, noise: float = 0.0) -> PolicyActor:
+        torch.set_num_threads(1)  # one worker a core: the policy's matmuls must not fight the other workers
+        return PolicyActor(self.run, task, noise=noise)

@@ -330,7 +330,7 @@ def test_an_unknown_camera_is_refused_before_anything_starts(tmp_path):
 
 def test_a_dream_is_collected_with_one_camera(tmp_path):
     with pytest.raises(ValueError, match="one camera"):
-        _collect(tmp_path / "dream", cameras=CAMERAS, env="dream/nowhere", policy=tmp_path / "run")
+        _collect(tmp_path / "dream", cameras=CAMERAS, env="dream/nowhere", policy=lambda task, noise: None)
 
 
 @pytest.mark.parametrize("size", [96, 128])

@@ -12,8 +12,8 @@ from wam.data import Dataset
 from wam.data.check import check_dataset
 from wam.envs import make
 from wam.envs.collect import CollectConfig, collect, episode_seed
-from wam.envs.experts import PolicyActor
 from wam.errors import CheckpointError
+from wam.policy import PolicyActor, PolicyActors
 
 from tests.support.finetune_fixtures import tiny_dream_run, tiny_finetune_config
 from tests.support.pretrain_fixtures import tiny_run, write_dataset
@@ -24,7 +24,7 @@ TASK = "move the square"
 
 
 def _collect(out: Path, world: Path, policy: Path | None, tasks=(TASK,), **kwargs):
-    config = CollectConfig(**{"tasks": tasks, "episodes": 2, "out": out, "max_steps": 10, "policy": policy,
+    config = CollectConfig(**{"tasks": tasks, "episodes": 2, "out": out, "max_steps": 10, "policy": policy and PolicyActors(policy),
                               "env": f"dream/{world}", **kwargs})
     return collect(config, progress=False)
 
@@ -80,7 +80,7 @@ def test_what_cannot_dream_is_refused_before_anything_is_written(tmp_path_factor
     with pytest.raises(ValueError, match="--size 64"):
         _collect(tmp_path / "c", world, world, size=32)
     with pytest.raises(ValueError, match="'metaworld' or 'dream/<RUN>'"):
-        collect(CollectConfig((TASK,), 1, tmp_path / "d", policy=world, env="robosuite"), progress=False)
+        collect(CollectConfig((TASK,), 1, tmp_path / "d", policy=PolicyActors(world), env="robosuite"), progress=False)
     with pytest.raises(ValueError, match="no tasks"):
         _collect(tmp_path / "e", world, world, tasks=())
     assert not any((tmp_path / d).exists() for d in "abcde")

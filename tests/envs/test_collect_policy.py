@@ -11,8 +11,8 @@ from wam.data import Dataset
 from wam.data.check import check_dataset
 from wam.envs import make
 from wam.envs.collect import CollectConfig, collect, episode_seed
-from wam.envs.experts import PolicyActor
 from wam.errors import CheckpointError
+from wam.policy import PolicyActor, PolicyActors
 
 from tests.support.finetune_fixtures import tiny_wam_run
 from tests.support.pretrain_fixtures import tiny_run
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs
 
 
 def _collect(out: Path, policy: Path, **kwargs):
-    config = CollectConfig(**{"tasks": ("reach-v3",), "episodes": 2, "out": out, "max_steps": 12, "policy": policy, **kwargs})
+    config = CollectConfig(**{"tasks": ("reach-v3",), "episodes": 2, "out": out, "max_steps": 12, "policy": PolicyActors(policy),
+                              **kwargs})
     return collect(config, progress=False)
 
 

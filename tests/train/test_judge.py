@@ -68,13 +68,13 @@ def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tm
 def _sources_for(world: Path, data: list[Path]):
     """The judge's training sources as train_judge builds them (the caches exist after training)."""
     from wam.train.frame_cache import load_frame_cache
-    from wam.train.judge import _Source
+    from wam.train.judge import JudgeSource
 
     sources = []
     for name in ("cache", "cache_judge"):
         cache = load_frame_cache(world / name)
         latents = np.load(next((world / name).glob("latents-*.npy")), mmap_mode="r")
-        sources.append(_Source(cache, latents, [e for e in cache.episodes if e.has_reward], []))
+        sources.append(JudgeSource(cache, latents, [e for e in cache.episodes if e.has_reward], []))
     return sources
 
 
@@ -141,11 +141,12 @@ def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp
 
 def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reached(tmp_path_factory, tmp_path):
     from wam.train.frame_cache import build_frame_cache, load_frame_cache
-    from wam.train.judge import _Source, dreamed_source
+    from wam.dojo.judge_replay import dreamed_source
+    from wam.train.judge import JudgeSource
 
     world = _world(tmp_path_factory, tmp_path)
     data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
-    summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False)
+    summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False, dream_replay=dreamed_source)
     from wam.train.pretrain import split_cached_episodes
 
     saved = json.loads((world / "finetune.json").read_text())
@@ -158,7 +159,7 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
     cache = build_frame_cache([str(data)], world / "cache_judge", int(saved["image_size"]), 4, 4, False)
     train_lengths = [e.length for e in cache.episodes]
     latents = np.load(next((world / "cache_judge").glob("latents-*.npy")), mmap_mode="r")
-    source = _Source(cache, latents, cache.episodes, [])
+    source = JudgeSource(cache, latents, cache.episodes, [])
     dreamed = dreamed_source(world, source, torch.device("cpu"), batch=4, progress=False)
     assert [e.length for e in dreamed.train] == [(n - 1) // stride for n in train_lengths]
     for real, replay in zip(cache.episodes, dreamed.train):
@@ -171,15 +172,15 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
 def test_balanced_batches_draw_rare_successes_as_often_as_failures():
     from wam.models.text import TextConfig
     from wam.train.frame_cache import CachedEpisode, FrameCache
-    from wam.train.judge import _Source
+    from wam.train.judge import JudgeSource
 
-    def source(n: int, positives: int) -> _Source:
+    def source(n: int, positives: int) -> JudgeSource:
         success = np.zeros(n, bool)
         success[n - positives:] = True  # a few success frames at the end, as in a dreamed replay
         episode = CachedEpisode("d", 0, 0, n, TASK, has_state=True, has_actions=False, has_reward=True)
         cache = FrameCache(Path("."), np.empty((0,), np.uint8), np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32),
                            [episode], np.zeros(n, np.float32), success)
-        return _Source(cache, np.zeros((n, 2, 2, 2), np.float16), [episode], [])
+        return JudgeSource(cache, np.zeros((n, 2, 2, 2), np.float16), [episode], [])
 
     sources = [source(1000, 10), source(500, 0)]
     plain = JudgeBatches(sources, TextConfig(), 600, seed=0).batch(0)

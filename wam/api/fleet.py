@@ -230,7 +230,7 @@ class Fleet:
             raise RobotUnavailable(f"robot {robot_id} is {handle.status}; try again shortly")
         handle.bridge = bridge
         try:
-            result = await self.call(robot_id, "attach", {"declaration": bridge.declaration})
+            await self.call(robot_id, "attach", {"declaration": bridge.declaration})
         except BaseException:
             handle.bridge = None
             raise

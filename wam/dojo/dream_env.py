@@ -78,6 +78,13 @@ class DreamConfig:
     final_window: int = 10
 
 
+def preflight(run: str, size: int | None = None) -> None:
+    """`wam.envs.registry.preflight("dream/<RUN>", size=...)`: whether RUN can dream, and at that image size."""
+    dreams = dreamable(Path(run)).image_size
+    if size is not None and size != dreams:
+        raise ValueError(f"{run} dreams {dreams}-pixel images, not {size}; use --size {dreams}")
+
+
 def dreamable(run: Path) -> RunRecord:
     """The run's record, or a CheckpointError saying why the run cannot dream (checked before loading)."""
     run = Path(run)

@@ -13,7 +13,7 @@ expert's action there as its label) or at the step limit; with `after_success` =
 N steps more, so that a success head sees the goal state held and not one positive frame
 per episode. `explore` turns the expert into a play-data generator (see experts.py). With `policy` = a
 finetuning run, that policy drives instead of the expert and its own rollouts, failures
-included, are recorded (`PolicyActor` in experts.py says why a world model wants them).
+included, are recorded (`PolicyActor` in wam/policy.py says why a world model wants them).
 With `env` = "dream/<RUN>" the policy acts in that run's dreams instead of the simulator and
 the dreamed episodes are recorded (rewards and success flags from the world's heads): compute
 becomes data. A dream of a Meta-World task starts from the simulator's first frame of the
@@ -32,6 +32,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,8 @@ class CollectConfig:
     max_steps: int = 500
     explore: float = 0.0  # probability that a 16-step segment is one held random action instead of the expert
     after_success: int = 0  # steps recorded after the first success (the step limit still applies)
-    policy: Path | None = None  # a finetuning run that drives instead of the scripted expert
+    policy: Any = None  # who acts instead of the scripted expert: a picklable (task, noise) -> actor factory, e.g.
+    # wam.policy.PolicyActors(RUN) for a finetuned run (the command line chooses; the collector imports no model)
     env: str = "metaworld"  # or "dream/<RUN>": that finetuned world steps instead of the simulator (needs `policy`)
 
 
@@ -177,20 +179,16 @@ _WORKER: dict = {}
 
 
 def _source(config: CollectConfig) -> str:
-    return "scripted_expert" if config.policy is None else f"policy:{config.policy}"
+    return "scripted_expert" if config.policy is None else getattr(config.policy, "source", f"policy:{config.policy!r}")
 
 
 def _worker_init(config: CollectConfig) -> None:
     _WORKER.clear()
     _WORKER["config"] = config
-    if config.policy is not None:
-        import torch
-
-        torch.set_num_threads(1)  # one worker a core: the policy's matmuls must not fight the other workers
 
 
 def _run_job(job: EpisodeJob) -> StagedEpisode:
-    from wam.envs.experts import PolicyActor, ScriptedExpert
+    from wam.envs.experts import ScriptedExpert
     from wam.envs.registry import make
 
     config: CollectConfig = _WORKER["config"]
@@ -204,7 +202,7 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
             if job.task in MT50:
                 scene = make(f"metaworld/{job.task}", obs="pixels", size=config.size, cameras=config.cameras)
         actor = (ScriptedExpert(job.task, noise=config.noise, explore=config.explore) if config.policy is None
-                 else PolicyActor(config.policy, job.task, noise=config.noise))
+                 else config.policy(job.task, config.noise))
         _WORKER[job.task] = (env, actor, scene)
     env, expert, scene = _WORKER[job.task]
     start = None
@@ -269,15 +267,12 @@ def _check_cameras(config: CollectConfig) -> None:
 
 def _check_dream(config: CollectConfig) -> None:
     """A dream collection's errors before any worker starts: what drives it, and whether its run can dream."""
-    from wam.dojo.dream_env import dreamable
+    from wam.envs.registry import preflight
 
-    run = Path(config.env.removeprefix("dream/"))
     if config.policy is None:
         raise ValueError(f"{config.env}: the scripted experts read the simulator's hidden state, which a dream has none of; "
                          "collect in a dream with a policy (--policy RUN)")
-    size = dreamable(run).image_size
-    if size != config.size:
-        raise ValueError(f"{run} dreams {size}-pixel images; collect with --size {size}, not {config.size}")
+    preflight(config.env, size=config.size)
 
 
 def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
@@ -299,10 +294,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     if config.policy is not None:
         if config.explore > 0:
             raise ValueError("explore is the scripted expert's play mode; a policy run explores with noise instead")
-        from wam.runs import load_run
-        from wam.train.finetune import split_snapshot
-
-        size = load_run(split_snapshot(config.policy)[0], "finetune").image_size  # a clear CheckpointError now, not per worker
+        size = getattr(config.policy, "image_size", config.size)  # a clear error now, not in every worker
         if size != config.size:
             raise ValueError(f"{config.policy} sees {size}-pixel images; collect with --size {size}, not {config.size}")
     if config.env != "metaworld":

@@ -57,33 +57,3 @@ class ScriptedExpert:
         if self.noise > 0:
             action = action + self._rng.normal(0.0, self.noise, size=action.shape).astype(np.float32)
         return np.clip(action, -1.0, 1.0)
-
-
-class PolicyActor:
-    """A finetuned policy in the expert's seat, so the collector records the policy's own episodes.
-
-    Why: a world model trained on demonstrations (and play) learns what good arms do; it has
-    never seen how a weak policy fails, so its dreams let a near-miss policy reach the goal.
-    Recording the policy's rollouts, failures included, and finetuning the world on them is
-    the Dyna loop (real experience of the current policies improves the model). `noise`
-    adds clipped Gaussian noise to every action, seeded per episode like the expert's.
-    """
-
-    def __init__(self, run, task: str, noise: float = 0.0):
-        from wam.policy import load
-
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.policy, self.task, self.noise = load(run, device="cpu"), task, noise
-        self._rng = np.random.default_rng(0)
-
-    def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self.policy.reset(self.task)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        action = self.policy.act(obs)
-        if self.noise > 0:
-            action = action + self._rng.normal(0.0, self.noise, size=action.shape).astype(np.float32)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)

@@ -15,10 +15,29 @@ EnvFactory = Callable[..., gym.Env]
 # A factory, or "module:function" for families defined by later stages (imported only when used,
 # so this package never imports from a stage that comes after it).
 REGISTRY: dict[str, EnvFactory | str] = {"dream": "wam.dojo.dream_env:make_dream"}
+# What a family checks before any env of it is made (a clear error up front, not one per worker), e.g. that a
+# dream's run can dream at the asked image size. Same form as REGISTRY.
+PREFLIGHT: dict[str, Callable[..., None] | str] = {"dream": "wam.dojo.dream_env:preflight"}
 
 
 def register(family: str, factory: EnvFactory | str) -> None:
     REGISTRY[family] = factory
+
+
+def _resolve(entry):
+    if isinstance(entry, str):
+        import importlib
+
+        module, function = entry.split(":")
+        return getattr(importlib.import_module(module), function)
+    return entry
+
+
+def preflight(env_id: str, **options) -> None:
+    """Raise the error `make(env_id, **options)` would meet, where the family can tell without building the env."""
+    family, _, name = env_id.partition("/")
+    if family in PREFLIGHT:
+        _resolve(PREFLIGHT[family])(name, **options)
 
 
 def make(env_id: str, **kwargs) -> gym.Env:
@@ -28,13 +47,7 @@ def make(env_id: str, **kwargs) -> gym.Env:
         raise ValueError(f"env id {env_id!r} must look like <family>/<name>, e.g. metaworld/reach-v3")
     if family not in REGISTRY:
         raise ValueError(f"unknown env family {family!r} in {env_id!r}; known: {sorted(REGISTRY)}")
-    factory = REGISTRY[family]
-    if isinstance(factory, str):
-        import importlib
-
-        module, _, function = factory.partition(":")
-        factory = getattr(importlib.import_module(module), function)
-    return factory(name, **kwargs)
+    return _resolve(REGISTRY[family])(name, **kwargs)
 
 
 def _make_metaworld(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,11 +44,15 @@ JUDGE_DIR = "judge"
 
 
 @dataclass(frozen=True)
-class _Source:
+class JudgeSource:
     cache: FrameCache
     latents: np.ndarray  # (N, C, h, w) float16, memory-mapped
     train: list[CachedEpisode]
     val: list[CachedEpisode]
+
+
+# (world, a source's real episodes, device, progress=...) -> the same episodes' frames as the world dreams them
+DreamReplay = Callable[..., "JudgeSource"]
 
 
 class JudgeBatches:
@@ -58,7 +63,7 @@ class JudgeBatches:
     that a dreamed frame is a failure (benchmarks/results/dream_eval_judge_dreamed.json).
     """
 
-    def __init__(self, sources: list[_Source], text_config, batch_size: int, seed: int, split: str = "train",
+    def __init__(self, sources: list[JudgeSource], text_config, batch_size: int, seed: int, split: str = "train",
                  balance: bool = False):
         self.sources, self.batch_size, self.seed = sources, batch_size, seed
         rows, texts = [], []
@@ -113,9 +118,14 @@ def _sources_of(episodes: list[CachedEpisode], exclude: tuple[str, ...]) -> list
 
 
 def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, exclude_sources: tuple[str, ...] = (),
-                resume: bool = False, progress: bool = True) -> dict:
-    """Train `world/judge`; returns its summary (also judge/summary.json)."""
+                resume: bool = False, progress: bool = True, dream_replay: DreamReplay | None = None) -> dict:
+    """Train `world/judge`; returns its summary (also judge/summary.json).
+
+    `dream_replay` makes the dreamed frames `config.dreamed` asks for (wam.dojo.judge_replay.dreamed_source):
+    dreaming is the dojo's, a later stage than training, so the caller hands it in."""
     world = Path(world)
+    if config.dreamed and dream_replay is None:
+        raise ValueError("config.dreamed needs dream_replay (wam.dojo.judge_replay.dreamed_source) to dream the frames")
     record = load_run(world, "finetune")
     out = world / JUDGE_DIR
     if resolve(out / "checkpoint") is not None and not resume:
@@ -145,9 +155,9 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
             train_eps, val_eps = episodes, []
         if train_eps or val_eps:
             latents = encode_latents(tokenizer, cache, world / name / f"latents-{step}.npy", device, progress)
-            sources.append(_Source(cache, latents, train_eps, val_eps))
+            sources.append(JudgeSource(cache, latents, train_eps, val_eps))
             if name == "cache_judge" and config.dreamed:
-                sources.append(dreamed_source(world, sources[-1], device, progress=progress))
+                sources.append(dream_replay(world, sources[-1], device, progress=progress))
     if not sources:
         raise DatasetError(f"{world}: none of its data nor {', '.join(map(str, data)) or 'any --data'} has success flags")
 
@@ -175,56 +185,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     return summary
 
 
-def dreamed_source(world: Path, source: _Source, device: torch.device, batch: int = 64, progress: bool = True) -> _Source:
-    """`source`'s training episodes replayed open-loop in the world's dream, as judge training frames: the
-    dream's frame after each model step, labelled with the real success flag of the frame the actions reached."""
-    from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
-    from wam.train.progress import progress_bar
-
-    cache = source.cache
-    by_task: dict[str, list[CachedEpisode]] = {}
-    for e in source.train:
-        if e.has_actions and e.length > 1:
-            by_task.setdefault(e.task, []).append(e)
-    chunks = [(task, eps[i: i + batch]) for task, eps in by_task.items() for i in range(0, len(eps), batch)]
-    latents, states, flags, episodes = [], [], [], []
-    with progress_bar("dream replays", sum(len(c) for _, c in chunks), "episodes", enabled=progress) as advance:
-        for task, chunk in chunks:
-            steps = max(e.length - 1 for e in chunk)  # the last action labels the last frame and is never executed
-            env = DreamVectorEnv(DreamConfig(world, task, num_envs=len(chunk), max_episode_steps=steps + 1,
-                                             decode_images=False, terminate_on_success=False, device=str(device)))
-            env.reset(seed=list(range(len(chunk))),
-                      options={"image": np.stack([cache.frames[e.start] for e in chunk]),
-                               "state": np.stack([cache.state[e.start] for e in chunk]).astype(np.float32)})
-            rows: list[list[tuple]] = [[] for _ in chunk]
-            for t in range(steps):
-                actions = np.stack([cache.action[e.start + t] if t < e.length - 1 else np.zeros_like(cache.action[0])
-                                    for e in chunk]).clip(-1, 1).astype(np.float32)
-                obs, *_ = env.step(actions)
-                if (t + 1) % env.stride:
-                    continue  # no model step yet: the observation is the last predicted frame
-                for i, e in enumerate(chunk):
-                    if t + 1 < e.length:
-                        rows[i].append((obs["latent"][i], obs["state"][i], bool(cache.success[e.start + t + 1])))
-            for e, replay in zip(chunk, rows):
-                if not replay:
-                    continue
-                episodes.append(CachedEpisode(e.dataset, e.episode, sum(len(x) for x in latents), len(replay), e.task,
-                                              has_state=True, has_actions=False, has_reward=True))
-                latents.append(np.stack([r[0] for r in replay]).astype(np.float16))
-                states.append(np.stack([r[1] for r in replay]).astype(np.float32))
-                flags.append(np.array([r[2] for r in replay], bool))
-            advance(len(chunk))
-    if not episodes:
-        raise DatasetError(f"{world}: no episode with actions to replay in the dream for the judge")
-    state = np.concatenate(states)
-    dreamed = FrameCache(world / "dreamed", np.empty((0,), np.uint8), state, np.zeros((len(state), cache.action.shape[1]),
-                         np.float32), episodes, np.zeros(len(state), np.float32), np.concatenate(flags))
-    return _Source(dreamed, np.concatenate(latents), episodes, [])
-
-
 @torch.no_grad()
-def _episode_rates(judge: SuccessJudge, sources: list[_Source], config: SuccessJudgeConfig, device) -> dict:
+def _episode_rates(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJudgeConfig, device) -> dict:
     """The judge's verdict on every held-out episode (success called at any frame after the first)."""
     real, called = [], []
     for source in sources:

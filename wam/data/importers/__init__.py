@@ -15,30 +15,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from wam.data import layout
+from wam.data.importers.result import ImportResult
 from wam.data.video import VideoConfig
 from wam.errors import DatasetError
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
-
-
-@dataclass
-class ImportResult:
-    """What a conversion wrote, and what it had to leave out or change (`notes`)."""
-
-    source: str
-    out: str
-    format: str
-    episodes: int
-    frames: int
-    fps: int
-    cameras: dict[str, tuple[int, int]]  # key -> (height, width)
-    tasks: list[str]
-    notes: list[str] = field(default_factory=list)
 
 
 def _lerobot_v21(src: Path, out: Path, **options) -> ImportResult:

@@ -41,7 +41,7 @@ from PIL import Image
 
 from wam.data import layout
 from wam.data.episode import Episode
-from wam.data.importers import ImportResult
+from wam.data.importers.result import ImportResult
 from wam.data.layout import Feature
 from wam.data.video import VideoConfig
 from wam.data.writer import DatasetWriter

@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from wam.data.episode import Episode
-from wam.data.importers import ImportResult
+from wam.data.importers.result import ImportResult
 from wam.data.layout import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, Feature
 from wam.data.video import VideoConfig
 from wam.data.writer import DatasetWriter

@@ -1,6 +1,6 @@
 """`wam plan`, `wam rl`, `wam distill`, `wam judge`: the dream dojo's command line (stage three).
 
-Thin calls into wam.dojo and wam.train, registered on the main app by `wam.cli`.
+Thin calls into wam.dojo and wam.train, registered on the main app by `wam.cli.app`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from typing import Optional
 
 import typer
 
-from wam.checks import at_least, file_out, readable_weights, removed_on_failure, resumable, run_out, worker_count
+from wam.cli.common import console, fail, train_config, write_json
+from wam.cli.checks import at_least, file_out, readable_weights, removed_on_failure, resumable, run_out, worker_count
 
 
 def register(app: typer.Typer) -> None:
-    from wam.cli import _fail, _train_config, console, write_json
-
     @app.command()
     def plan(
         world: Path = typer.Option(..., help="finetuned WAM run: its policy proposes, its world model and reward heads judge"),
@@ -36,12 +35,12 @@ def register(app: typer.Typer) -> None:
         from wam.errors import WamError
 
         if elites > samples:
-            _fail(f"--elites {elites} must not exceed --samples {samples}")
+            fail(f"--elites {elites} must not exceed --samples {samples}")
         try:
             planner = {"samples": samples, "elites": elites, "iterations": iterations, "seed": seed}
             results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, planner=planner))
         except (ValueError, WamError) as err:
-            _fail(str(err))
+            fail(str(err))
         if out is not None:  # the results first: nothing after the evaluation may lose them
             write_json(out, results)
         for task, r in results["tasks"].items():
@@ -92,7 +91,7 @@ def register(app: typer.Typer) -> None:
             with removed_on_failure(out):
                 summary = rl(policy, world, out, config, resume=resume)
         except (ValueError, WamError) as err:
-            _fail(str(err))
+            fail(str(err))
         console.print_json(json.dumps(summary))
 
 
@@ -115,10 +114,10 @@ def register(app: typer.Typer) -> None:
             resumable(world / STUDENT_DIR, "a student")
         try:
             config = distill_preset(preset)
-            train_cfg = _train_config(config.train, seed, steps)
+            train_cfg = train_config(config.train, seed, steps)
             summary = run_distill(world, replace(config, train=train_cfg, seed=seed), resume=resume)
         except (ValueError, WamError) as err:
-            _fail(str(err))
+            fail(str(err))
         console.print_json(json.dumps(summary))
 
 
@@ -143,16 +142,18 @@ def register(app: typer.Typer) -> None:
 
         from wam.config import judge_preset
         from wam.errors import WamError
+        from wam.dojo.judge_replay import dreamed_source
         from wam.train.judge import JUDGE_DIR, train_judge
 
         if resume:
             resumable(world / JUDGE_DIR, "a judge")
         try:
             config = judge_preset(preset)
-            train_cfg = _train_config(config.train, seed, steps)
+            train_cfg = train_config(config.train, seed, steps)
             summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed,
                                                                    balance=balance),
-                                  exclude_sources=tuple(exclude_source or ()), resume=resume)
+                                  exclude_sources=tuple(exclude_source or ()), resume=resume,
+                                  dream_replay=dreamed_source if dreamed else None)
         except (ValueError, WamError) as err:
-            _fail(str(err))
+            fail(str(err))
         console.print_json(json.dumps(summary))

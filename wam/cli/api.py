@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-
-from wam.checks import api_url, at_least, db_url, directory_out, in_range, positive, shown_db
-
-console = Console()
-errors = Console(stderr=True)
+from wam.cli.checks import api_url, at_least, db_url, directory_out, in_range, positive, shown_db
+from wam.cli.common import console, errors, fail
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed in the server's database).", no_args_is_help=True)
 robots_app = typer.Typer(help="Look at and drive the robots of a running server.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Run a task with a policy on robots of a running server.", no_args_is_help=True)
@@ -28,11 +24,6 @@ URL = typer.Option(None, "--url", envvar="WAM_API_URL", callback=api_url,
 KEY = typer.Option(None, "--key", envvar="WAM_API_KEY", help="API key")
 DATA = typer.Option(None, help="the server's --data (locates the default SQLite database)", callback=directory_out)
 DB = typer.Option(None, help="the server's --db URL", callback=db_url)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _print(value) -> None:
@@ -51,9 +42,9 @@ def _call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except ApiError as error:
-        _fail(_readable(error))
+        fail(_readable(error))
     except Exception as error:  # noqa: BLE001 - connection refused and the like, said plainly
-        _fail(f"{type(error).__name__}: {error}")
+        fail(f"{type(error).__name__}: {error}")
 
 
 def _readable(error) -> str:
@@ -74,16 +65,16 @@ def _store(data: Optional[Path], db: Optional[str], create: bool = False):
     from wam.api.store import Store
 
     if db is None and data is None:
-        _fail("say which server's database: --data DIR (its default SQLite) or --db URL")
+        fail("say which server's database: --data DIR (its default SQLite) or --db URL")
     url = db or default_db(data)
     named = f"--db {shown_db(url)}" if db else f"--data {data} (database {url})"
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and ":memory:" not in url else None
     if path is not None and not create and not Path(path).is_file():
-        _fail(f"{named}: no database there yet (`wam keys create` or `wam serve` makes it)")
+        fail(f"{named}: no database there yet (`wam keys create` or `wam serve` makes it)")
     try:
         return Store(url)
     except (SQLAlchemyError, ImportError) as error:
-        _fail(f"{named}: cannot open the database ({str(error).strip().splitlines()[0]})")
+        fail(f"{named}: cannot open the database ({str(error).strip().splitlines()[0]})")
 
 
 def serve(
@@ -108,7 +99,7 @@ def serve(
         console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
         run_server(config, host, port, public)
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def mcp(url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
@@ -143,7 +134,7 @@ def keys_create(
     try:
         info, secret = create_key(store, scope, robots, name)
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
     finally:
         store.close()
     _print({"id": info.id, "scope": info.scope, "robots": info.robots, "key": secret})
@@ -171,11 +162,11 @@ def keys_revoke(key_id: str, data: Optional[Path] = DATA, db: Optional[str] = DB
     try:
         found = store.revoke_key(key_id)
     except LastAdminKey as error:
-        _fail(str(error))
+        fail(str(error))
     finally:
         store.close()
     if not found:
-        _fail(f"no key {key_id!r}")
+        fail(f"no key {key_id!r}")
     console.print(f"revoked {key_id} (servers forget cached keys within 5 s)")
 
 
@@ -216,9 +207,9 @@ def robots_step(robot_id: str, action: str = typer.Argument(..., help="comma-sep
     try:
         values = [float(v) for v in action.split(",")]
     except ValueError:
-        _fail(f"action {action!r} must be comma-separated numbers, e.g. 0,0.5,0,0")
+        fail(f"action {action!r} must be comma-separated numbers, e.g. 0,0.5,0,0")
     if not all(math.isfinite(v) for v in values):
-        _fail(f"action {action!r} must be finite numbers (no nan or inf)")
+        fail(f"action {action!r} must be finite numbers (no nan or inf)")
     client = _client(url, key)
     _call(client.lease, robot_id, ttl)
     _print(_call(client.step, robot_id, actions=[values] * repeat))
@@ -237,11 +228,11 @@ def robots_estop(robot_id: Optional[str] = typer.Argument(None, help="a robot; o
                  url: Optional[str] = URL, key: Optional[str] = KEY) -> None:
     client = _client(url, key)
     if all_robots and release:
-        _fail("--release frees one robot at a time (a stop is released by its presser or an admin): name the robot")
+        fail("--release frees one robot at a time (a stop is released by its presser or an admin): name the robot")
     if all_robots:
         _print(_call(client.estop_fleet))
     elif robot_id is None:
-        _fail("name a robot or pass --all")
+        fail("name a robot or pass --all")
     else:
         _print(_call(client.release_estop if release else client.estop, robot_id))
 
@@ -267,7 +258,7 @@ def tasks_run(task: str, policy: str = typer.Option("expert", help="expert, rand
                 bar.update(job, completed=run["episodes_done"])
     _print(run)
     if wait and run["status"] != "finished":
-        _fail(f"task run {run['id']} {run['status']}" + (f": {run['error']}" if run.get("error") else ""), code=1)
+        fail(f"task run {run['id']} {run['status']}" + (f": {run['error']}" if run.get("error") else ""), code=1)
 
 
 @tasks_app.command("status")

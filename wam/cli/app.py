@@ -1,4 +1,5 @@
-"""The `wam` command line: one sub-command per stage, each a thin call into the library."""
+"""The `wam` command line's stage commands (collect, data, pretrain, finetune, eval, ...), each a thin call into the
+library; the dojo's, the API's and the bridge's commands register beside them (wam.cli)."""
 
 from __future__ import annotations
 
@@ -7,43 +8,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from wam.api.cli import register as register_api_commands
-from wam.checks import (at_least, dataset_out, directory_out, file_out, in_range, readable_weights, removed_on_failure,
+from wam.cli.api import register as register_api_commands
+from wam.cli.checks import (at_least, dataset_out, directory_out, file_out, in_range, readable_weights, removed_on_failure,
                         resumable, run_out, worker_count)
-from wam.dojo.cli import register as register_dojo_commands
+from wam.cli.common import BF16_HELP, console, errors, fail, train_config, write_json
+from wam.cli.dojo import register as register_dojo_commands
 
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 register_api_commands(app)
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-BF16_HELP = ("bfloat16 autocast (--bf16) or full precision (--fp32); default: bf16 on cuda only. On CPUs with bf16 units "
-             "(AVX512-BF16, AMX) --bf16 trains the cpu preset's tokenizer ~2.7x and world model ~1.7x faster per step "
-             "(benchmarks/train_throughput.py --precisions fp32,bf16)")
-
-
-def _train_config(train, seed: int, steps: int | None):
-    """A preset's TrainConfig with the seed, and with --steps the schedule and intervals shrunk to fit it."""
-    from dataclasses import replace
-
-    train = replace(train, seed=seed)
-    if steps is None:
-        return train
-    return replace(train, steps=steps, warmup_steps=min(train.warmup_steps, max(1, steps // 10)),
-                   eval_every=min(train.eval_every, steps), checkpoint_every=min(train.checkpoint_every, steps))
-
-
 @app.command()
 def collect(
     tasks: str = typer.Option(..., help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3"),
@@ -70,25 +46,21 @@ def collect(
     from wam.envs.collect import CollectConfig
     from wam.envs.collect import collect as run_collect
     from wam.errors import WamError
+    from wam.policy import PolicyActors
 
     try:
         names = tuple(t.strip() for t in tasks.split(",") if t.strip()) if env != "metaworld" else (tasks,)
         views = tuple(c.strip() for c in cameras.split(",") if c.strip())
         config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, max_steps,
-                               explore=explore, after_success=after_success, policy=policy, env=env)
+                               explore=explore, after_success=after_success,
+                               policy=None if policy is None else PolicyActors(policy), env=env)
         result = run_collect(config)
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     console.print(
         f"added {result.added} episodes ({result.skipped} already there), {result.frames} frames in "
         f"{result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s), {result.successes}/{result.added} successful"
     )
-
-
-def write_json(path: Path, value) -> None:
-    """Results to a file the command line was given (checked up front by `file_out`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2))
 
 
 def _open(path: Path):
@@ -97,7 +69,7 @@ def _open(path: Path):
     try:
         return Dataset(path)
     except DatasetError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 @data_app.command("info")
@@ -168,7 +140,7 @@ def data_export(
     try:
         export_episode(_open(path), episode, out, camera, scale)
     except DatasetError as err:
-        _fail(str(err))
+        fail(str(err))
     console.print(f"wrote {out}")
 
 
@@ -201,7 +173,7 @@ def data_convert(
                                      demos_succeed=demos_succeed,
                                      progress=lambda done, total: bar.update(job, completed=done, total=total))
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     cameras = ", ".join(f"{k} {h}x{w}" for k, (h, w) in result.cameras.items()) or "none"
@@ -248,7 +220,7 @@ def pretrain(
     extra = [Path(a) for a in ctx.args if not a.startswith("-")]
     unknown = [a for a in ctx.args if a.startswith("-")]
     if unknown:
-        _fail(f"unknown option(s): {' '.join(unknown)}")
+        fail(f"unknown option(s): {' '.join(unknown)}")
     if resume:
         resumable(out / "pretrain.json", "a pretraining run")
     readable_weights("--init-from", init_from)
@@ -263,12 +235,12 @@ def pretrain(
         if resume and steps is not None and run_kind(out) == "pretrain":
             saved = load_run(out, "pretrain").config.world_train.steps
             if saved != steps:
-                _fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
+                fail(f"{out} was configured for {saved} world-model steps; --resume continues it exactly as configured "
                       "(its learning-rate schedule depends on the total), so drop --steps or start a new --out")
         with removed_on_failure(out):
             summary = run_pretrain(list(data) + extra, out, config, resume=resume, init_from=init_from)
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     console.print_json(json.dumps(summary))
 
 
@@ -289,7 +261,7 @@ def eval_world(
     try:
         results = evaluate_world(run, list(data), out or run / "eval_world", EvalWorldConfig(context, (1, 8, 16), samples, videos, seed))
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     table = Table(title=f"world model {run}: PSNR dB at step h (SSIM)")
     table.add_column("method")
     for h in results["horizons"]:
@@ -342,7 +314,7 @@ def finetune(
     readable_weights("--init-from", init_from)
     try:
         config = finetune_preset(preset)
-        train_cfg = replace(_train_config(config.train, seed, steps), snapshot_every=snapshot_every,
+        train_cfg = replace(train_config(config.train, seed, steps), snapshot_every=snapshot_every,
                             **({} if bf16 is None else {"bf16": bf16}))
         from wam.data.spec import parse_cameras
 
@@ -353,7 +325,7 @@ def finetune(
             summary = run_finetune(pretrained, list(data), out, config, video=list(video or []), resume=resume,
                                    play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     console.print_json(json.dumps(summary))
 
 
@@ -401,7 +373,7 @@ def eval_policy(
                             dream_judge=dream_judge, dream_verdict=dream_verdict, execute=execute, ensemble=ensemble)
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     if out is not None:  # the results first: nothing after the evaluation may lose them
         write_json(out, results)
     table = Table(title=f"policy {policy}: {episodes} episodes per task")
@@ -436,9 +408,5 @@ def demo(
                                      workers=workers, pretrain_preset=preset, finetune_preset=preset,
                                      max_steps=max_steps))
     except (ValueError, WamError) as err:
-        _fail(str(err))
+        fail(str(err))
     console.print(f"report: {report}")
-
-
-if __name__ == "__main__":
-    app()
