@@ -290,6 +290,11 @@ def test_an_unknown_verdict_is_refused(tmp_path_factory):
         DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="final", final_window=0, device="cpu"))
 
 
+def test_an_option_a_dream_does_not_know_is_refused_not_swallowed(tmp_path_factory):
+    with pytest.raises(TypeError, match="succes_hold"):  # misspelled: once silently ignored
+        make(f"dream/{dream_run(tmp_path_factory)}", task=TASK, device="cpu", succes_hold=3)
+
+
 def test_a_two_camera_run_dreams_judges_and_distils_its_views_side_by_side(tmp_path):
     """Latents and decoded images hold the run's two camera views side by side, in the observation space, the start
     frames, reset options, and the judge's and the student's inputs."""

@@ -367,8 +367,9 @@ class DreamEnv(gym.Env):
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
                data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
                student: bool = False, success_hold: int = 1, judge: bool = False, start_anywhere: bool = False,
-               verdict: str = "any", **_ignored) -> gym.Env:
-    """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv."""
+               verdict: str = "any") -> gym.Env:
+    """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv. An option the dream
+    does not know (a misspelling, or a simulator's option such as `obs`) is a TypeError naming it, never ignored."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
