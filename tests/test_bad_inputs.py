@@ -95,6 +95,9 @@ TABLE = [
     ("data convert {missing} --out {new}", "missing"),
     ("data convert {dataset} --out {new} --fps 0", "--fps"),
     ("data convert {dataset} --out {new} --format bogus", "bogus"),
+    ("data import-ego bogus {dataset} --out {new}", "bogus"),
+    ("data import-ego egodex {missing} --out {new}", "missing"),
+    ("data import-ego egodex {dataset} --out {new} --size 1", "--size"),
     # pretrain
     ("pretrain --data {dataset} --out {file}", "--out"),
     ("pretrain --data {dataset} --out {dataset}", "is a dataset"),

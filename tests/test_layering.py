@@ -18,7 +18,7 @@ WAM = Path(__file__).resolve().parents[1] / "wam"
 # Lower first; a module may import its own layer or any below it.
 LAYERS = [
     {"errors"},
-    {"data", "envs", "bridge"},
+    {"data", "envs", "ego", "bridge"},
     {"models"},
     {"config", "runs", "train"},
     {"policy"},

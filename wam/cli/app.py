@@ -144,11 +144,15 @@ def data_export(
     console.print(f"wrote {out}")
 
 
+EGO_SIZE_HELP = "egodex, dexycb: frame height in pixels (width keeps the aspect ratio; default 128)"
+
+
 @data_app.command("convert")
 def data_convert(
-    src: Path = typer.Argument(..., help="a LeRobot v2.x dataset directory or a robomimic .hdf5/.h5 file"),
+    src: Path = typer.Argument(..., help="a LeRobot v2.x dataset directory, a robomimic .hdf5/.h5 file, or an EgoDex or "
+                                         "DexYCB directory"),
     out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
-    source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1 or robomimic"),
+    source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1, robomimic, egodex or dexycb"),
     task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's; robomimic: env_name)"),
     fps: Optional[int] = typer.Option(None, help="frame rate (default: the source's; robomimic: control_freq, else 20)",
                                       callback=at_least(1)),
@@ -158,19 +162,41 @@ def data_convert(
                                                     "with the origin at the bottom)"),
     demos_succeed: bool = typer.Option(True, "--demos-succeed/--no-demos-succeed",
                                        help="robomimic: every demo ends in success (next.success on its last frame)"),
+    size: Optional[int] = typer.Option(None, help=EGO_SIZE_HELP, callback=in_range(2, 4096)),
 ) -> None:
-    """Convert a dataset in another format (LeRobot v2.1, robomimic HDF5) into a new wam dataset."""
+    """Convert a dataset in another format (LeRobot v2.1, robomimic HDF5, EgoDex, DexYCB) into a new wam dataset."""
+    keys = [k.strip() for k in state_keys.split(",") if k.strip()] if state_keys is not None else None
+    _convert(src, out, source_format, task=task, fps=fps, state_keys=keys, flip=flip, demos_succeed=demos_succeed,
+             **({} if size is None else {"size": size}))
+
+
+@data_app.command("import-ego")
+def data_import_ego(
+    source_format: str = typer.Argument(..., help="egodex or dexycb"),
+    src: Path = typer.Argument(..., help="the dataset's directory (EgoDex: <task>/<i>.mp4 + <i>.hdf5)"),
+    out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
+    size: int = typer.Option(128, help=EGO_SIZE_HELP, callback=in_range(2, 4096)),
+    task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's description)"),
+    fps: Optional[int] = typer.Option(None, help="frame rate (default: the video's; dexycb: 30)", callback=at_least(1)),
+) -> None:
+    """Import human egocentric video with hand tracks: action-free video, the canonical hand track as state."""
+    from wam.data.importers import EGO_FORMATS
+
+    if source_format not in EGO_FORMATS:
+        fail(f"unknown egocentric format {source_format!r}; expected one of {', '.join(EGO_FORMATS)}")
+    _convert(src, out, source_format, task=task, fps=fps, size=size)
+
+
+def _convert(src: Path, out: Path, source_format: str, **options) -> None:
     from rich.progress import Progress
 
     from wam.data.importers import convert_dataset
     from wam.errors import WamError
 
-    keys = [k.strip() for k in state_keys.split(",") if k.strip()] if state_keys is not None else None
     try:
         with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
             job = bar.add_task("converting episodes", total=None)
-            result = convert_dataset(src, out, source_format, task=task, fps=fps, state_keys=keys, flip=flip,
-                                     demos_succeed=demos_succeed,
+            result = convert_dataset(src, out, source_format, **options,
                                      progress=lambda done, total: bar.update(job, completed=done, total=total))
     except (ValueError, WamError) as err:
         fail(str(err))

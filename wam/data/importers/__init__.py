@@ -9,6 +9,8 @@ where the user asked for one (a killed process leaves only the hidden `.tmp-...`
 
     IMPORTERS["lerobot-v2.1"]  a LeRobot v2.0/v2.1 directory (meta/info.json, per-episode files)
     IMPORTERS["robomimic"]     a robomimic HDF5 file (data/demo_N groups)
+    IMPORTERS["egodex"]        EgoDex egocentric video (<task>/<i>.mp4 + <i>.hdf5): action-free, hand track as state
+    IMPORTERS["dexycb"]        DexYCB (label_XXXXXX.npz + color_XXXXXX.jpg per camera): action-free, hand track as state
 """
 
 from __future__ import annotations
@@ -38,14 +40,35 @@ def _robomimic(src: Path, out: Path, **options) -> ImportResult:
     return import_robomimic(src, out, **options)
 
 
+def _egodex(src: Path, out: Path, **options) -> ImportResult:
+    from wam.ego.egodex import import_egodex
+
+    return import_egodex(src, out, **options)
+
+
+def _dexycb(src: Path, out: Path, **options) -> ImportResult:
+    from wam.ego.dexycb import import_dexycb
+
+    return import_dexycb(src, out, **options)
+
+
 # Format name -> importer(src, out, **options). Importers import their own dependencies (h5py) lazily.
-IMPORTERS: dict[str, Callable[..., ImportResult]] = {"lerobot-v2.1": _lerobot_v21, "robomimic": _robomimic}
-# Options only one format understands, with their defaults: another value for another format is a mistake worth saying.
-FORMAT_OPTIONS = {"robomimic": {"state_keys": None, "flip": False, "demos_succeed": True}}
+IMPORTERS: dict[str, Callable[..., ImportResult]] = {
+    "lerobot-v2.1": _lerobot_v21, "robomimic": _robomimic, "egodex": _egodex, "dexycb": _dexycb,
+}
+# The human-video formats: action-free video with the canonical hand track (wam.ego.hands) as state.
+EGO_FORMATS = ("egodex", "dexycb")
+# Options only some formats understand, with their defaults: another value for another format is a mistake worth saying.
+FORMAT_OPTIONS = {
+    "robomimic": {"state_keys": None, "flip": False, "demos_succeed": True},
+    "egodex": {"size": 128},
+    "dexycb": {"size": 128},
+}
 
 
 def detect_format(src: str | Path) -> str:
-    """The importer for `src`: a LeRobot v2.x directory or a robomimic HDF5 file; DatasetError otherwise."""
+    """The importer for `src`: a LeRobot v2.x directory, a robomimic HDF5 file, an EgoDex directory (or one
+    episode's .hdf5 with its .mp4 beside it) or a DexYCB tree; DatasetError otherwise."""
     src = Path(src)
     if not src.exists():
         raise DatasetError(f"{src}: no such file or directory")
@@ -61,11 +84,18 @@ def detect_format(src: str | Path) -> str:
             if version == layout.CODEBASE_VERSION:
                 raise DatasetError(f"{src}: already a LeRobot {version} dataset; wam reads it as it is")
             raise DatasetError(f"{info_path}: codebase_version {version!r} is not one wam imports (v2.0, v2.1)")
+        if any(path.with_suffix(".mp4").is_file() for path in src.rglob("*.hdf5")):
+            return "egodex"
+        if any(src.rglob("label_*.npz")) or any(src.rglob("labels_*.npz")):
+            return "dexycb"
+    elif src.suffix.lower() == ".hdf5" and src.with_suffix(".mp4").is_file():
+        return "egodex"
     elif src.suffix.lower() in HDF5_SUFFIXES:
         return "robomimic"
     raise DatasetError(
-        f"{src}: cannot tell its format (expected a LeRobot v2.x directory with meta/info.json or a robomimic "
-        f".hdf5/.h5 file); name it with --format {'|'.join(IMPORTERS)}"
+        f"{src}: cannot tell its format (expected a LeRobot v2.x directory with meta/info.json, a robomimic "
+        f".hdf5/.h5 file, an EgoDex directory of <i>.hdf5 + <i>.mp4 or a DexYCB tree of label_XXXXXX.npz); "
+        f"name it with --format {'|'.join(IMPORTERS)}"
     )
 
 
@@ -94,11 +124,15 @@ def convert_dataset(
     for other, defaults in FORMAT_OPTIONS.items():
         if other == format:
             continue
-        given = [name for name, default in defaults.items() if name in options and options[name] != default]
+        own = FORMAT_OPTIONS.get(format, {})
+        given = [name for name, default in defaults.items()
+                 if name in options and name not in own and options[name] != default]
         if given:
-            raise DatasetError(f"option(s) {', '.join(given)} apply to {other} sources only, not {format}")
+            takers = [name for name, names in FORMAT_OPTIONS.items() if given[0] in names]
+            raise DatasetError(f"option(s) {', '.join(given)} apply to {' and '.join(takers)} sources only, not {format}")
         for name in defaults:
-            options.pop(name, None)
+            if name not in own:
+                options.pop(name, None)
     return write_whole(out, lambda tmp: IMPORTERS[format](src, tmp, task=task, fps=fps, video=video, progress=progress, **options))
 
 
