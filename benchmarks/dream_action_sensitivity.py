@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.config import DreamSettings
 from wam.dojo.evaluate import scene_start, evaluation_seed
 from wam.envs.registry import make
 from wam.envs.tasks import resolve_tasks
@@ -123,7 +124,7 @@ def main() -> None:
     print("one-step errors:", {k: v for k, v in results["one_step"].items() if isinstance(v, dict)})
     for task in resolve_tasks(args.tasks):
         dream = make(f"dream/{args.world}", task=task, max_episode_steps=args.max_steps, device="cpu", decode_images=False,
-                     student=args.student, success_hold=args.success_hold)
+                     settings=DreamSettings(student=args.student, success_hold=args.success_hold))
         real = make(f"metaworld/{task}", obs="state", max_episode_steps=args.max_steps)
         row = {}
         experts = [expert_actions(task, evaluation_seed(0, task, n), args.max_steps) for n in range(args.scenes)]

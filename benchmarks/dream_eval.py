@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.config import DreamSettings
 from wam.dojo.evaluate import EvalConfig, evaluate_policy
 from wam.envs.tasks import resolve_tasks
 from wam.train.finetune import split_snapshot
@@ -91,9 +92,9 @@ def main() -> None:
             if key in results["cells"]:
                 continue
             r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env,
-                                           dream_start=args.dream_start, dream_student=args.student,
-                                           dream_success_hold=args.success_hold, dream_judge=args.judge,
-                                           dream_verdict=args.verdict))
+                                           dream_start=args.dream_start,
+                                           dream=DreamSettings(student=args.student, success_hold=args.success_hold,
+                                                               judge=args.judge, verdict=args.verdict)))
             results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
                                      "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()},
                                      "episodes": compact_episodes(r["episode_results"])}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from wam.config import DreamSettings
 from wam.dojo.replay import agreement, judge_real_frames, replay_in_dream
 from wam.envs.tasks import resolve_tasks
 
@@ -60,8 +61,8 @@ def main() -> None:
         episodes = judge_real_frames(args.world, args.data, tasks, success_hold=args.success_hold, horizon=args.horizon,
                                      sources=sources, judge=args.judge)
     else:
-        episodes = replay_in_dream(args.world, args.data, tasks, student=args.student, success_hold=args.success_hold,
-                                   horizon=args.horizon, judge=args.judge, sources=sources)
+        settings = DreamSettings(student=args.student, success_hold=args.success_hold, judge=args.judge)
+        episodes = replay_in_dream(args.world, args.data, tasks, settings, horizon=args.horizon, sources=sources)
     by_task, by_source = defaultdict(list), defaultdict(list)
     for e in episodes:
         by_task[e.task].append(e)

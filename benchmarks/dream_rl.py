@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.config import DreamSettings
 from wam.dojo.evaluate import EvalConfig, evaluate_policy
 from wam.envs.tasks import resolve_tasks
 from wam.train.rl import RLConfig, rl
@@ -69,7 +70,7 @@ def main() -> None:
 
     def success(policy: Path, task: str, env: str = "metaworld") -> float:
         return evaluate_policy(EvalConfig(policy, (task,), args.episodes, args.workers, seed=0, max_steps=args.max_steps,
-                                          env=env, dream_student=args.student, dream_judge=args.judge),
+                                          env=env, dream=DreamSettings(student=args.student, judge=args.judge)),
                               progress=False)["mean_success"]
 
     real_before = {}
@@ -95,9 +96,9 @@ def main() -> None:
             out = args.runs / f"{task}-s{seed}"
             config = RLConfig(task=task, iterations=args.iterations, starts=args.starts, group=args.group,
                               horizon=args.horizon, lr=args.lr, bc_weight=args.bc_weight,
-                              sigma=args.sigma, seed=seed, student=args.student,
-                              start_data=tuple(str(p) for p in args.start_data), success_hold=args.success_hold,
-                              judge=args.judge, start_anywhere=args.start_anywhere, advantage=args.advantage,
+                              sigma=args.sigma, seed=seed, start_data=tuple(str(p) for p in args.start_data),
+                              dream=DreamSettings(student=args.student, success_hold=args.success_hold, judge=args.judge),
+                              start_anywhere=args.start_anywhere, advantage=args.advantage,
                               success_timing=args.success_timing)
             summary = rl(args.policy, args.world, out, config, resume=(out / "rl.json").exists())
             results["cells"][key] = {

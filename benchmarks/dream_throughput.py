@@ -46,10 +46,11 @@ def real_env_rate(steps: int) -> float:
 
 
 def dream_rate(run: Path, task: str, batch: int, steps: int, decode: bool, bf16: bool = False, student: bool = False) -> float:
+    from wam.config import DreamSettings
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 
     env = DreamVectorEnv(DreamConfig(run, task, num_envs=batch, max_episode_steps=10_000, decode_images=decode, device="auto",
-                                     bf16=bf16, student=student))
+                                     settings=DreamSettings(bf16=bf16, student=student)))
     env.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, batch, 4)).astype(np.float32)
     for a in actions[:4]:

@@ -6,7 +6,7 @@
 The world's judge (`wam judge`) reads every real frame of every labelled episode in `--data` (no
 dreaming); each rule below turns the episode's probabilities into success or failure, and the rule's
 true- and false-positive rates against the simulator's verdict are reported. "any" is how dreams are
-judged by default (success at any frame); "final" is `DreamConfig(verdict="final")` (the mean of the
+judged by default (success at any frame); "final" is `DreamSettings(verdict="final")` (the mean of the
 last 10 frames). A failing policy that hovers at the goal gives an "any" rule a hundred draws.
 Writes benchmarks/results/judge_frame_verdicts.json.
 """

@@ -117,7 +117,7 @@ def test_judge_from_the_command_line_then_eval_in_a_dream_judged_by_it(tmp_path_
     result = invoke("rl", "--policy", world, "--world", world, "--task", "move the square", "--iterations", 1, "--starts", 1,
                     "--group", 2, "--horizon", 4, "--dream-judge", "--out", tmp_path / "rl")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["judge"] is True
+    assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["dream"]["judge"] is True
     pretrained, _ = tiny_run(tmp_path_factory)
     result = invoke("judge", "--world", pretrained, "--preset", "tiny")
     assert result.exit_code == 2 and squeezed("a pretraining run, not a finetuned WAM") in squeezed(result.output)
@@ -167,7 +167,7 @@ def test_rl_from_the_command_line_with_start_data_and_its_refusal(tmp_path_facto
     result = invoke(*common, "--out", out, "--start-data", starts, "--success-hold", 2)
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "rl.json").read_text())["config"]
-    assert saved["start_data"] == [str(starts)] and saved["success_hold"] == 2
+    assert saved["start_data"] == [str(starts)] and saved["dream"]["success_hold"] == 2
     result = invoke(*common, "--out", tmp_path / "bad", "--success-hold", 0)
     assert result.exit_code == 2 and "success_hold" in squeezed(result.output)
     assert not (tmp_path / "bad").exists()

@@ -346,3 +346,34 @@ def judge_preset(name: str) -> JudgeConfig:
         return JUDGE_PRESETS[name]()
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; presets: {sorted(JUDGE_PRESETS)}") from None
+
+
+DREAM_VERDICTS = ("any", "final")
+
+
+@dataclass(frozen=True)
+class DreamSettings:
+    """How a dream steps and calls success, chosen once (a command's options) and passed whole to every dream made
+    from it: evaluation in dreams (`EvalConfig.dream`), RL in dreams (`RLConfig.dream`), replays (wam.dojo.replay).
+
+    "any": success as soon as the verdict says so, held `success_hold` model steps, as Meta-World counts it.
+    "final": the dream runs to its step limit and is judged once, on the mean probability of its last
+    `final_window` model steps (a failing policy hovering at the handle gets a hundred chances to fool "any")."""
+
+    student: bool = False  # step with the run's distilled dream student (wam distill): tens of times cheaper a step
+    bf16: bool = False  # the world model's step under bfloat16 autocast (about 2x on CPUs with bf16 units)
+    judge: bool = False  # success from the run's success judge (wam judge) reading each frame, not the WAM's head
+    success_threshold: float = 0.5
+    success_hold: int = 1  # model steps in a row the verdict must agree before the dream calls the task done
+    verdict: str = "any"
+    final_window: int = 10
+
+    def __post_init__(self) -> None:
+        if self.success_hold < 1:
+            raise ValueError(f"success_hold must be at least 1 model step, got {self.success_hold}")
+        if self.verdict not in DREAM_VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(DREAM_VERDICTS)}, got {self.verdict!r}")
+        if self.final_window < 1:
+            raise ValueError(f"final_window must be at least 1 model step, got {self.final_window}")
+        if not 0.0 < self.success_threshold < 1.0:
+            raise ValueError(f"success_threshold must be a probability in (0, 1), got {self.success_threshold}")

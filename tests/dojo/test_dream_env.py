@@ -6,6 +6,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from wam.config import DreamSettings
 from wam.dojo.dream_env import DreamConfig, DreamEnv, DreamVectorEnv
 from wam.envs import make
 from wam.errors import CheckpointError
@@ -150,7 +151,7 @@ def test_practice_dreams_start_from_the_given_datasets_first_frames(tmp_path_fac
     assert not (tmp_path / "rl").exists(), "a refused run writes nothing"
     starts = write_dataset(tmp_path / "starts", range(70, 75), rewards=True)
     config = RLConfig(task=TASK, iterations=1, starts=1, group=2, horizon=4, device="cpu", start_data=(str(starts),),
-                      success_hold=2)
+                      dream=DreamSettings(success_hold=2))
     summary = rl(run, run, tmp_path / "rl", config, progress=False)
     assert json.loads((tmp_path / "rl" / "rl.json").read_text())["config"]["start_data"] == [str(starts)]
     assert 0.0 <= summary["dream_success"]["last"] <= 1.0
@@ -215,7 +216,7 @@ def test_bf16_dreams_stay_close_to_float32_dreams(tmp_path_factory):
     actions = np.random.default_rng(2).uniform(-1, 1, (6, 2, 4)).astype(np.float32)
     traces = []
     for bf16 in (False, True):
-        env = DreamVectorEnv(DreamConfig(run, TASK, num_envs=2, max_episode_steps=50, decode_images=False, device="cpu", bf16=bf16))
+        env = DreamVectorEnv(DreamConfig(run, TASK, num_envs=2, max_episode_steps=50, decode_images=False, device="cpu", settings=DreamSettings(bf16=bf16)))
         obs, _ = env.reset(seed=4)
         for a in actions:
             obs, reward, *_ = env.step(a)
@@ -245,7 +246,7 @@ def script_success_logits(env: DreamVectorEnv, logits: list[float]) -> None:
 @pytest.mark.parametrize("hold, done_at_model_step", [(1, 1), (2, 4), (3, 5), (4, None)])
 def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_a_row(tmp_path_factory, hold, done_at_model_step):
     env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
-                                     device="cpu", success_hold=hold))
+                                     device="cpu", settings=DreamSettings(success_hold=hold)))
     script_success_logits(env, [5.0, -5.0, 5.0, 5.0, 5.0] + [-5.0] * 100)
     env.reset(seed=0)
     ended = None
@@ -260,9 +261,9 @@ def test_the_task_is_done_only_when_the_success_head_agrees_hold_model_steps_in_
         assert ended == (done_at_model_step * env.stride, True, True)
 
 
-def test_a_success_hold_below_one_is_refused(tmp_path_factory):
+def test_a_success_hold_below_one_is_refused():
     with pytest.raises(ValueError, match="success_hold"):
-        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, success_hold=0, device="cpu"))
+        DreamSettings(success_hold=0)
 
 
 @pytest.mark.parametrize("tail, expected", [([5.0, -5.0, -5.0], False), ([-5.0, 5.0, 5.0], True)])
@@ -270,7 +271,7 @@ def test_a_final_verdict_judges_a_dream_once_on_its_last_model_steps(tmp_path_fa
     """Successes early on (which an "any" verdict would end the dream at) count for nothing; the mean probability
     of the last `final_window` model steps decides, and only the last step reports it."""
     env = DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, num_envs=1, max_episode_steps=40, decode_images=False,
-                                     device="cpu", verdict="final", final_window=3))
+                                     device="cpu", settings=DreamSettings(verdict="final", final_window=3)))
     model_steps = 40 // env.stride
     script_success_logits(env, [5.0] * (model_steps - 3) + tail + [-5.0] * 10)
     env.reset(seed=0)
@@ -283,11 +284,13 @@ def test_a_final_verdict_judges_a_dream_once_on_its_last_model_steps(tmp_path_fa
     assert reported == [False] * 39 + [expected]
 
 
-def test_an_unknown_verdict_is_refused(tmp_path_factory):
+def test_dream_settings_refuse_what_cannot_be_judged():
     with pytest.raises(ValueError, match="verdict must be one of any, final, got 'last'"):
-        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="last", device="cpu"))
+        DreamSettings(verdict="last")
     with pytest.raises(ValueError, match="final_window"):
-        DreamVectorEnv(DreamConfig(dream_run(tmp_path_factory), TASK, verdict="final", final_window=0, device="cpu"))
+        DreamSettings(verdict="final", final_window=0)
+    with pytest.raises(ValueError, match="success_threshold"):
+        DreamSettings(success_threshold=1.5)
 
 
 def test_an_option_a_dream_does_not_know_is_refused_not_swallowed(tmp_path_factory):
@@ -320,7 +323,8 @@ def test_a_two_camera_run_dreams_judges_and_distils_its_views_side_by_side(tmp_p
     assert load_judge(run).config.views == 2 and load_student(run).config.views == 2
 
     for kind in ({}, {"judge": True}, {"student": True}):
-        dreams = DreamVectorEnv(DreamConfig(run, task, num_envs=2, max_episode_steps=4, device="cpu", **kind))
+        dreams = DreamVectorEnv(DreamConfig(run, task, num_envs=2, max_episode_steps=4, device="cpu",
+                                            settings=DreamSettings(**kind)))
         c, h, _ = dreams.single_observation_space["latent"].shape
         assert dreams.single_observation_space["latent"].shape == (c, h, 2 * h)
         assert dreams.single_observation_space["image"].shape == (64, 128, 3)

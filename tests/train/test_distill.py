@@ -7,6 +7,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from wam.config import DreamSettings
 from wam.config import distill_preset
 from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 from wam.envs import make
@@ -66,15 +67,15 @@ def test_teacher_batches_are_a_pure_function_of_the_step(tmp_path_factory):
 
 def test_a_student_dream_passes_the_env_checker_and_batches_like_single_dreams(tmp_path_factory):
     run, _ = student_run(tmp_path_factory)
-    check_env(make(f"dream/{run}", task=TASK, max_episode_steps=12, device="cpu", student=True), skip_render_check=False)
+    check_env(make(f"dream/{run}", task=TASK, max_episode_steps=12, device="cpu", settings=DreamSettings(student=True)), skip_render_check=False)
     actions = np.random.default_rng(0).uniform(-1, 1, (9, 2, 4)).astype(np.float32)
-    batch = DreamVectorEnv(DreamConfig(run, TASK, num_envs=2, max_episode_steps=6, device="cpu", student=True))
+    batch = DreamVectorEnv(DreamConfig(run, TASK, num_envs=2, max_episode_steps=6, device="cpu", settings=DreamSettings(student=True)))
     assert batch.stepper is not batch.model
     obs, _ = batch.reset(seed=[3, 4])
     latents = [obs["latent"]]
     for a in actions:
         latents.append(batch.step(a)[0]["latent"])
-    single = DreamVectorEnv(DreamConfig(run, TASK, num_envs=1, max_episode_steps=6, device="cpu", student=True))
+    single = DreamVectorEnv(DreamConfig(run, TASK, num_envs=1, max_episode_steps=6, device="cpu", settings=DreamSettings(student=True)))
     obs, _ = single.reset(seed=[4])
     alone = [obs["latent"]]
     for a in actions:
@@ -87,7 +88,7 @@ def test_a_student_dream_differs_from_the_teacher_dream_but_stays_close(tmp_path
     actions = np.random.default_rng(1).uniform(-1, 1, (6, 1, 4)).astype(np.float32)
     traces = []
     for student in (False, True):
-        env = DreamVectorEnv(DreamConfig(run, TASK, num_envs=1, max_episode_steps=20, device="cpu", student=student))
+        env = DreamVectorEnv(DreamConfig(run, TASK, num_envs=1, max_episode_steps=20, device="cpu", settings=DreamSettings(student=student)))
         obs, _ = env.reset(seed=[2])
         trace = [obs["latent"]]
         for a in actions:
@@ -115,6 +116,6 @@ def test_a_policy_is_evaluated_in_a_student_dream(tmp_path_factory):
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
 
     run, _ = student_run(tmp_path_factory)
-    result = evaluate_policy(EvalConfig(run, (TASK,), episodes=2, max_steps=8, env=f"dream/{run}", dream_student=True),
+    result = evaluate_policy(EvalConfig(run, (TASK,), episodes=2, max_steps=8, env=f"dream/{run}", dream=DreamSettings(student=True)),
                              progress=False)
     assert result["tasks"][TASK]["episodes"] == 2

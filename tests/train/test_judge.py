@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from wam.config import DreamSettings
 from wam.config import judge_preset
 from wam.data import DatasetWriter
 from wam.errors import CheckpointError, DatasetError
@@ -113,7 +114,7 @@ def test_a_dream_asked_for_a_missing_judge_says_how_to_train_one(tmp_path_factor
 
     world = _world(tmp_path_factory, tmp_path)
     with pytest.raises(CheckpointError, match="wam judge"):
-        DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", judge=True))
+        DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", settings=DreamSettings(judge=True)))
 
 
 @pytest.mark.parametrize("logit, done", [(5.0, True), (-5.0, False)])
@@ -130,7 +131,7 @@ def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp
         return torch.full((len(latents),), logit)
 
     monkeypatch.setattr(SuccessJudge, "logit", scripted)
-    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=3, device="cpu", decode_images=False, judge=True))
+    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=3, device="cpu", decode_images=False, settings=DreamSettings(judge=True)))
     env.reset(seed=0)
     terminated = np.zeros(3, bool)
     for _ in range(env.stride):

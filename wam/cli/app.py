@@ -383,6 +383,7 @@ def eval_policy(
                                              "overlapping chunks averaged with weights exp(-m * age), m = this"),
 ) -> None:
     """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
+    from wam.config import DreamSettings
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
     from wam.envs.tasks import resolve_tasks
     from wam.errors import WamError
@@ -395,8 +396,9 @@ def eval_policy(
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
-                            dream_start=dream_start, dream_student=dream_student, dream_success_hold=dream_success_hold,
-                            dream_judge=dream_judge, dream_verdict=dream_verdict, execute=execute, ensemble=ensemble)
+                            dream_start=dream_start, execute=execute, ensemble=ensemble,
+                            dream=DreamSettings(student=dream_student, success_hold=dream_success_hold, judge=dream_judge,
+                                                verdict=dream_verdict))
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         fail(str(err))

@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stage three: improve a policy's action head by a group-relative policy gradient inside dreams."""
         from wam.errors import WamError
+        from wam.config import DreamSettings
         from wam.train.rl import RLConfig, rl
 
         if resume:
@@ -84,10 +85,9 @@ def register(app: typer.Typer) -> None:
         readable_weights("--policy", policy)
         try:
             config = RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
-                              bc_weight=bc_weight, seed=seed, student=dream_student,
-                              start_data=tuple(str(p) for p in start_data or ()), success_hold=success_hold,
-                              judge=dream_judge, start_anywhere=start_anywhere, advantage=advantage,
-                              success_timing=success_timing)
+                              bc_weight=bc_weight, seed=seed, start_data=tuple(str(p) for p in start_data or ()),
+                              dream=DreamSettings(student=dream_student, success_hold=success_hold, judge=dream_judge),
+                              start_anywhere=start_anywhere, advantage=advantage, success_timing=success_timing)
             with removed_on_failure(out):
                 summary = rl(policy, world, out, config, resume=resume)
         except (ValueError, WamError) as err:

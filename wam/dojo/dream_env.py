@@ -13,16 +13,16 @@ step, as in the simulator, and the same policies and tools run in both.
 
 Observations: `latent` (the world model's frame), `state`, and `image` (the decoded frame,
 when `decode_images`; off for speed). Episodes end when the success head says so (its
-probability above `success_threshold` for `success_hold` model steps in a row) or at
+probability above `DreamSettings.success_threshold` for `success_hold` model steps in a row) or at
 `max_episode_steps`. A hold above one guards against the cheapest exploit of a learned
 simulator: a policy that steers the dream through one frame the head mistakes for the goal.
 Autoreset follows Gymnasium's next-step mode: the step after an episode ends resets that dream.
 
-With `judge=True` the verdict comes from the run's success judge (`wam judge`;
+With `DreamSettings(judge=True)` the verdict comes from the run's success judge (`wam judge`;
 wam/models/judge.py) reading each predicted frame, instead of the WAM's own success head.
 
 `wam.envs.make("dream/<RUN>", task=...)` gives `DreamEnv`, the single-env view. With
-`student=True` the model steps are the run's distilled dream student's
+`DreamSettings(student=True)` the model steps are the run's distilled dream student's
 (`wam distill`; wam/models/dream_student.py): the same dream, tens of times cheaper a step.
 """
 
@@ -36,15 +36,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from wam.config import DreamSettings
 from wam.data.fit import fit_frames
 from wam.errors import CheckpointError, DatasetError
 from wam.envs.tasks import TASK_TEXT
 from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.runs import RunRecord, load_run, run_kind
-
-
-VERDICTS = ("any", "final")
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,6 @@ class DreamConfig:
     num_envs: int = 1
     max_episode_steps: int = 300  # control steps
     decode_images: bool = True
-    success_threshold: float = 0.5
-    success_hold: int = 1  # model steps in a row the success head must agree before the dream calls the task done
     terminate_on_success: bool = True
     data: tuple[Path, ...] = ()  # datasets with the task's first frames; default: the run's robot data
     # Start from any frame of `data` before its episode's success, not only first frames: short dreams branched
@@ -63,19 +59,10 @@ class DreamConfig:
     # the world model saw data, as model-based RL's short branched rollouts do (MBPO).
     start_anywhere: bool = False
     device: str = "auto"
-    # Run the world model's step in bfloat16 (autocast): about twice the steps on CPUs with bf16 units (AVX512-BF16,
-    # AMX) and on GPUs, at the price of dreams that differ from float32 ones in the third decimal.
-    bf16: bool = False
-    student: bool = False  # step with the run's distilled dream student instead of the WAM itself
-    judge: bool = False  # success from the run's success judge (`wam judge`) reading each predicted frame, not the WAM's head
-    # "any": success as soon as the verdict says so (held `success_hold` model steps), as Meta-World counts it.
-    # "final": the dream runs to its step limit and is judged once, at the end, on the mean probability of its last
-    # `final_window` model steps. A failing policy that hovers at the handle for a hundred frames gets a hundred
-    # chances to fool an "any" verdict; on real frames of unseen policies the judge called 84% of failures successes
-    # "any" way and 16% on the last 10 frames. In 300-step dreams of the play world the end has drifted and nearly
-    # every dream fails, so "any" stays the default (docs/dream_dojo.md).
-    verdict: str = "any"
-    final_window: int = 10
+    # How the dream steps (the WAM or its student, bf16) and calls success (head or judge, "any" or "final"); the
+    # default "any" stays because in 300-step dreams of the play world the end has drifted and nearly every
+    # "final" dream fails (docs/dream_dojo.md).
+    settings: DreamSettings = DreamSettings()
 
 
 def preflight(run: str, size: int | None = None) -> None:
@@ -139,24 +126,18 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def __init__(self, config: DreamConfig):
-        if config.success_hold < 1:
-            raise ValueError(f"success_hold must be at least 1 model step, got {config.success_hold}")
-        if config.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {config.verdict!r}")
-        if config.final_window < 1:
-            raise ValueError(f"final_window must be at least 1 model step, got {config.final_window}")
         self.config = config
         device = config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         self.model, self.tokenizer, record = _load_dreamer(config.run, self.device)
-        if config.student:
+        if config.settings.student:
             from wam.train.distill import load_student
 
             self.stepper = load_student(config.run).to(self.device)
         else:
             self.stepper = self.model  # anything with WorldActionModel.step's signature
         self.judge = None
-        if config.judge:
+        if config.settings.judge:
             from wam.train.judge import load_judge
 
             self.judge = load_judge(config.run).to(self.device)
@@ -248,7 +229,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                 due.append(i)
         if due:
             self._model_step(due)
-        final = self.config.verdict == "final"
+        final = self.config.settings.verdict == "final"
         for i in range(self.num_envs):
             if self._steps[i] == 0:
                 continue
@@ -298,7 +279,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             latents = torch.stack([torch.stack([h[0] for h in self._history[i]]) for i in group])  # (G, T, C, h, V*w)
             states = torch.stack([torch.stack([h[1] for h in self._history[i]]) for i in group])  # (G, T, S)
             actions = torch.stack([torch.stack(self._actions_of[i][-length:]) for i in group])  # (G, T, stride, A)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.settings.bf16):
                 next_latents, next_state, reward, success = self.stepper.step(latents, actions, self.text_ids[group], states)
             next_latents, next_state, reward, success = (t.float() for t in (next_latents, next_state, reward, success))
             if self.judge is not None:  # the judge reads the frame and state the dream arrived at
@@ -309,12 +290,12 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                 self._stale[i] = True
                 self._history[i].append((next_latents[row, -1], next_state[row, -1]))
                 self._reward[i] = float(reward[row, -1])
-                if self.config.verdict == "final":
-                    self._recent[i] = (self._recent[i] + [float(probability[row])])[-self.config.final_window:]
-                    self._success[i] = bool(np.mean(self._recent[i]) > self.config.success_threshold)
+                if self.config.settings.verdict == "final":
+                    self._recent[i] = (self._recent[i] + [float(probability[row])])[-self.config.settings.final_window:]
+                    self._success[i] = bool(np.mean(self._recent[i]) > self.config.settings.success_threshold)
                     continue
-                self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.config.success_threshold else 0
-                self._success[i] = bool(self._agreeing[i] >= self.config.success_hold)
+                self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.config.settings.success_threshold else 0
+                self._success[i] = bool(self._agreeing[i] >= self.config.settings.success_hold)
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
@@ -365,14 +346,12 @@ class DreamEnv(gym.Env):
 
 
 def make_dream(run: str, task: str | None = None, num_envs: int = 1, max_episode_steps: int = 300, decode_images: bool = True,
-               data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True, bf16: bool = False,
-               student: bool = False, success_hold: int = 1, judge: bool = False, start_anywhere: bool = False,
-               verdict: str = "any") -> gym.Env:
+               data: tuple[Path, ...] = (), device: str = "auto", terminate_on_success: bool = True,
+               start_anywhere: bool = False, settings: DreamSettings | None = None) -> gym.Env:
     """`wam.envs.make("dream/<RUN>", task=...)`: a DreamEnv (num_envs = 1) or a DreamVectorEnv. An option the dream
     does not know (a misspelling, or a simulator's option such as `obs`) is a TypeError naming it, never ignored."""
     if task is None:
         raise ValueError(f"dream/{run}: say which task to dream (task='drawer-open-v3' or an instruction)")
     config = DreamConfig(Path(run), task, num_envs, max_episode_steps, decode_images, terminate_on_success=terminate_on_success,
-                         data=tuple(data), device=device, bf16=bf16, student=student, success_hold=success_hold,
-                         judge=judge, start_anywhere=start_anywhere, verdict=verdict)
+                         data=tuple(data), device=device, start_anywhere=start_anywhere, settings=settings or DreamSettings())
     return DreamEnv(config) if num_envs == 1 else DreamVectorEnv(config)

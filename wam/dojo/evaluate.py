@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wam.config import DreamSettings
 from wam.envs.collect import episode_seed
 from wam.envs.tasks import MT50, resolve_tasks
 
@@ -42,10 +43,7 @@ class EvalConfig:
     # Where a dream starts: "scene", the simulator's first frame of the same evaluation scene (so the dream
     # and the simulator judge the same episodes), or "data", a first frame of the world's robot data.
     dream_start: str = "scene"
-    dream_student: bool = False  # dream with the world run's distilled student (wam distill)
-    dream_success_hold: int = 1  # model steps in a row the dream's success head must agree (DreamConfig.success_hold)
-    dream_judge: bool = False  # the dream's verdict from the world's success judge (wam judge), not the WAM's head
-    dream_verdict: str = "any"  # "final": dreams run to max_steps and are judged at the end (DreamConfig.verdict)
+    dream: DreamSettings = DreamSettings()  # how the dreams step and judge (student, judge, success_hold, verdict)
     execute: int | None = None  # actions run per predicted chunk (receding horizon); None: the run's own
     ensemble: float | None = None  # temporal ensembling with this weight decay instead (wam/policy.py)
 
@@ -136,8 +134,7 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     if task not in _WORKER:
         if config.env.startswith("dream/"):
             _WORKER[task] = make(config.env, task=task, max_episode_steps=config.max_steps, device="cpu",
-                                 student=config.dream_student, success_hold=config.dream_success_hold,
-                                 judge=config.dream_judge, verdict=config.dream_verdict)
+                                 settings=config.dream)
         else:
             # a policy trained on several cameras is shown the same cameras (they are named after the simulator's)
             cameras = policy.views if len(policy.views) > 1 else (config.camera,)
@@ -203,10 +200,6 @@ def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
     tasks = tuple(resolve_tasks(",".join(config.tasks))) if config.env == "metaworld" else tuple(config.tasks)
     if config.dream_start not in ("scene", "data"):
         raise ValueError(f"dream_start must be 'scene' or 'data', got {config.dream_start!r}")
-    from wam.dojo.dream_env import VERDICTS
-
-    if config.dream_verdict not in VERDICTS:
-        raise ValueError(f"dream_verdict must be one of {', '.join(VERDICTS)}, got {config.dream_verdict!r}")
     if config.episodes < 1 or config.workers < 1:
         raise ValueError(f"episodes and workers must be >= 1, got {config.episodes}, {config.workers}")
     from wam.policy import load

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wam.config import DreamSettings
 from wam.errors import DatasetError
 
 
@@ -41,11 +42,11 @@ class ReplayedEpisode:
     length: int  # recorded actions
 
 
-def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[str], student: bool = False,
-                    success_hold: int = 1, device: str = "auto", max_episodes: int | None = None,
-                    horizon: int | None = None, judge: bool = False,
+def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[str], settings: DreamSettings = DreamSettings(),
+                    device: str = "auto", max_episodes: int | None = None, horizon: int | None = None,
                     sources: tuple[str, ...] = ()) -> list[ReplayedEpisode]:
-    """Every labelled episode of `tasks` in `datasets`, replayed in dreams of `world`."""
+    """Every labelled episode of `tasks` in `datasets`, replayed in dreams of `world` that step and judge as
+    `settings` says (its student, its judge, success_hold)."""
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 
     if horizon is not None and horizon < 1:
@@ -57,8 +58,7 @@ def replay_in_dream(world: str | Path, datasets: list[str | Path], tasks: list[s
         states = np.stack([e.states[0] for e in episodes])
         steps = horizon or max(len(e.actions) for e in episodes)
         env = DreamVectorEnv(DreamConfig(Path(world), task, num_envs=len(episodes), max_episode_steps=steps + 1,
-                                         decode_images=False, terminate_on_success=False, device=device, student=student,
-                                         success_hold=success_hold, judge=judge))
+                                         decode_images=False, terminate_on_success=False, device=device, settings=settings))
         if env.tokenizer_image_size != images.shape[1]:
             raise DatasetError(f"{', '.join(map(str, datasets))}: {images.shape[1]}-pixel frames, the world {world} sees "
                                f"{env.tokenizer_image_size}")

@@ -6,7 +6,7 @@ given the real actions; the student (`wam/models/dream_student.py`) learns to pr
 same from the last two frames. Context lengths vary from one frame to the teacher's full
 context, as they do in a dream (a dream starts with one frame). Batches are a pure
 function of the step (the teacher is deterministic), so resume is exact like every other
-stage. The student lives in the world run, `RUN/student/`, and `DreamConfig(student=True)`
+stage. The student lives in the world run, `RUN/student/`, and `DreamSettings(student=True)`
 (or `wam eval --env dream/RUN --dream-student`) dreams with it.
 
 Validation: the same loss on windows of the run's held-out robot episodes, and how often

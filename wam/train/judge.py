@@ -16,7 +16,7 @@ succeeds in most of its dreams); these frames show it the dream's versions of fa
 Held out: the world's own validation episodes and `val_fraction` of the extra data's; the
 summary gives the judge's episode verdicts on them (success called at any frame against a
 success flag at any frame). The judge is saved in `RUN/judge/` with the usual checkpoints
-(atomic, resumable); `DreamConfig(judge=True)` dreams with it.
+(atomic, resumable); `DreamSettings(judge=True)` dreams with it.
 """
 
 from __future__ import annotations

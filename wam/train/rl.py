@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wam.config import DreamSettings
 from wam.errors import CheckpointError
 from wam.models.wam import WorldActionModel
 from wam.runs import RUN_FILES, load_run
@@ -62,13 +63,12 @@ class RLConfig:
     train_backbone: bool = False
     seed: int = 0
     device: str = "auto"
-    student: bool = False  # practise in dreams of the world's distilled student (wam distill): many times cheaper a step
     # Datasets whose first frames of the task start the practice dreams (default: the world's robot data). With K = 3
     # demos a task has three first frames, and a policy tuned on three scenes learns those scenes; play data and
     # recorded rollouts (wam collect --policy) have tens.
     start_data: tuple[str, ...] = ()
-    success_hold: int = 1  # model steps in a row the success head must agree before a practice dream counts a success
-    judge: bool = False  # practice dreams' success from the world's success judge (wam judge), not the WAM's head
+    # How the practice dreams step and call success (the world's student, its judge, success_hold): passed whole
+    dream: DreamSettings = DreamSettings()
     # A success earns success_bonus x (1 - first success step / (2 horizon)), from the whole bonus at once to half of
     # it at the last step: when every rollout of a group succeeds in the dream (its verdict saturates on near-expert
     # policies), how soon still tells them apart, and any success still beats a failure.
@@ -184,7 +184,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
     from wam.envs.registry import make
 
-    for name in ("iterations", "starts", "group", "horizon", "success_hold"):
+    for name in ("iterations", "starts", "group", "horizon"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
     if not (config.sigma > 0 and config.lr > 0 and config.bc_weight >= 0):
@@ -203,8 +203,7 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
     # Dreams run the whole horizon (no termination at success), so every rollout of a group has the same length.
     dreams = make(f"dream/{world_run}", task=config.task, num_envs=config.starts * config.group,
                   max_episode_steps=config.horizon + 1, decode_images=False, terminate_on_success=False, device=config.device,
-                  student=config.student, data=tuple(Path(p) for p in config.start_data), success_hold=config.success_hold,
-                  judge=config.judge, start_anywhere=config.start_anywhere)
+                  data=tuple(Path(p) for p in config.start_data), start_anywhere=config.start_anywhere, settings=config.dream)
     dreams = getattr(dreams, "dreams", dreams)  # one start, one rollout: make() gives a single DreamEnv; its batch of one
     out.mkdir(parents=True, exist_ok=True)
     (out / "rl.json").write_text(json.dumps({"config": asdict(config), "policy": named, "world": str(world_run)}, indent=2))
