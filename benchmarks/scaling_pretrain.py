@@ -41,8 +41,10 @@ from wam.train.pretrain import load_pretrain_config, split_cached_episodes
 RESULTS = Path(__file__).parent / "results"
 
 
-def model_config(text) -> WorldModelConfig:
-    return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=text)
+def model_config(text, state_dim: int) -> WorldModelConfig:
+    """The fixed model of every cell; its state size is the pretraining run's (its data's)."""
+    return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=text,
+                            state_dim=state_dim)
 
 
 def nested_order(episodes: list, seed: int, stratify: bool) -> list[int]:
@@ -78,7 +80,7 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, strat
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
     order = nested_order(train_eps, seed, stratify)
     subset = [train_eps[i] for i in sorted(order[:size])]  # nested: the first `size` of one seeded order
-    world_cfg = model_config(config.world.text)
+    world_cfg = model_config(config.world.text, config.world.state_dim)
     batches = WindowBatches(cache, latents, subset, config.window, config.stride, 16, seed, world_cfg.text)
     val = WindowBatches(cache, latents, val_eps, config.window, config.stride, 64, 12345, world_cfg.text)
     val_batches = [val.batch(i) for i in range(4)]

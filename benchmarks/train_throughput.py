@@ -31,6 +31,7 @@ from wam.models.tokenizer import FrameTokenizer
 from wam.models.world_model import WorldModel
 
 RESULTS = Path(__file__).parent / "results"
+SYNTHETIC_STATE_DIM = 4  # the timed batches' state size (Meta-World's end effector)
 
 
 def _time_steps(model: torch.nn.Module, batch: dict, steps: int, device: torch.device, bf16: bool) -> float:
@@ -73,7 +74,8 @@ def measure(preset: str, steps: int, device: torch.device, bf16: bool, size: int
     from dataclasses import replace
 
     config = pretrain_preset(preset).with_image_size(size)
-    config = replace(config, world=replace(config.world, views=views))
+    # Synthetic batches: a state the size of Meta-World's (what the presets are timed on), set here as a dataset would.
+    config = replace(config, world=replace(config.world, views=views, state_dim=SYNTHETIC_STATE_DIM))
     out = {"preset": preset, "precision": "bf16" if bf16 else "fp32", "image_size": config.tokenizer.image_size, "views": views}
     tokenizer = FrameTokenizer(config.tokenizer).to(device)
     b = config.tokenizer_train.batch_size

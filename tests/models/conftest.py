@@ -6,6 +6,8 @@ on one thread than on two contended ones, and the results do not depend on it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -13,6 +15,10 @@ from wam.config import pretrain_preset
 
 
 
+STATE_DIM = 4  # the robot state of the models under test, as a dataset with a 4-d state would set it
+
+
 @pytest.fixture(scope="module")
 def tiny():
-    return pretrain_preset("tiny")
+    config = pretrain_preset("tiny")
+    return replace(config, world=replace(config.world, state_dim=STATE_DIM))

@@ -13,7 +13,7 @@ def _inputs(config: DreamStudentConfig, b: int = 3, t: int = 2) -> tuple[torch.T
 
 
 def test_an_untrained_student_copies_the_last_frame_and_state():
-    config = DreamStudentConfig(hidden=32, layers=1)
+    config = DreamStudentConfig(state_dim=4, robot_action_dim=4, hidden=32, layers=1)
     latents, actions, text, state = _inputs(config)
     latent, next_state, reward, success = DreamStudent(config).step(latents, actions, text, state)
     assert latent.shape == (3, 1, 16, 8, 8) and next_state.shape == (3, 1, 4) and reward.shape == success.shape == (3, 1)
@@ -22,7 +22,7 @@ def test_an_untrained_student_copies_the_last_frame_and_state():
 
 
 def test_one_frame_of_context_works_and_only_the_last_two_frames_matter():
-    config = DreamStudentConfig(hidden=32, layers=1)
+    config = DreamStudentConfig(state_dim=4, robot_action_dim=4, hidden=32, layers=1)
     student = DreamStudent(config)
     torch.nn.init.normal_(student.next_latent.weight, std=0.01)
     latents, actions, text, state = _inputs(config, t=4)
@@ -34,7 +34,7 @@ def test_one_frame_of_context_works_and_only_the_last_two_frames_matter():
 
 
 def test_the_distillation_loss_trains_every_part():
-    config = DreamStudentConfig(hidden=32, layers=1)
+    config = DreamStudentConfig(state_dim=4, robot_action_dim=4, hidden=32, layers=1)
     student = DreamStudent(config)
     for head in (student.next_latent, student.outcome):  # zero at initialisation, as after no training
         torch.nn.init.normal_(head.weight, std=0.01)
@@ -52,12 +52,12 @@ def test_the_distillation_loss_trains_every_part():
 
 
 def test_config_round_trips_through_a_dict():
-    config = DreamStudentConfig(hidden=48, layers=2)
+    config = DreamStudentConfig(state_dim=4, robot_action_dim=4, hidden=48, layers=2)
     assert DreamStudentConfig.from_dict(config.to_dict()) == config
 
 
 def test_a_student_of_two_camera_views_steps_and_learns_on_side_by_side_latents():
-    config = DreamStudentConfig(latent_channels=4, latent_size=4, hidden=32, layers=1, condition=16, views=2)
+    config = DreamStudentConfig(state_dim=4, robot_action_dim=4, latent_channels=4, latent_size=4, hidden=32, layers=1, condition=16, views=2)
     student = DreamStudent(config)
     torch.nn.init.normal_(student.next_latent.weight, std=0.01)
     latents, actions, text, state = _inputs(config)
@@ -74,6 +74,6 @@ def test_a_student_of_two_camera_views_steps_and_learns_on_side_by_side_latents(
 
 
 def test_a_student_saved_before_views_loads_with_one_view():
-    saved = DreamStudentConfig(hidden=48).to_dict()
+    saved = DreamStudentConfig(state_dim=4, robot_action_dim=4, hidden=48).to_dict()
     del saved["views"]
     assert DreamStudentConfig.from_dict(saved).views == 1

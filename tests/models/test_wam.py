@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import torch
 
 from wam.config import finetune_preset, pretrain_preset
@@ -5,10 +7,15 @@ from wam.models.text import tokenize
 from wam.models.wam import WAMConfig, WorldActionModel
 
 
+def _world():
+    """The tiny world model for a robot with a 4-d state and 4-d actions (as its dataset would set them)."""
+    return replace(pretrain_preset("tiny").world, state_dim=4)
+
+
 def _model(chunk: int = 4) -> WorldActionModel:
     torch.manual_seed(0)
-    world = pretrain_preset("tiny").world
-    return WorldActionModel(WAMConfig(world=world, chunk=chunk, stride=1, hidden=32))
+    world = _world()
+    return WorldActionModel(WAMConfig(world=world, chunk=chunk, stride=1, hidden=32, robot_action_dim=4))
 
 
 def _batch(model: WorldActionModel, b: int = 2, w: int = 3) -> dict:
@@ -98,7 +105,8 @@ def test_play_windows_train_the_simulator_and_never_the_policy():
 
 def test_task_free_dynamics_ignores_the_text_and_the_policy_does_not():
     torch.manual_seed(0)
-    model = WorldActionModel(WAMConfig(world=pretrain_preset("tiny").world, chunk=4, stride=1, hidden=32, task_free_dynamics=True))
+    model = WorldActionModel(WAMConfig(world=_world(), chunk=4, stride=1, hidden=32, task_free_dynamics=True,
+                                          robot_action_dim=4))
     torch.nn.init.normal_(model.world.next_latent.weight, std=0.05)
     batch = _batch(model)
     other = tokenize(["open the window"] * 2, model.config.world.text)
@@ -109,6 +117,6 @@ def test_task_free_dynamics_ignores_the_text_and_the_policy_does_not():
 
 
 def test_config_round_trips_through_a_dict():
-    config = WAMConfig(world=pretrain_preset("tiny").world, chunk=5)
+    config = WAMConfig(world=_world(), chunk=5, robot_action_dim=4)
     assert WAMConfig.from_dict(config.to_dict()) == config
     assert finetune_preset("cpu").chunk == 8

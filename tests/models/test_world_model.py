@@ -148,10 +148,17 @@ def test_forward_loss_and_metrics(tiny):
 
 def test_patch_must_divide_latent_size():
     with pytest.raises(ValueError, match="patch"):
-        WorldModel(WorldModelConfig(latent_size=8, patch=3))
+        WorldModel(WorldModelConfig(latent_size=8, patch=3, state_dim=4))
+
+
+def test_a_model_without_its_robot_sizes_is_refused_naming_them():
+    with pytest.raises(ValueError, match="WorldModel: state_dim not set; a robot's sizes come from its dataset"):
+        WorldModel(WorldModelConfig())
 
 
 def test_hidden_actions_are_the_unknown_action_token():
+    from dataclasses import replace
+
     import torch
 
     from wam.config import pretrain_preset
@@ -159,7 +166,7 @@ def test_hidden_actions_are_the_unknown_action_token():
     from wam.models.world_model import WorldModel
 
     torch.manual_seed(0)
-    cfg = pretrain_preset("tiny").world
+    cfg = replace(pretrain_preset("tiny").world, state_dim=4)
     model = WorldModel(cfg).eval()
     latents = torch.rand(2, 3, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
     text = tokenize(["a", "b"], cfg.text)

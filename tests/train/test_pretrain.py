@@ -87,7 +87,8 @@ def test_run_directory_is_complete(run, data):
     split = json.loads((out / "split.json").read_text())
     assert len(split["val"]) == 1 and split["val"][0][0] == str(data)
     config = load_pretrain_config(out)
-    assert config == tiny_config(eval_every=15)
+    asked = tiny_config(eval_every=15)
+    assert config == replace(asked, world=replace(asked.world, state_dim=4))  # the asked config, sized by the data
     assert pretrain_config_from_dict(json.loads((out / "pretrain.json").read_text())) == config
 
 
@@ -277,6 +278,7 @@ def mixed_cache(tmp_path_factory):
     video = write_dataset(root / "video", [13, 14], length=12, labelled=False, state=False, task="watch the square")
     cache = build_frame_cache([video, labelled], root / "cache", SIZE, 4, 4, progress=False)
     config = pretrain_preset("tiny")
+    config = replace(config, world=replace(config.world, state_dim=cache.state.shape[1]))  # as pretrain sets it
     g = np.random.default_rng(0)
     latents = g.uniform(-1, 1, (len(cache.frames), config.world.latent_channels, 8, 8)).astype(np.float16)
     return cache, latents, config

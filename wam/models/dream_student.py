@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wam.models.dims import FROM_DATA, require_from_data
 from wam.models.text import TextConfig, TextEncoder
 from wam.models.wam import REWARD_SCALE
 
@@ -31,8 +32,8 @@ from wam.models.wam import REWARD_SCALE
 class DreamStudentConfig:
     latent_channels: int = 16
     latent_size: int = 8
-    state_dim: int = 4
-    robot_action_dim: int = 4
+    state_dim: int = FROM_DATA  # the robot sizes: set from the teacher WAM (its data)
+    robot_action_dim: int = FROM_DATA
     stride: int = 2  # control steps between frames: the actions of one model step
     hidden: int = 1024
     layers: int = 3  # residual blocks
@@ -77,6 +78,7 @@ class DreamStudent(nn.Module):
 
     def __init__(self, config: DreamStudentConfig = DreamStudentConfig()):
         super().__init__()
+        require_from_data("DreamStudent", state_dim=config.state_dim, robot_action_dim=config.robot_action_dim)
         self.config = config
         n, h, c = config.latent_numel, config.hidden, config.condition
         self.text = TextEncoder(config.text, c)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wam.models.dims import FROM_DATA, require_from_data
 from wam.models.text import TextConfig, TextEncoder
 
 
@@ -29,7 +30,7 @@ from wam.models.text import TextConfig, TextEncoder
 class SuccessJudgeConfig:
     latent_channels: int = 16
     latent_size: int = 8
-    state_dim: int = 4
+    state_dim: int = FROM_DATA  # the robot state size: set from the world run (its data)
     hidden: int = 256
     dropout: float = 0.1
     text: TextConfig = field(default_factory=TextConfig)
@@ -54,6 +55,7 @@ class SuccessJudge(nn.Module):
 
     def __init__(self, config: SuccessJudgeConfig = SuccessJudgeConfig()):
         super().__init__()
+        require_from_data("SuccessJudge", state_dim=config.state_dim)
         self.config = config
         latent = config.latent_channels * config.latent_size * config.views * config.latent_size
         self.text = TextEncoder(config.text, config.hidden)

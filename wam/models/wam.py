@@ -50,6 +50,7 @@ import torch.nn.functional as F
 REWARD_SCALE = 10.0  # Meta-World rewards lie in [0, 10]
 from torch import nn
 
+from wam.models.dims import FROM_DATA, require_from_data
 from wam.models.normalizer import Normalizer
 from wam.models.world_model import WorldModel, WorldModelConfig
 
@@ -58,7 +59,7 @@ from wam.models.world_model import WorldModel, WorldModelConfig
 class WAMConfig:
     world: WorldModelConfig = field(default_factory=WorldModelConfig)
     chunk: int = 8  # H: control actions predicted at once
-    robot_action_dim: int = 4
+    robot_action_dim: int = FROM_DATA  # the robot action size: set from the data
     stride: int = 2  # control steps between model frames (the pretraining stride)
     hidden: int = 512
     action_weight: float = 1.0
@@ -88,6 +89,7 @@ class WorldActionModel(nn.Module):
 
     def __init__(self, config: WAMConfig, world: WorldModel | None = None):
         super().__init__()
+        require_from_data("WorldActionModel", robot_action_dim=config.robot_action_dim)
         self.config = config
         self.world = world if world is not None else WorldModel(config.world)
         wc, d = config.world, config.world.d_model

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from wam.models.dims import FROM_DATA, require_from_data
 from wam.models.latent_action import LatentActionConfig, LatentActionEncoder
 from wam.models.normalizer import Normalizer
 from wam.models.text import TextConfig, TextEncoder
@@ -39,7 +40,7 @@ class WorldModelConfig:
     n_heads: int = 8
     context: int = 8  # frames the model sees at once
     views: int = 1  # camera slots: latents hold up to this many views side by side
-    state_dim: int = 4
+    state_dim: int = FROM_DATA  # the robot state size: set from the data
     action_dim: int = 8  # size of the (latent) action input
     latent_action_hidden: int = 256
     latent_action_noise: float = 0.1
@@ -93,6 +94,7 @@ class WorldModel(nn.Module):
 
     def __init__(self, config: WorldModelConfig = WorldModelConfig()):
         super().__init__()
+        require_from_data("WorldModel", state_dim=config.state_dim)
         if config.latent_size % config.patch:
             raise ValueError(f"latent_size {config.latent_size} is not divisible by patch {config.patch}")
         self.config = config
