@@ -26,13 +26,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from wam.ego import hands
 from wam.data.episode import Episode
-from wam.ego.egodex import output_size, scale_intrinsics
 from wam.data.importers.result import ImportResult
-from wam.data.layout import IMAGE_PREFIX, Feature
+from wam.data.layout import IMAGE_PREFIX
 from wam.data.video import VideoConfig
-from wam.data.writer import DatasetWriter
+from wam.ego import hands
+from wam.ego.egodex import output_size, scale_intrinsics
+from wam.ego.writing import HumanVideoWriter
 from wam.errors import DatasetError
 
 FORMAT = "dexycb"
@@ -143,31 +143,21 @@ def import_dexycb(
     if not directories:
         raise DatasetError(f"{root}: no DexYCB labels (label_XXXXXX.npz) under it")
     rate = int(fps or DEFAULT_FPS)
-    writer: DatasetWriter | None = None
-    shape: tuple[int, int] | None = None
+    written = HumanVideoWriter(out, CAMERA_KEY, video)
     notes: list[str] = []
-    frames, episodes, tasks = 0, 0, []
     try:
         for number, directory in enumerate(directories):
             try:
-                episode, episode_notes = load_episode(directory, shape or size, rate, task)
+                episode, episode_notes = load_episode(directory, written.shape or size, rate, task)
             except DatasetError as err:
                 notes.append(f"skipped episode: {err}")
                 continue
-            if writer is None:
-                shape = episode.images[CAMERA_KEY].shape[1:3]
-                features = {CAMERA_KEY: Feature("video", (*shape, 3), ("height", "width", "channels")),
-                            **hands.track_features()}
-                writer = DatasetWriter(out, features=features, fps=rate, robot_type="human", video=video)
-            writer.add_episode(episode)
+            written.add(episode, rate)
             notes += episode_notes
-            episodes, frames = episodes + 1, frames + episode.length
-            tasks += [episode.task] if episode.task not in tasks else []
             if progress is not None:
                 progress(number + 1, len(directories))
     finally:
-        if writer is not None:
-            writer.close()
-    if writer is None or shape is None:
+        written.close()
+    if not written.opened:
         raise DatasetError(f"{root}: none of its {len(directories)} DexYCB episode(s) imported:\n  " + "\n  ".join(notes))
-    return ImportResult(str(root), str(out), FORMAT, episodes, frames, rate, {CAMERA_KEY: shape}, tasks, notes)
+    return written.result(root, FORMAT, notes)

@@ -40,12 +40,12 @@ from typing import Any, Callable
 import av
 import numpy as np
 
-from wam.ego import hands
 from wam.data.episode import Episode
 from wam.data.importers.result import ImportResult
-from wam.data.layout import IMAGE_PREFIX, STATE_KEY, Feature
+from wam.data.layout import IMAGE_PREFIX, STATE_KEY
 from wam.data.video import VideoConfig
-from wam.data.writer import DatasetWriter
+from wam.ego import hands
+from wam.ego.writing import HumanVideoWriter
 from wam.errors import DatasetError
 
 FORMAT = "egodex"
@@ -219,36 +219,25 @@ def import_egodex(
     pairs, notes = find_episodes(root)
     if not pairs:
         raise DatasetError(f"{root}: no EgoDex episodes (<i>.hdf5 beside <i>.mp4)")
-    writer: DatasetWriter | None = None
-    shape: tuple[int, int] | None = None
-    rate, frames, episodes, tasks = 0, 0, 0, []
+    written = HumanVideoWriter(out, CAMERA_KEY, video)
     try:
         for number, (h5, mp4) in enumerate(pairs):
             try:
-                episode, source_rate, episode_notes = load_episode(h5, mp4, shape or size, task)
+                episode, source_rate, episode_notes = load_episode(h5, mp4, written.shape or size, task)
                 episode_rate = int(fps or round(source_rate))
-                if writer is not None and episode_rate != rate:
-                    raise DatasetError(f"{mp4}: {source_rate:g} fps, the episodes before it have {rate}")
+                if written.opened and episode_rate != written.rate:
+                    raise DatasetError(f"{mp4}: {source_rate:g} fps, the episodes before it have {written.rate}")
             except DatasetError as err:
                 notes.append(f"skipped episode: {err}")
                 continue
-            if writer is None:
-                shape, rate = episode.images[CAMERA_KEY].shape[1:3], episode_rate
-                if rate < 1:
-                    raise DatasetError(f"{mp4}: the video has no frame rate; give one with fps")
-                features = {CAMERA_KEY: Feature("video", (*shape, 3), ("height", "width", "channels")),
-                            **hands.track_features()}
-                writer = DatasetWriter(out, features=features, fps=rate, robot_type="human", video=video)
-            writer.add_episode(episode)
+            if not written.opened and episode_rate < 1:
+                raise DatasetError(f"{mp4}: the video has no frame rate; give one with fps")
+            written.add(episode, episode_rate)
             notes += episode_notes
-            episodes, frames = episodes + 1, frames + episode.length
-            tasks += [episode.task] if episode.task not in tasks else []
             if progress is not None:
                 progress(number + 1, len(pairs))
     finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
+        written.close()
+    if not written.opened:
         raise DatasetError(f"{root}: none of its {len(pairs)} EgoDex episode(s) imported:\n  " + "\n  ".join(notes))
-    assert shape is not None
-    return ImportResult(str(root), str(out), FORMAT, episodes, frames, rate, {CAMERA_KEY: shape}, tasks, notes)
+    return written.result(root, FORMAT, notes)

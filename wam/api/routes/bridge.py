@@ -23,8 +23,9 @@ from fastapi import APIRouter, HTTPException, WebSocket
 
 from wam.api.auth import authorize_websocket
 from wam.api.bridge_link import HEARTBEAT_S, BridgeLink, to_worker
-from wam.api.robot_handle import FleetError
+from wam.api.race import until_first
 from wam.api.remote_env import remote_features
+from wam.api.robot_handle import FleetError
 from wam.bridge.spec import RobotDeclaration
 from wam.bridge.wire import WireError, pack
 
@@ -107,13 +108,9 @@ async def bridge(websocket: WebSocket, robot_id: str):
         await auth.until_revoked(key.id, revoked)
         link.drop(4401, "API key revoked")
 
-    tasks = [asyncio.create_task(job) for job in (send(), receive(), link.closed.wait(), until_revoked())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first(send(), receive(), link.closed.wait(), until_revoked())
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         auth.close_stream(key.id, revoked)
         reason = link.close_reason or "the bridge disconnected"
         log.warning("robot %s: bridge detached (%s)", robot_id, reason)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSoc
 
 from wam.api import convert, schemas
 from wam.api.auth import authorize_websocket, can_use, check_robot, require
+from wam.api.race import until_first
 from wam.api.robot_handle import FleetError
 from wam.api.store import KeyInfo
 
@@ -90,14 +91,9 @@ async def stream_observations(websocket: WebSocket, robot_id: str):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
-    tasks = [asyncio.create_task(send_observations()), asyncio.create_task(until_disconnect()),
-             asyncio.create_task(auth.until_revoked(key.id, revoked))]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first(send_observations(), until_disconnect(), auth.until_revoked(key.id, revoked))
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         handle.subscribers.discard(queue)
         auth.close_stream(key.id, revoked)
         try:
