@@ -96,15 +96,18 @@ def data_export(
     console.print(f"wrote {out}")
 
 
-EGO_SIZE_HELP = "egodex, dexycb: frame height in pixels (width keeps the aspect ratio; default 128)"
+EGO_SIZE_HELP = "egodex, dexycb, arctic, hot3d: frame height in pixels (width keeps the aspect ratio; default 128)"
+MANO_DIR_HELP = ("arctic, hot3d: the folder holding MANO_RIGHT.pkl and MANO_LEFT.pkl (licence-gated, from "
+                 "mano.is.tue.mpg.de; default: $WAM_MANO_DIR)")
 
 
 @data_app.command("convert")
 def data_convert(
-    src: Path = typer.Argument(..., help="a LeRobot v2.x dataset directory, a robomimic .hdf5/.h5 file, or an EgoDex or "
-                                         "DexYCB directory"),
+    src: Path = typer.Argument(..., help="a LeRobot v2.x dataset directory, a robomimic .hdf5/.h5 file, or an EgoDex, "
+                                         "DexYCB, ARCTIC or HOT3D-Clips directory"),
     out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
-    source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1, robomimic, egodex or dexycb"),
+    source_format: str = typer.Option("auto", "--format", help="auto, lerobot-v2.1, robomimic, egodex, dexycb, arctic "
+                                                                    "or hot3d"),
     task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's; robomimic: env_name)"),
     fps: Optional[int] = typer.Option(None, help="frame rate (default: the source's; robomimic: control_freq, else 20)",
                                       callback=at_least(1)),
@@ -115,28 +118,32 @@ def data_convert(
     demos_succeed: bool = typer.Option(True, "--demos-succeed/--no-demos-succeed",
                                        help="robomimic: every demo ends in success (next.success on its last frame)"),
     size: Optional[int] = typer.Option(None, help=EGO_SIZE_HELP, callback=in_range(2, 4096)),
+    mano_dir: Optional[Path] = typer.Option(None, help=MANO_DIR_HELP),
 ) -> None:
-    """Convert a dataset in another format (LeRobot v2.1, robomimic HDF5, EgoDex, DexYCB) into a new wam dataset."""
+    """Convert a dataset in another format (LeRobot v2.1, robomimic HDF5, EgoDex, DexYCB, ARCTIC, HOT3D) into a new
+    wam dataset."""
     keys = [k.strip() for k in state_keys.split(",") if k.strip()] if state_keys is not None else None
     _convert(src, out, source_format, task=task, fps=fps, state_keys=keys, flip=flip, demos_succeed=demos_succeed,
-             **({} if size is None else {"size": size}))
+             mano_dir=mano_dir, **({} if size is None else {"size": size}))
 
 
 @data_app.command("import-ego")
 def data_import_ego(
-    source_format: str = typer.Argument(..., help="egodex or dexycb"),
+    source_format: str = typer.Argument(..., help="egodex, dexycb, arctic or hot3d"),
     src: Path = typer.Argument(..., help="the dataset's directory (EgoDex: <task>/<i>.mp4 + <i>.hdf5)"),
     out: Path = typer.Option(..., help="the new wam dataset directory (must not exist yet)"),
     size: int = typer.Option(128, help=EGO_SIZE_HELP, callback=in_range(2, 4096)),
     task: Optional[str] = typer.Option(None, help="task text for every episode (default: the source's description)"),
-    fps: Optional[int] = typer.Option(None, help="frame rate (default: the video's; dexycb: 30)", callback=at_least(1)),
+    fps: Optional[int] = typer.Option(None, help="frame rate (default: the video's; dexycb, arctic, hot3d: 30)",
+                                      callback=at_least(1)),
+    mano_dir: Optional[Path] = typer.Option(None, help=MANO_DIR_HELP),
 ) -> None:
     """Import human egocentric video with hand tracks: action-free video, the canonical hand track as state."""
     from wam.data.importers import EGO_FORMATS
 
     if source_format not in EGO_FORMATS:
         fail(f"unknown egocentric format {source_format!r}; expected one of {', '.join(EGO_FORMATS)}")
-    _convert(src, out, source_format, task=task, fps=fps, size=size)
+    _convert(src, out, source_format, task=task, fps=fps, size=size, mano_dir=mano_dir)
 
 
 def _convert(src: Path, out: Path, source_format: str, **options) -> None:

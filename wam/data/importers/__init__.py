@@ -11,6 +11,8 @@ where the user asked for one (a killed process leaves only the hidden `.tmp-...`
     IMPORTERS["robomimic"]     a robomimic HDF5 file (data/demo_N groups)
     IMPORTERS["egodex"]        EgoDex egocentric video (<task>/<i>.mp4 + <i>.hdf5): action-free, hand track as state
     IMPORTERS["dexycb"]        DexYCB (label_XXXXXX.npz + color_XXXXXX.jpg per camera): action-free, hand track as state
+    IMPORTERS["arctic"]        ARCTIC (raw_seqs/<subject>/<seq>.mano.npy + egocentric images): needs the MANO model files
+    IMPORTERS["hot3d"]         HOT3D-Clips (clip-<id>.tar): action-free, hand track from MANO; needs the MANO model files
 """
 
 from __future__ import annotations
@@ -52,23 +54,39 @@ def _dexycb(src: Path, out: Path, **options) -> ImportResult:
     return import_dexycb(src, out, **options)
 
 
+def _arctic(src: Path, out: Path, **options) -> ImportResult:
+    from wam.ego.arctic import import_arctic
+
+    return import_arctic(src, out, **options)
+
+
+def _hot3d(src: Path, out: Path, **options) -> ImportResult:
+    from wam.ego.hot3d import import_hot3d
+
+    return import_hot3d(src, out, **options)
+
+
 # Format name -> importer(src, out, **options). Importers import their own dependencies (h5py) lazily.
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "lerobot-v2.1": _lerobot_v21, "robomimic": _robomimic, "egodex": _egodex, "dexycb": _dexycb,
+    "arctic": _arctic, "hot3d": _hot3d,
 }
 # The human-video formats: action-free video with the canonical hand track (wam.ego.hands) as state.
-EGO_FORMATS = ("egodex", "dexycb")
+EGO_FORMATS = ("egodex", "dexycb", "arctic", "hot3d")
 # Options only some formats understand, with their defaults: another value for another format is a mistake worth saying.
 FORMAT_OPTIONS = {
     "robomimic": {"state_keys": None, "flip": False, "demos_succeed": True},
     "egodex": {"size": 128},
     "dexycb": {"size": 128},
+    "arctic": {"size": 128, "mano_dir": None},
+    "hot3d": {"size": 128, "mano_dir": None},
 }
 
 
 def detect_format(src: str | Path) -> str:
     """The importer for `src`: a LeRobot v2.x directory, a robomimic HDF5 file, an EgoDex directory (or one
-    episode's .hdf5 with its .mp4 beside it) or a DexYCB tree; DatasetError otherwise."""
+    episode's .hdf5 with its .mp4 beside it), a DexYCB tree, an ARCTIC tree (or one .mano.npy) or a HOT3D-Clips folder
+    (or one clip's .tar); DatasetError otherwise."""
     src = Path(src)
     if not src.exists():
         raise DatasetError(f"{src}: no such file or directory")
@@ -88,13 +106,22 @@ def detect_format(src: str | Path) -> str:
             return "egodex"
         if any(src.rglob("label_*.npz")) or any(src.rglob("labels_*.npz")):
             return "dexycb"
+        if any(src.rglob("*.mano.npy")):
+            return "arctic"
+        if any(src.rglob("clip-*.tar")):
+            return "hot3d"
+    elif src.name.endswith(".mano.npy"):
+        return "arctic"
+    elif src.suffix.lower() == ".tar" and src.name.startswith("clip-"):
+        return "hot3d"
     elif src.suffix.lower() == ".hdf5" and src.with_suffix(".mp4").is_file():
         return "egodex"
     elif src.suffix.lower() in HDF5_SUFFIXES:
         return "robomimic"
     raise DatasetError(
         f"{src}: cannot tell its format (expected a LeRobot v2.x directory with meta/info.json, a robomimic "
-        f".hdf5/.h5 file, an EgoDex directory of <i>.hdf5 + <i>.mp4 or a DexYCB tree of label_XXXXXX.npz); "
+        f".hdf5/.h5 file, an EgoDex directory of <i>.hdf5 + <i>.mp4, a DexYCB tree of label_XXXXXX.npz, an ARCTIC "
+        f"tree of <seq>.mano.npy or a HOT3D-Clips folder of clip-<id>.tar); "
         f"name it with --format {'|'.join(IMPORTERS)}"
     )
 
