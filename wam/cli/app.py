@@ -22,38 +22,51 @@ app.add_typer(data_app, name="data")
 register_api_commands(app)
 @app.command()
 def collect(
-    tasks: str = typer.Option(..., help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3"),
+    tasks: Optional[str] = typer.Option(None, help="mt10, mt50 or a comma list such as reach-v3,drawer-open-v3; in hand scenes "
+                                                 "all or touch,push,lift,press-button,open-drawer (or give --env hand/TASKS)"),
     episodes: int = typer.Option(..., help="episodes per task", callback=at_least(1)),
     out: Path = typer.Option(..., help="dataset directory (created or appended to)", callback=dataset_out),
     no_actions: bool = typer.Option(False, "--no-actions", help="write action-free video: actions are dropped"),
     workers: int = typer.Option(1, help="parallel worker processes (one per core is best)", callback=worker_count),
     size: int = typer.Option(64, help="image height and width in pixels"),
-    cameras: str = typer.Option("corner2", "--cameras", "--camera",
-                                help="Meta-World camera names, comma-separated, one video each, e.g. corner2,gripperPOV "
-                                     "(gripperPOV: the wrist camera); the first is what a --policy sees as `image`"),
+    cameras: Optional[str] = typer.Option(None, "--cameras", "--camera",
+                                          help="camera names, comma-separated, one video each: Meta-World's e.g. corner2,gripperPOV "
+                                               "(gripperPOV: the wrist camera; default corner2), the hand scenes' ego,wrist "
+                                               "(default ego); the first is what a --policy sees as `image`"),
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
     seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, "
                                      "seed and number", callback=at_least(0)),
-    max_steps: int = typer.Option(500, help="step limit per episode (Meta-World's is 500)"),
+    max_steps: Optional[int] = typer.Option(None, help="step limit per episode (default: Meta-World's 500, 100 in hand scenes)"),
     explore: float = typer.Option(0.0, help="play data: probability that each 16-step segment is one held random action"),
     after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
     policy: Optional[Path] = typer.Option(None, help="a finetuning run that drives instead of the scripted expert: "
                                                       "its own rollouts, failures included (world-model data)"),
-    env: str = typer.Option("metaworld", help="metaworld, or dream/RUN: the policy acts in that finetuned world's dreams "
-                                              "and the dreamed episodes are recorded (needs --policy)"),
+    env: str = typer.Option("metaworld", help="metaworld; hand (or hand/TASKS): the dexterous hand scenes; or dream/RUN: the "
+                                              "policy acts in that finetuned world's dreams and the dreamed episodes are "
+                                              "recorded (needs --policy)"),
+    embodiment: str = typer.Option("robot", help="in hand scenes: robot (Shadow-hand demos) or human (egocentric human "
+                                                 "video with its hand track, EgoDex's layout read back; needs --no-actions)"),
+    egodex: Optional[Path] = typer.Option(None, help="human video: also keep the EgoDex-layout files (<i>.mp4 + <i>.hdf5) here"),
 ) -> None:
-    """Run scripted experts (or a finetuned policy) on Meta-World tasks, or a policy in dreams, and record the episodes (resumable)."""
+    """Run scripted experts (or a finetuned policy) on Meta-World or hand tasks, a scripted human in the hand scenes, or a
+    policy in dreams, and record the episodes (resumable)."""
     from wam.envs.collect import CollectConfig
     from wam.envs.collect import collect as run_collect
     from wam.errors import WamError
     from wam.policy import PolicyActors
 
     try:
+        if env.startswith("hand/"):
+            env, tasks = "hand", tasks or env.removeprefix("hand/")
+        if not tasks:
+            raise ValueError("give the tasks to collect with --tasks (or --env hand/TASKS)")
         names = tuple(t.strip() for t in tasks.split(",") if t.strip()) if env != "metaworld" else (tasks,)
-        views = tuple(c.strip() for c in cameras.split(",") if c.strip())
-        config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, max_steps,
+        views = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else None
+        steps = max_steps if max_steps is not None else (100 if env == "hand" else 500)
+        config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, steps,
                                explore=explore, after_success=after_success,
-                               policy=None if policy is None else PolicyActors(policy), env=env)
+                               policy=None if policy is None else PolicyActors(policy), env=env, embodiment=embodiment,
+                               egodex=egodex)
         result = run_collect(config)
     except (ValueError, WamError) as err:
         fail(str(err))

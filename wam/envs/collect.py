@@ -40,7 +40,8 @@ from wam.data.episode import Episode
 from wam.data.layout import ACTION_KEY, STATE_KEY, Feature
 from wam.data.video import VideoConfig
 from wam.data.writer import DatasetWriter, StagedEpisode, stage_episode
-from wam.envs.metaworld_env import ACTION_NAMES, CONTROL_FPS, STATE_NAMES, check_cameras, task_cameras
+from wam.envs.families import MetaWorldFamily, family_of
+from wam.envs.metaworld_env import check_cameras, task_cameras
 from wam.envs.tasks import MT50, resolve_tasks
 
 IMAGE_KEY = "observation.images.main"  # the one camera of a single-camera dataset
@@ -54,7 +55,8 @@ class CollectConfig:
     actions: bool = True
     workers: int = 1
     size: int = 64
-    cameras: tuple[str, ...] = ("corner2",)  # Meta-World camera names; the first is what a policy sees as `image`
+    cameras: tuple[str, ...] | None = None  # camera names (default: the family's, corner2 or ego); the first is what a
+    # policy sees as `image`
     noise: float = 0.0
     seed: int = 0
     max_steps: int = 500
@@ -62,7 +64,10 @@ class CollectConfig:
     after_success: int = 0  # steps recorded after the first success (the step limit still applies)
     policy: Any = None  # who acts instead of the scripted expert: a picklable (task, noise) -> actor factory, e.g.
     # wam.policy.PolicyActors(RUN) for a finetuned run (the command line chooses; the collector imports no model)
-    env: str = "metaworld"  # or "dream/<RUN>": that finetuned world steps instead of the simulator (needs `policy`)
+    env: str = "metaworld"  # "hand" (the dexterous hand scenes), or "dream/<RUN>": that finetuned world steps instead of
+    # the simulator (needs `policy`)
+    embodiment: str = "robot"  # in hand scenes: "robot" (Shadow-hand demos) or "human" (egocentric human video, no actions)
+    egodex: Path | None = None  # human video: also keep the EgoDex-layout files it is read back from (default: a temp dir)
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,17 @@ def camera_keys(cameras: tuple[str, ...]) -> dict[str, str]:
     return {camera: f"observation.images.{camera}" for camera in cameras}
 
 
-def dataset_features(size: int, actions: bool, cameras: tuple[str, ...] = ("corner2",)) -> dict[str, Feature]:
+def dataset_features(size: int, actions: bool, cameras: tuple[str, ...] = ("corner2",), family=MetaWorldFamily()
+                     ) -> dict[str, Feature]:
+    state_names, action_names = family.names()
     features = {key: Feature("video", (size, size, 3), ("height", "width", "channels")) for key in camera_keys(cameras).values()}
     features |= {
-        STATE_KEY: Feature("float32", (len(STATE_NAMES),), STATE_NAMES),
+        STATE_KEY: Feature("float32", (len(state_names),), state_names),
         "reward": Feature("float32", (1,)),
         "success": Feature("bool", (1,)),
     }
     if actions:
-        features[ACTION_KEY] = Feature("float32", (len(ACTION_NAMES),), ACTION_NAMES)
+        features[ACTION_KEY] = Feature("float32", (len(action_names),), action_names)
     return features
 
 
@@ -114,7 +121,7 @@ def episode_seed(seed: int, task: str, number: int) -> int:
 
 def env_id(config: CollectConfig, task: str) -> str:
     """What an episode's `info.env` says drove it: the simulator's task env, or the dream run."""
-    return f"metaworld/{task}" if config.env == "metaworld" else config.env
+    return f"{config.env}/{task}" if config.env in ("metaworld", "hand") else config.env
 
 
 def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
@@ -168,6 +175,7 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig, start: d
         "after_success": int(config.after_success),
         "camera": ",".join(config.cameras),
         "source": _source(config),
+        "embodiment": config.embodiment,
     }
     keys = camera_keys(config.cameras)
     videos = {keys[camera]: np.stack(frames) for camera, frames in images.items()}  # (T, H, W, 3) each
@@ -179,7 +187,9 @@ _WORKER: dict = {}
 
 
 def _source(config: CollectConfig) -> str:
-    return "scripted_expert" if config.policy is None else getattr(config.policy, "source", f"policy:{config.policy!r}")
+    if config.policy is None:
+        return "scripted_human" if config.embodiment == "human" else "scripted_expert"
+    return getattr(config.policy, "source", f"policy:{config.policy!r}")
 
 
 def _worker_init(config: CollectConfig) -> None:
@@ -188,30 +198,43 @@ def _worker_init(config: CollectConfig) -> None:
 
 
 def _run_job(job: EpisodeJob) -> StagedEpisode:
-    from wam.envs.experts import ScriptedExpert
     from wam.envs.registry import make
 
     config: CollectConfig = _WORKER["config"]
+    family = family_of(config.env, config.embodiment)
     if job.task not in _WORKER:
         scene = None  # the simulator whose first frames start the dreams of a Meta-World task
-        if config.env == "metaworld":
-            env = make(f"metaworld/{job.task}", obs="pixels", size=config.size, cameras=config.cameras,
-                       max_episode_steps=config.max_steps)
+        if family is not None:
+            env = family.make_env(job.task, config.size, config.cameras, config.max_steps)
         else:  # the collector ends the episode (after_success), so the dream must not end it at the first success
             env = make(config.env, task=job.task, max_episode_steps=config.max_steps, device="cpu", terminate_on_success=False)
             if job.task in MT50:
                 scene = make(f"metaworld/{job.task}", obs="pixels", size=config.size, cameras=config.cameras)
-        actor = (ScriptedExpert(job.task, noise=config.noise, explore=config.explore) if config.policy is None
+        actor = (family.make_expert(job.task, env, config.noise, config.explore) if config.policy is None
                  else config.policy(job.task, config.noise))
         _WORKER[job.task] = (env, actor, scene)
     env, expert, scene = _WORKER[job.task]
+    if config.embodiment == "human":
+        from wam.envs.hands.human_video import record_human_episode
+
+        episode = record_human_episode(env, expert, job, config)
+        return stage_episode(config.out, episode, human_features(config), family.fps, VideoConfig())
     start = None
     if scene is not None:
         first, _ = scene.reset(seed=job.seed)
         start = {"image": first["image"], "state": first["state"]}
     episode = record_episode(env, expert, job, config, start)
-    features = dataset_features(config.size, config.actions, config.cameras)
-    return stage_episode(config.out, episode, features, CONTROL_FPS, VideoConfig())
+    features = dataset_features(config.size, config.actions, config.cameras, family or MetaWorldFamily())
+    return stage_episode(config.out, episode, features, (family or MetaWorldFamily()).fps, VideoConfig())
+
+
+def human_features(config: CollectConfig) -> dict[str, Feature]:
+    """Egocentric human video: the head camera, the canonical hand track (wam.ego.hands), reward and success."""
+    from wam.ego.egodex import CAMERA_KEY
+    from wam.ego.hands import track_features
+
+    video = Feature("video", (config.size, config.size, 3), ("height", "width", "channels"))
+    return {CAMERA_KEY: video, **track_features(), "reward": Feature("float32", (1,)), "success": Feature("bool", (1,))}
 
 
 def _close_worker_envs() -> None:
@@ -239,8 +262,9 @@ def _existing_keys(writer: DatasetWriter) -> set[tuple[str, str, int, int, str]]
 
 def _resolve(config: CollectConfig) -> CollectConfig:
     """Task names resolved; a dream also takes an instruction its world's data holds (e.g. a non-Meta-World task)."""
-    if config.env == "metaworld":
-        tasks = resolve_tasks(",".join(config.tasks))
+    family = family_of(config.env, config.embodiment)
+    if family is not None:
+        tasks = list(family.tasks(config.tasks))
     elif config.env.startswith("dream/"):
         tasks = []
         for task in config.tasks:
@@ -249,15 +273,24 @@ def _resolve(config: CollectConfig) -> CollectConfig:
             except ValueError:
                 tasks.append(task)
     else:
-        raise ValueError(f"env must be 'metaworld' or 'dream/<RUN>', got {config.env!r}")
+        raise ValueError(f"env must be 'metaworld', 'hand' or 'dream/<RUN>', got {config.env!r}")
     if not tasks:
         raise ValueError(f"no tasks to collect in {config.env}, got {config.tasks!r}")
-    cameras = tuple(config.cameras) if not isinstance(config.cameras, str) else config.cameras
+    cameras = config.cameras
+    if cameras is None:
+        cameras = (family.default_cameras if family is not None else ("corner2",))
+    cameras = tuple(cameras) if not isinstance(cameras, str) else cameras
     return CollectConfig(**{**config.__dict__, "tasks": tuple(dict.fromkeys(tasks)), "out": Path(config.out), "cameras": cameras})
 
 
 def _check_cameras(config: CollectConfig) -> None:
-    """Camera names checked against the Sawyer scene before any worker starts (every task shares its cameras)."""
+    """Camera names checked against the scene before any worker starts (every task of a family shares its cameras)."""
+    family = family_of(config.env, config.embodiment)
+    if family is not None and family.name != "metaworld":
+        check_cameras(config.cameras, family.cameras(config.tasks), f"{family.name} scenes")
+        if config.embodiment == "human" and config.cameras != ("ego",):
+            raise ValueError(f"human video is filmed by the head camera alone (EgoDex's layout has one), not {', '.join(config.cameras)}")
+        return
     scene = next((task for task in config.tasks if task in MT50), None)
     # A dream of tasks outside Meta-World renders no simulator: only the names' form is checked.
     check_cameras(config.cameras, task_cameras(scene) if scene else None, scene or config.env)
@@ -289,18 +322,25 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         raise ValueError(f"explore must be a probability in [0, 1], got {config.explore}")
     if config.after_success < 0:
         raise ValueError(f"after_success must be >= 0 steps, got {config.after_success}")
-    if not 1 <= config.max_steps <= 500:
-        raise ValueError(f"max_steps must be in 1..500 (Meta-World's episode limit), got {config.max_steps}")
+    family = family_of(config.env, config.embodiment)
+    limit = (family or MetaWorldFamily()).max_steps()
+    if not 1 <= config.max_steps <= limit:
+        raise ValueError(f"max_steps must be in 1..{limit} ({config.env}'s episode limit), got {config.max_steps}")
+    if config.embodiment == "human" and (config.actions or config.policy is not None):
+        raise ValueError("human video has no actions (a person's muscles are not a robot's commands): collect it with "
+                         "--no-actions and the scripted human, then label it with `wam retarget`")
     if config.policy is not None:
         if config.explore > 0:
             raise ValueError("explore is the scripted expert's play mode; a policy run explores with noise instead")
         size = getattr(config.policy, "image_size", config.size)  # a clear error now, not in every worker
         if size != config.size:
             raise ValueError(f"{config.policy} sees {size}-pixel images; collect with --size {size}, not {config.size}")
-    if config.env != "metaworld":
+    if family is None:
         _check_dream(config)
-    features = dataset_features(config.size, config.actions, config.cameras)
-    writer = DatasetWriter(config.out, features=features, fps=CONTROL_FPS, robot_type="sawyer")
+    family = family or MetaWorldFamily()
+    features = (human_features(config) if config.embodiment == "human"
+                else dataset_features(config.size, config.actions, config.cameras, family))
+    writer = DatasetWriter(config.out, features=features, fps=family.fps, robot_type=family.robot_type)
     try:
         done = _existing_keys(writer)
         jobs = [j for j in plan_jobs(config) if (env_id(config, j.task), j.task, config.seed, j.number, _source(config)) not in done]

@@ -18,15 +18,13 @@ same fast settings, so each extra camera costs about one more render per step.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import weakref
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
-from wam.envs.rendering import configure_headless_rendering, disable_costly_effects, upright
+from wam.envs.rendering import close_at_exit, configure_headless_rendering, disable_costly_effects, forget_at_exit, upright
 from wam.envs.tasks import task_text
 
 configure_headless_rendering()
@@ -91,24 +89,6 @@ def check_cameras(cameras: tuple[str, ...], available: tuple[str, ...] | None, w
         raise ValueError(f"unknown camera {', '.join(map(repr, unknown))} for {where}; cameras: {', '.join(available)}")
 
 
-_OPEN_ENVS: "weakref.WeakSet[MetaWorldEnv]" = weakref.WeakSet()
-_EXIT_HOOK_REGISTERED = False
-
-
-def _close_open_envs() -> None:
-    # GL contexts freed after EGL has shut down print errors at exit; close them while it is up.
-    for env in list(_OPEN_ENVS):
-        env.close()
-
-
-def _register_exit_hook() -> None:
-    # Registered after MuJoCo's EGL module registers its own shutdown hook, so ours runs first.
-    global _EXIT_HOOK_REGISTERED
-    if not _EXIT_HOOK_REGISTERED:
-        atexit.register(_close_open_envs)
-        _EXIT_HOOK_REGISTERED = True
-
-
 class MetaWorldEnv(gym.Env):
     """One Meta-World task; every reset draws a new object and goal placement from the seed."""
 
@@ -138,7 +118,6 @@ class MetaWorldEnv(gym.Env):
         if config.mesh_detail is not None:
             self.mesh_lod_stats = simplify_visual_meshes(model, config.mesh_detail)
         self._renderer: mujoco.Renderer | None = None
-        _OPEN_ENVS.add(self)
         self._steps = 0
         self._rng_seeded = False
 
@@ -160,7 +139,7 @@ class MetaWorldEnv(gym.Env):
     def _render(self, camera: str) -> np.ndarray:
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self._sim.model, self.config.size, self.config.size)
-            _register_exit_hook()
+            close_at_exit(self)
         self._renderer.update_scene(self._sim.data, camera=camera)
         return upright(self._renderer.render(), camera)  # (H, W, 3) uint8, a fresh array
 
@@ -203,4 +182,4 @@ class MetaWorldEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
         self._sim.close()
-        _OPEN_ENVS.discard(self)
+        forget_at_exit(self)

@@ -8,7 +8,9 @@ user can override by setting the variable first.
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 
 import numpy as np
 
@@ -49,3 +51,27 @@ def upright(image: np.ndarray, camera: str) -> np.ndarray:
     if needs_rotation(camera):
         return np.ascontiguousarray(image[::-1, ::-1])
     return np.ascontiguousarray(image)
+
+
+_OPEN_ENVS: "weakref.WeakSet" = weakref.WeakSet()
+_EXIT_HOOK_REGISTERED = False
+
+
+def close_at_exit(env) -> None:
+    """Close `env` (its renderer) before EGL shuts down: GL contexts freed after that print errors at exit.
+    Call when the env makes its first renderer, which is after MuJoCo's EGL module registered its own hook,
+    so ours runs first."""
+    global _EXIT_HOOK_REGISTERED
+    _OPEN_ENVS.add(env)
+    if not _EXIT_HOOK_REGISTERED:
+        atexit.register(_close_open_envs)
+        _EXIT_HOOK_REGISTERED = True
+
+
+def forget_at_exit(env) -> None:
+    _OPEN_ENVS.discard(env)
+
+
+def _close_open_envs() -> None:
+    for env in list(_OPEN_ENVS):
+        env.close()
