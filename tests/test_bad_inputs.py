@@ -82,6 +82,17 @@ TABLE = [
     ("collect --tasks reach-v3 --episodes 1 --out {new} --max-steps 0", "max_steps"),
     ("collect --tasks teleport-v3 --episodes 1 --out {new}", "teleport-v3"),
     ("collect --tasks reach-v3 --episodes 1 --out {new} --policy {dataset}", "finetune.json"),
+    ("collect --env hand --tasks juggle --episodes 1 --out {new}", "juggle"),
+    ("collect --env hand/touch --episodes 1 --out {new} --embodiment human", "--no-actions"),
+    ("collect --env hand/touch --episodes 1 --out {new} --embodiment alien", "alien"),
+    ("collect --env hand/touch --episodes 1 --out {new} --cameras corner2", "corner2"),
+    ("collect --tasks reach-v3 --episodes 1 --out {new} --embodiment human", "hand scenes"),
+    # retarget
+    ("retarget --data {dataset} --out {new}", "canonical hand track"),
+    ("retarget --data {missing} --out {new}", "missing"),
+    ("retarget --data {dataset} --out {file}", "--out"),
+    ("retarget --data {dataset} --out {new} --hand allegro", "allegro"),
+    ("retarget --data {dataset} --out {new} --iterations 0", "--iterations"),
     # data
     ("data info {file}", "info.json"),
     ("data info {pretrain}", "info.json"),

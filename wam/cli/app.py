@@ -16,6 +16,7 @@ from wam.cli.checks import (at_least, dataset_out, directory_out, file_out, in_r
 from wam.cli.common import BF16_HELP, console, fail, train_config, write_json
 from wam.cli.data import data_app
 from wam.cli.dojo import register as register_dojo_commands
+from wam.cli.hands import register as register_hand_commands
 
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
 app.add_typer(data_app, name="data")
@@ -284,6 +285,7 @@ def eval_policy(
 
 
 register_dojo_commands(app)
+register_hand_commands(app)
 
 
 @app.command()

@@ -70,6 +70,13 @@ def retarget_episode(solver: ShadowRetargeter, keypoints_camera: np.ndarray, con
     return states, palm_actions(states, targets), np.asarray(errors), untracked
 
 
+def _retargeted_already(root: Path, human: Path) -> set[int]:
+    from wam.data.meta import read_episode_rows
+
+    return {int(row["info/retargeted_episode"]) for row in read_episode_rows(root)
+            if row.get("info/retargeted_from") == str(human) and row.get("info/retargeted_episode") is not None}
+
+
 def retarget_dataset(human: str | Path, out: str | Path, hand: str = "shadow", config: RetargetConfig = RetargetConfig(),
                      progress: Callable[[int, int], None] | None = None) -> RetargetResult:
     """Write the action-labelled robot-hand version of the human-video dataset `human` to `out`."""
@@ -92,7 +99,10 @@ def retarget_dataset(human: str | Path, out: str | Path, hand: str = "shadow", c
     result = RetargetResult(0, 0, 0)
     writer = DatasetWriter(out, features=features, fps=source.fps, robot_type="shadow_hand")
     try:
+        done = _retargeted_already(writer.root, Path(human))
         for number, info in enumerate(source.episodes):
+            if number in done:  # a rerun after an interruption picks up where it stopped
+                continue
             data = source.low_dim(number)
             keypoints, confidence = right_hand_in_camera(np.asarray(data[STATE_KEY], np.float64))
             if not (confidence > 0).any():
@@ -117,6 +127,6 @@ def retarget_dataset(human: str | Path, out: str | Path, hand: str = "shadow", c
                 progress(number + 1, source.num_episodes)
     finally:
         writer.close()
-    if result.episodes == 0:
+    if result.episodes == 0 and not done:
         raise DatasetError(f"{source.root}: no episode could be retargeted:\n  " + "\n  ".join(result.notes))
     return result
