@@ -39,17 +39,14 @@ def align(env, first_state: np.ndarray, fingers: np.ndarray, steps: int = 12) ->
     return float(np.linalg.norm(env.palm_pose()[0] - first_state[:3])) if obs is not None else float("nan")
 
 
-def replay_episode(dataset: Dataset, episode: int, align_steps: int = 12) -> ReplayResult:
-    info = dataset.episodes[episode].info
-    task, seed = str(info.get("task", "")), int(info.get("seed", 0))
-    data = dataset.low_dim(episode)
-    states, actions = np.asarray(data[STATE_KEY], np.float64), np.asarray(data[ACTION_KEY], np.float64)
+def replay_actions(task: str, seed: int, states: np.ndarray, actions: np.ndarray, align_steps: int = 12) -> ReplayResult:
+    """Play (T, 26) `actions` in the robot env of `task` reset with `seed`, after aligning the palm to `states[0]`."""
     env = make_hand_env(task, embodiment="robot", obs="state", max_episode_steps=len(actions) + align_steps + 5,
                         terminate_on_success=False)
     try:
         env.reset(seed=seed)
         left = align(env, states[0], actions[0, 6:], align_steps)
-        success = False
+        success, step = False, -1
         for step, action in enumerate(actions):
             _, _, _, truncated, step_info = env.step(action)
             success = success or step_info["success"]
@@ -58,3 +55,11 @@ def replay_episode(dataset: Dataset, episode: int, align_steps: int = 12) -> Rep
         return ReplayResult(task, seed, bool(success), step + 1, left)
     finally:
         env.close()
+
+
+def replay_episode(dataset: Dataset, episode: int, align_steps: int = 12) -> ReplayResult:
+    """Replay one episode of an action-labelled hand dataset (its `info` names the task and seed)."""
+    info = dataset.episodes[episode].info
+    data = dataset.low_dim(episode)
+    return replay_actions(str(info.get("task", "")), int(info.get("seed", 0)), np.asarray(data[STATE_KEY], np.float64),
+                          np.asarray(data[ACTION_KEY], np.float64), align_steps)
