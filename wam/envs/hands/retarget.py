@@ -4,8 +4,10 @@ For each frame the robot hand's root pose (6 DoF) and 24 joints are moved so tha
 (`kp_<name>`, the same 21 canonical points, see embodiments.py) land where the person's are, fingertips
 weighted most: a person's hand is smaller than Shadow's, so not every point can match, and the tips are
 what touches the world. Each frame starts from the last one's solution (motion is smooth), iterates
-Gauss-Newton steps with Levenberg damping, keeps each joint in its range, and holds each finger's distal
-joint to its middle one as the Shadow hand's tendon does (a row of the least squares, not a clamp).
+Gauss-Newton steps with Levenberg damping, keeps each joint in its range, holds each finger's distal
+joint to its middle one as the Shadow hand's tendon does (a row of the least squares, not a clamp), and
+pushes the hand out of anything it penetrates (one row per penetrating contact, along its normal): the
+table always, and the objects when the caller has placed them in the solver's scene.
 
 Where the keypoints come from: the hand track of a human-video dataset is in the egocentric camera's
 frame (`wam.ego.hands`). `camera_to_world` places that camera where the robot scene's head camera is,
@@ -48,6 +50,7 @@ class RetargetConfig:
     coupling_weight: float = 30.0
     posture_weight: float = 1e-3
     first_frame_iterations: int = 60  # the first frame starts from the open hand, far from the answer
+    contact_weight: float = 3.0  # pushes the hand out of whatever it penetrates (the table, objects placed in the scene)
 
 
 class ShadowRetargeter:
@@ -68,6 +71,8 @@ class ShadowRetargeter:
         self._hand_qpos = np.array([int(j.qposadr[0]) for j in self._joints])
         self._low, self._high = model.jnt_range[[j.id for j in self._joints]].T
         self._neutral = np.clip(np.zeros(len(self._joints)), self._low, self._high)
+        root_body = model.body(emb.ROOT_BODY).id
+        self._hand_bodies = np.array([model.body_rootid[b] == root_body for b in range(model.nbody)])
         mujoco.mj_forward(model, self.data)
         self._fresh = True
 
@@ -107,6 +112,9 @@ class ShadowRetargeter:
                 residual[base + k] = -w * (ca * qa - cb * qb) / cb
                 system[base + k, list(self._dofs).index(dof_a)] = w * ca / cb
                 system[base + k, list(self._dofs).index(dof_b)] = -w
+            if config.contact_weight > 0:
+                pushes, push_rows = self._contact_rows()
+                residual, system = np.r_[residual, pushes], np.vstack([system, push_rows])
             posture = config.posture_weight * np.r_[np.zeros(6), self._neutral - data.qpos[self._hand_qpos]]
             normal = system.T @ system + (config.damping + config.posture_weight) * np.eye(len(self._dofs))
             step = np.linalg.solve(normal, system.T @ residual + config.posture_weight * posture)
@@ -116,6 +124,28 @@ class ShadowRetargeter:
             data.qpos[self._hand_qpos] = np.clip(data.qpos[self._hand_qpos], self._low, self._high)
         mujoco.mj_kinematics(model, data)
         return self.keypoints()
+
+    def _contact_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """One least-squares row per contact where the hand penetrates something else: move the hand's contact point
+        out along the contact normal by the depth (MuJoCo's normal points from geom1 to geom2)."""
+        model, data = self.model, self.data
+        mujoco.mj_collision(model, data)
+        residuals, rows = [], []
+        point_jacobian = np.zeros((3, model.nv))
+        for contact in data.contact[: data.ncon]:
+            if contact.dist >= 0:
+                continue
+            hand = [self._hand_bodies[model.geom_bodyid[g]] for g in (contact.geom1, contact.geom2)]
+            if hand[0] == hand[1]:
+                continue
+            geom = contact.geom1 if hand[0] else contact.geom2
+            outward = -contact.frame[:3] if hand[0] else contact.frame[:3]
+            mujoco.mj_jac(model, data, point_jacobian, None, contact.pos, model.geom_bodyid[geom])
+            rows.append(self.config.contact_weight * outward @ point_jacobian[:, self._dofs])
+            residuals.append(self.config.contact_weight * -contact.dist)
+        if not rows:
+            return np.zeros(0), np.zeros((0, len(self._dofs)))
+        return np.asarray(residuals), np.asarray(rows)
 
     def _qpos_of(self, dof: int) -> int:
         joint = self.model.dof_jntid[dof]
