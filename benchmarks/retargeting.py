@@ -144,14 +144,17 @@ def plot(cells: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=10, help="human episodes per task")
+    parser.add_argument("--tasks", default=",".join(HAND_TASKS), help="a subset, for a quick look (writes nothing)")
     args = parser.parse_args()
     cells = []
-    for task in HAND_TASKS:
+    for task in args.tasks.split(","):
         for number in range(args.episodes):
             cells.append(retarget_episode(task, episode_seed(0, task, number)))
         done = [c for c in cells if c["task"] == task]
         print(f"{task:13s} tip error {np.mean([c['tip_error_mm_mean'] for c in done]):.1f} mm, replay "
               f"{sum(c['replay_success'] for c in done if c['human_success'])}/{sum(c['human_success'] for c in done)}")
+    if args.tasks != ",".join(HAND_TASKS):
+        return
     frames = np.concatenate([c["tip_error_mm_frames"] for c in cells])
     depth = np.concatenate([c["penetration_mm"] for c in cells])
     ms = float(np.average([c["ms_per_frame"] for c in cells], weights=[c["frames"] for c in cells]))

@@ -161,3 +161,16 @@ def test_retargeting_refuses_what_is_not_human_video(tmp_path):
     collect(CollectConfig(("touch",), 1, tmp_path / "robot", size=32, max_steps=10, env="hand"), progress=False)
     with pytest.raises(DatasetError, match="canonical hand track"):
         retarget_dataset(tmp_path / "robot", tmp_path / "out")
+
+
+def test_retargeted_actions_carry_what_the_step_limit_clipped():
+    from wam.envs.hands.env import MOVE_M
+    from wam.envs.hands.retarget import palm_actions
+
+    # The palm jumps 10 cm in one frame, then stays: the actions saturate, then catch up, and add up to the jump.
+    states = np.zeros((12, 33))
+    states[:, 3], states[:, 7] = 1.0, 1.0  # identity rotation (first two columns)
+    states[1:, 0] = 0.10
+    actions = palm_actions(states, np.zeros((12, 20)))
+    assert np.abs(actions).max() <= 1.0 and actions[0, 0] == 1.0
+    np.testing.assert_allclose(actions[:, 0].sum() * MOVE_M, 0.10, atol=1e-9)

@@ -134,8 +134,8 @@ _FLEX = (0.0, 1.6)  # MCP and PIP flexion range (rad)
 _SPREAD = (-0.3, 0.3)
 
 
-def _capsule(length: float, radius: float, rgba=SKIN) -> str:
-    return (f'<geom type="capsule" fromto="0 0 0 0 0 {length:.4f}" size="{radius:.4f}" rgba="{" ".join(map(str, rgba))}"'
+def _capsule(length: float, radius: float) -> str:
+    return (f'<geom type="capsule" fromto="0 0 0 0 0 {length:.4f}" size="{radius:.4f}" material="human_skin"'
             f' contype="1" conaffinity="0" condim="4" friction="1.2 0.01 0.001" mass="0.01"/>')
 
 
@@ -176,20 +176,26 @@ def human_xml() -> tuple[str, str, str]:
              f'<site name="kp_thumb_ip" size="0.004" group="3"/>{_capsule(t3 - tr * 0.8, tr * 0.85)}'
              f'<site name="kp_thumb_tip" pos="0 0 {t3}" size="0.004" group="3"/></body></body></body>')
     actuated += ["thumb_cmc_spread", "thumb_cmc", "thumb_mcp", "thumb_ip"]
-    skin = " ".join(map(str, SKIN))
+    # A sleeved forearm, shortened so that a tipped hand does not fill the head camera (the arm stands for the wrist's
+    # rest pose; the robot's forearm is not drawn at all).
     body = (f'<body name="{ROOT_BODY}" pos="0 0 0">'
-            f'<geom type="capsule" fromto="0 0 0.0 0 0 0.27" size="0.032" rgba="{" ".join(map(str, SLEEVE))}" contype="0" conaffinity="0" mass="0.5"/>'
-            f'<geom type="capsule" fromto="0 0 0.24 0 0 0.30" size="0.027" rgba="{skin}" contype="0" conaffinity="0" mass="0.1"/>'
+            '<geom type="capsule" fromto="0 0 0.15 0 0 0.26" size="0.03" material="human_sleeve" contype="0" conaffinity="0" mass="0.5"/>'
+            '<geom type="capsule" fromto="0 0 0.24 0 0 0.30" size="0.026" material="human_skin" contype="0" conaffinity="0" mass="0.1"/>'
             f'<body name="{PALM_BODY}" pos="0 0 0.30"><site name="kp_wrist" size="0.004" group="3"/>'
-            f'<geom type="box" pos="0 0 0.047" size="0.041 0.013 0.045" rgba="{skin}" contype="1" conaffinity="0" mass="0.2"/>'
-            f'<geom type="capsule" fromto="-0.03 0 0.09 0.03 0 0.09" size="0.013" rgba="{skin}" contype="1" conaffinity="0" mass="0.02"/>'
+            '<geom type="box" pos="0 0 0.047" size="0.041 0.013 0.045" material="human_skin" contype="1" conaffinity="0" mass="0.2"/>'
+            '<geom type="capsule" fromto="-0.03 0 0.09 0.03 0 0.09" size="0.013" material="human_skin" contype="1" conaffinity="0" mass="0.02"/>'
             '<camera name="wrist" pos="0 0.09 0" xyaxes="-1 0 0 0 0.42 0.91" fovy="75"/>'
             + "".join(fingers) + thumb + "</body></body>")
     actuators = "".join(f'<position name="A_{j}" joint="{j}" kp="6" ctrlrange="{_range(j)}" forcerange="-4 4"/>' for j in actuated)
     coupling = "".join(f'<joint joint1="{d}" joint2="{d[:-4]}_pip" polycoef="0 0.667 0 0 0"/>' for d in coupled)
     head = f"<actuator>{actuators}</actuator><equality>{coupling}</equality>"
-    sky = '<texture type="skybox" builtin="gradient" rgb1="0.44 0.85 0.56" rgb2="0.46 0.87 0.58" width="32" height="32"/>'
-    return head, sky, body  # the same sky as the Shadow hand's scene: only the hand differs between the two
+    # The Shadow scene's sky, so that only the hand differs between the two scenes; MuJoCo draws a skybox only when the
+    # model has another texture too, which the skin's is.
+    asset = ('<texture type="skybox" builtin="gradient" rgb1="0.44 0.85 0.56" rgb2="0.46 0.87 0.58" width="32" height="32"/>'
+             f'<texture name="human_skin" type="2d" builtin="flat" rgb1="{" ".join(map(str, SKIN[:3]))}" width="8" height="8"/>'
+             '<material name="human_skin" texture="human_skin" specular="0.15" shininess="0.2"/>'
+             f'<material name="human_sleeve" rgba="{" ".join(map(str, SLEEVE))}" specular="0.05"/>')
+    return head, asset, body
 
 
 def _range(joint: str) -> str:

@@ -170,17 +170,34 @@ class ShadowRetargeter:
 
 
 def palm_actions(states: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(T, 33) retargeted robot states and (T, 20) actuator targets -> (T, 26) env actions: the palm's move and turn to
-    the next frame (the last frame holds still), then the finger targets of the next frame."""
+    """(T, 33) retargeted robot states and (T, 20) actuator targets -> (T, 26) env actions: the palm's move and turn
+    toward the next frame's pose, then the next frame's finger targets (the last frame holds still).
+
+    The env moves its palm target by at most 1.5 cm and 0.1 rad a step. Where the retargeted palm moves faster, the
+    action saturates and the rest is carried into the next steps: the actions are computed against the target the
+    env will actually have (integrated here as the env integrates them), so the commanded path catches up instead
+    of drifting by what was clipped."""
     length = len(states)
     actions = np.zeros((length, 6 + targets.shape[1]))
+    position, rotation = states[0, :3].copy(), _rotation(states[0, 3:9])
     for t in range(length - 1):
-        move = (states[t + 1, :3] - states[t, :3]) / MOVE_M
-        turn = _rotation_vector(_rotation(states[t + 1, 3:9]) @ _rotation(states[t, 3:9]).T) / TURN_RAD
+        move = np.clip((states[t + 1, :3] - position) / MOVE_M, -1.0, 1.0)
+        turn = _rotation_vector(_rotation(states[t + 1, 3:9]) @ rotation.T) / TURN_RAD
+        turn *= min(1.0, 1.0 / max(np.abs(turn).max(), 1e-12))  # the env clips each value; keep the axis instead
+        position = position + move * MOVE_M
+        rotation = _exp(turn * TURN_RAD) @ rotation
         actions[t, :6] = np.r_[move, turn]
         actions[t, 6:] = targets[t + 1]
     actions[-1, 6:] = targets[-1]
     return np.clip(actions, -1.0, 1.0)
+
+
+def _exp(rotation_vector: np.ndarray) -> np.ndarray:
+    quat, matrix = np.zeros(4), np.zeros(9)
+    angle = float(np.linalg.norm(rotation_vector))
+    mujoco.mju_axisAngle2Quat(quat, rotation_vector / max(angle, 1e-12), angle)
+    mujoco.mju_quat2Mat(matrix, quat)
+    return matrix.reshape(3, 3)
 
 
 def _rotation(six: np.ndarray) -> np.ndarray:
