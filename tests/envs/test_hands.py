@@ -158,7 +158,11 @@ def test_retargeting_recovers_the_robots_own_keypoints():
 def test_retargeting_refuses_what_is_not_human_video(tmp_path):
     from wam.envs.hands.retarget_dataset import retarget_dataset
 
-    collect(CollectConfig(("touch",), 1, tmp_path / "robot", size=32, max_steps=10, env="hand"), progress=False)
+    result = collect(CollectConfig(("touch",), 1, tmp_path / "robot", size=32, max_steps=10, env="hand"), progress=False)
+    assert result.added == 1
+    check_dataset(tmp_path / "robot")
+    robot = Dataset(tmp_path / "robot")
+    assert robot.features[ACTION_KEY].shape == (26,) and robot.info["robot_type"] == "shadow_hand"
     with pytest.raises(DatasetError, match="canonical hand track"):
         retarget_dataset(tmp_path / "robot", tmp_path / "out")
 
