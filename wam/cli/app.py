@@ -236,7 +236,8 @@ def eval_policy(
     video_out: Optional[Path] = typer.Option(None, help="write the first episode of each task as mp4 and GIF here",
                                              callback=directory_out),
     out: Optional[Path] = typer.Option(None, help="write the results JSON here", callback=file_out),
-    env: str = typer.Option("metaworld", help="metaworld (the simulator) or dream/RUN (inside a finetuned WAM's world model)"),
+    env: str = typer.Option("metaworld", help="metaworld (the simulator), hand (the hand scenes, Shadow hand) or dream/RUN "
+                                              "(inside a finetuned WAM's world model)"),
     dream_start: str = typer.Option("scene", help="dreams start from the simulator's first frame of each evaluation scene "
                                     "(scene) or from first frames of the world's robot data (data)"),
     dream_student: bool = typer.Option(False, "--dream-student", help="dream with the world run's distilled student "
@@ -252,7 +253,7 @@ def eval_policy(
     ensemble: Optional[float] = typer.Option(None, help="temporal ensembling instead: a prediction every frame, "
                                              "overlapping chunks averaged with weights exp(-m * age), m = this"),
 ) -> None:
-    """Run a policy in Meta-World (or dream) episodes: success per task (95% Wilson), length, control rate."""
+    """Run a policy in Meta-World, hand-scene (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.config import DreamSettings
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
     from wam.envs.tasks import resolve_tasks
@@ -264,7 +265,7 @@ def eval_policy(
         except ValueError:
             if env == "metaworld":
                 raise
-            names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # a dream of other data: instructions
+            names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # hand tasks, or a dream's instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
                             dream_start=dream_start, execute=execute, ensemble=ensemble,
                             dream=DreamSettings(student=dream_student, success_hold=dream_success_hold, judge=dream_judge,

@@ -22,7 +22,7 @@ import numpy as np
 
 from wam.config import DreamSettings
 from wam.envs.collect import episode_seed
-from wam.envs.tasks import MT50, resolve_tasks
+from wam.envs.tasks import MT50
 
 EVAL_SEED_OFFSET = 1_000_003  # collection seeds are small numbers; evaluation seeds live far from them
 
@@ -35,10 +35,11 @@ class EvalConfig:
     workers: int = 1
     seed: int = 0
     max_steps: int = 300  # scripted experts finish every MT10 task by step 258
-    camera: str = "corner2"
+    camera: str | None = None  # the one camera of a single-camera policy; default: the env family's (corner2, ego)
     video_out: Path | None = None
     videos_per_task: int = 1
-    env: str = "metaworld"  # or "dream/<WAM RUN>": the same episodes inside a learned world model
+    env: str = "metaworld"  # "hand" (the hand scenes, Shadow hand), or "dream/<WAM RUN>": the same episodes inside a
+    # learned world model
     planner: dict | None = None  # PlanConfig fields: plan with CEM in the policy run's world model instead of acting
     # Where a dream starts: "scene", the simulator's first frame of the same evaluation scene (so the dream
     # and the simulator judge the same episodes), or "data", a first frame of the world's robot data.
@@ -137,7 +138,7 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
                                  settings=config.dream)
         else:
             # a policy trained on several cameras is shown the same cameras (they are named after the simulator's)
-            cameras = policy.views if len(policy.views) > 1 else (config.camera,)
+            cameras = policy.views if len(policy.views) > 1 else (view_camera(config),)
             _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, cameras=cameras,
                                  max_episode_steps=config.max_steps)
     env_actions = _WORKER[task].action_space.shape[-1]
@@ -148,9 +149,20 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     record = config.video_out is not None and number < config.videos_per_task
     options = None
     if config.env.startswith("dream/") and config.dream_start == "scene" and task in MT50:
-        options = scene_start(task, seed, policy.image_size, config.camera)
+        options = scene_start(task, seed, policy.image_size, view_camera(config))
     success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record, options)
     return EpisodeResult(task, number, seed, success, length, seconds, frames)
+
+
+def view_camera(config: EvalConfig) -> str:
+    """The camera a single-camera policy is shown: the config's, else the family's first (a dream starts from
+    Meta-World's scenes: corner2)."""
+    from wam.envs.families import family_of
+
+    if config.camera is not None:
+        return config.camera
+    family = family_of(config.env) if not config.env.startswith("dream/") else None
+    return family.default_cameras[0] if family is not None else "corner2"
 
 
 def scene_start(task: str, seed: int, size: int, camera: str) -> dict:
@@ -197,7 +209,10 @@ def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
 
 def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
     """Success per task (Wilson 95%), mean length and control rate; writes videos when asked."""
-    tasks = tuple(resolve_tasks(",".join(config.tasks))) if config.env == "metaworld" else tuple(config.tasks)
+    from wam.envs.families import family_of
+
+    family = family_of(config.env) if not config.env.startswith("dream/") else None
+    tasks = tuple(family.tasks(tuple(config.tasks))) if family is not None else tuple(config.tasks)
     if config.dream_start not in ("scene", "data"):
         raise ValueError(f"dream_start must be 'scene' or 'data', got {config.dream_start!r}")
     if config.episodes < 1 or config.workers < 1:
