@@ -28,9 +28,9 @@ def test_human_video_pretrains_a_wam_that_drives_the_shadow_hand(tmp_path):
            "--max-steps", 30)
     invoke("retarget", "--data", human, "--out", retargeted)
     invoke("pretrain", "--data", human, "--preset", "tiny", "--steps", 4, "--out", tmp_path / "pre")
-    # Robot demos and retargeted human video together: the same 26-d actions and 33-d state, different cameras' names.
+    # Robot demos and retargeted human video together: the same 26-d actions, 33-d state and `ego` camera.
     invoke("finetune", "--pretrained", tmp_path / "pre", "--data", robot, "--data", retargeted, "--preset", "tiny", "--steps", 4,
-           "--cameras", "main|ego", "--out", tmp_path / "wam")
+           "--out", tmp_path / "wam")
     results = tmp_path / "eval.json"
     invoke("eval", "--policy", tmp_path / "wam", "--env", "hand", "--tasks", "touch", "--episodes", 1, "--max-steps", 5,
            "--out", results)

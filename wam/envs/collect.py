@@ -91,9 +91,11 @@ class CollectResult:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def camera_keys(cameras: tuple[str, ...]) -> dict[str, str]:
-    """Camera name -> its video feature: `main` for a lone camera, so single-camera datasets keep one layout."""
-    if len(cameras) == 1:
+def camera_keys(cameras: tuple[str, ...], lone_as_main: bool = True) -> dict[str, str]:
+    """Camera name -> its video feature: `main` for a lone Meta-World camera, so single-camera datasets keep one layout;
+    a family whose cameras mean the same in every dataset (the hand scenes' `ego`, which human video shares) keeps
+    the name."""
+    if len(cameras) == 1 and lone_as_main:
         return {cameras[0]: IMAGE_KEY}
     return {camera: f"observation.images.{camera}" for camera in cameras}
 
@@ -101,7 +103,8 @@ def camera_keys(cameras: tuple[str, ...]) -> dict[str, str]:
 def dataset_features(size: int, actions: bool, cameras: tuple[str, ...] = ("corner2",), family=MetaWorldFamily()
                      ) -> dict[str, Feature]:
     state_names, action_names = family.names()
-    features = {key: Feature("video", (size, size, 3), ("height", "width", "channels")) for key in camera_keys(cameras).values()}
+    keys = camera_keys(cameras, family.lone_camera_as_main).values()
+    features = {key: Feature("video", (size, size, 3), ("height", "width", "channels")) for key in keys}
     features |= {
         STATE_KEY: Feature("float32", (len(state_names),), state_names),
         "reward": Feature("float32", (1,)),
@@ -177,7 +180,8 @@ def record_episode(env, expert, job: EpisodeJob, config: CollectConfig, start: d
         "source": _source(config),
         "embodiment": config.embodiment,
     }
-    keys = camera_keys(config.cameras)
+    family = family_of(config.env, config.embodiment)
+    keys = camera_keys(config.cameras, family.lone_camera_as_main if family is not None else True)
     videos = {keys[camera]: np.stack(frames) for camera, frames in images.items()}  # (T, H, W, 3) each
     return Episode(env.task_text, videos, data, success=bool(any(successes)), info=info)
 

@@ -20,6 +20,7 @@ class MetaWorldFamily:
     fps: int = 80
     robot_type: str = "sawyer"
     default_cameras: tuple[str, ...] = ("corner2",)
+    lone_camera_as_main: bool = True  # a single camera's video is `observation.images.main` (see collect.camera_keys)
 
     def tasks(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(resolve_tasks(",".join(names)))
@@ -56,6 +57,7 @@ class HandFamily:
     embodiment: str = "robot"
     name: str = "hand"
     fps: int = 25
+    lone_camera_as_main: bool = False  # `observation.images.ego`, as in human video: the same view, the same name
 
     @property
     def robot_type(self) -> str:
