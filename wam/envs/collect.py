@@ -219,7 +219,7 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
         _WORKER[job.task] = (env, actor, scene)
     env, expert, scene = _WORKER[job.task]
     if config.embodiment == "human":
-        from wam.envs.hands.human_video import record_human_episode
+        from wam.envs.hands.human_video import human_features, record_human_episode
 
         episode = record_human_episode(env, expert, job, config)
         return stage_episode(config.out, episode, human_features(config), family.fps, VideoConfig())
@@ -230,15 +230,6 @@ def _run_job(job: EpisodeJob) -> StagedEpisode:
     episode = record_episode(env, expert, job, config, start)
     features = dataset_features(config.size, config.actions, config.cameras, family or MetaWorldFamily())
     return stage_episode(config.out, episode, features, (family or MetaWorldFamily()).fps, VideoConfig())
-
-
-def human_features(config: CollectConfig) -> dict[str, Feature]:
-    """Egocentric human video: the head camera, the canonical hand track (wam.ego.hands), reward and success."""
-    from wam.ego.egodex import CAMERA_KEY
-    from wam.ego.hands import track_features
-
-    video = Feature("video", (config.size, config.size, 3), ("height", "width", "channels"))
-    return {CAMERA_KEY: video, **track_features(), "reward": Feature("float32", (1,)), "success": Feature("bool", (1,))}
 
 
 def _close_worker_envs() -> None:
@@ -342,8 +333,12 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     if family is None:
         _check_dream(config)
     family = family or MetaWorldFamily()
-    features = (human_features(config) if config.embodiment == "human"
-                else dataset_features(config.size, config.actions, config.cameras, family))
+    if config.embodiment == "human":
+        from wam.envs.hands.human_video import human_features
+
+        features = human_features(config)
+    else:
+        features = dataset_features(config.size, config.actions, config.cameras, family)
     writer = DatasetWriter(config.out, features=features, fps=family.fps, robot_type=family.robot_type)
     try:
         done = _existing_keys(writer)

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from wam.data.episode import Episode
+from wam.data.layout import Feature
 from wam.ego import egodex
 from wam.ego.egodex_writer import Z_UP_TO_ARKIT, EgoDexEpisode, all_joints, pinhole_intrinsics, write_episode
-from wam.ego.hands import FINGERS, KEYPOINTS
+from wam.ego.hands import FINGERS, KEYPOINTS, track_features
 
 _RIGHT = dict(zip(all_joints("right"), [f"kp_{k}" for k in KEYPOINTS] + [f"kp_{f}_metacarpal" for f in FINGERS]))
 _LEFT_AWAY = np.array([0.0, 0.35, -0.5])  # under the table, out of the head camera's view
@@ -96,3 +97,10 @@ def record_human_episode(env, expert, job, config) -> Episode:
         "after_success": int(config.after_success), "camera": "ego", "source": "scripted_human", "embodiment": "human",
     }
     return read
+
+
+def human_features(config) -> dict[str, Feature]:
+    """What a human-video collection records: the head camera, the canonical hand track (wam.ego.hands), reward and
+    success."""
+    video = Feature("video", (config.size, config.size, 3), ("height", "width", "channels"))
+    return {egodex.CAMERA_KEY: video, **track_features(), "reward": Feature("float32", (1,)), "success": Feature("bool", (1,))}
