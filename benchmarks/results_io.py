@@ -4,8 +4,10 @@ A result file is JSON with a fixed envelope (`SCHEMA`): the benchmark's name and
 command that produced it, the git commit and whether the tree was dirty, the date, the
 machine (CPU model, cores, memory, GPU), the library versions, what was planned and what
 finished (so a partial run says so), the claims it supports, a table, a plot, and the
-benchmark's own `data`. `benchmarks/pages.py` turns each into a page under docs/results/
-and the README's claims table, so no figure is typed by hand.
+benchmark's own `data`. `benchmarks/pages.py` turns each into a page under docs/results/,
+the README's claims table and the result blocks of the docs pages, so no figure is typed by
+hand. `raw` and `recorded` read a benchmark's raw file and the provenance it recorded, for the
+builders in benchmarks/headline.py that turn raw files into this format.
 
 Writes are atomic (a temporary file renamed over the old one): a killed benchmark leaves
 the previous complete file, never half of a new one.
@@ -26,6 +28,7 @@ from pathlib import Path
 
 SCHEMA = "wam.result/1"
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"  # the raw files, each in its benchmark's own shape; headline/ in this format
 VERSIONED = ("torch", "numpy", "mujoco", "metaworld", "gymnasium", "wam")
 
 
@@ -133,6 +136,28 @@ def write_result(path: str | Path, result: Result, recorded: dict | None = None)
     tmp.write_text(json.dumps(envelope(result, recorded), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def raw(name: str) -> dict:
+    """A raw result file under benchmarks/results/, as its benchmark wrote it (what benchmarks/headline.py builds from)."""
+    return json.loads((RESULTS / name).read_text())
+
+
+def recorded(name: str, data: dict) -> dict:
+    """The provenance of a raw file as it was recorded; what it did not record is None, never guessed."""
+    log = subprocess.run(["git", "log", "-1", "--format=%cI %H", "--", f"benchmarks/results/{name}"], cwd=ROOT,
+                         capture_output=True, text=True).stdout.split()
+    machine = data["machine"] if isinstance(data.get("machine"), dict) else {}
+    return {"date": log[0] if log else None, "commit": machine.get("code_commit"), "committed_in": log[1] if log else None,
+            "dirty": None, "machine": {"cpu": None, "cores": machine.get("cpus"), "memory_gib": None,
+                                       "gpu": None if machine.get("device", "cpu") == "cpu" else machine.get("device"),
+                                       "host": machine.get("host"), "python": machine.get("python")},
+            "versions": {"torch": machine.get("torch")}}
+
+
+def points(x: float) -> float:
+    """A success rate (or a difference of two) in percentage points, as the claims state them."""
+    return round(100 * x, 1)
 
 
 def read_result(path: str | Path) -> dict:

@@ -1,5 +1,5 @@
-"""Results pages and the README's claims table are generated from result files: a hand edit or a result
-rebuilt without its pages fails here, so no figure in them is typed by hand."""
+"""Results pages, the README's claims table and the result blocks of docs pages are generated from result files: a
+hand edit or a result rebuilt without its pages fails here, so no figure in them is typed by hand."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def test_every_headline_claim_reaches_the_readme(pages):
 def test_a_hand_edited_page_is_reported_stale(pages, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pages, "PAGES", tmp_path)
     monkeypatch.setattr(pages, "README", tmp_path / "README.md")
+    monkeypatch.setattr(pages, "DOCS", tmp_path / "docs")
     (tmp_path / "README.md").write_text(f"intro\n{pages.START}\nold\n{pages.END}\nrest\n")
     assert pages.main([]) == 0
     assert "rest" in (tmp_path / "README.md").read_text() and "old" not in (tmp_path / "README.md").read_text()
@@ -51,6 +52,45 @@ def test_a_hand_edited_page_is_reported_stale(pages, tmp_path, monkeypatch, caps
     (tmp_path / "orphan.md").write_text("a page whose result file is gone")
     assert pages.main(["--check"]) == 1 and "orphan.md" in capsys.readouterr().out
     assert pages.main([]) == 0 and not (tmp_path / "orphan.md").exists()
+
+
+def test_a_result_block_in_a_docs_page_is_filled_and_checked(pages, tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    monkeypatch.setattr(pages, "PAGES", docs / "results")
+    monkeypatch.setattr(pages, "README", tmp_path / "README.md")
+    monkeypatch.setattr(pages, "DOCS", docs)
+    (tmp_path / "README.md").write_text("intro\n")
+    result = next(r for r in pages.load() if r["claims"] and (r.get("table") or {}).get("rows"))
+    name = result["benchmark"]
+    guide, record = docs / "guide.md", docs / "notebook" / "record.md"
+    record.parent.mkdir(parents=True)
+    guide.write_text(f"# Guide\n\nBefore.\n\n<!-- result:{name} -->\ntyped by hand\n<!-- result:end -->\n\n"
+                     f"<!-- result:{name}:table -->\n<!-- result:end -->\n\nAfter.\n")
+    record.write_text(f"<!-- result:{name}:claims -->\n<!-- result:end -->\n")
+    assert pages.main(["--check"]) == 1 and "guide.md" in capsys.readouterr().out
+    assert pages.main([]) == 0 and pages.main(["--check"]) == 0
+    text = guide.read_text()
+    assert "typed by hand" not in text and text.startswith("# Guide\n\nBefore.") and text.endswith("After.\n")
+    assert f"[{pages.cell(result['claims'][0]['claim'])}](results/{name}.md)" in text
+    assert pages.table_lines(result["table"])[2] in text
+    assert f"(../results/{name}.md)" in record.read_text()
+
+    guide.write_text(text.replace("| met |", "| MET |").replace("| **missed** |", "| MET |"))  # a block edited by hand
+    assert pages.main(["--check"]) == 1 and "docs/guide.md" in capsys.readouterr().out.replace(str(tmp_path) + "/", "")
+    assert pages.main([]) == 0 and guide.read_text() == text
+
+    record.write_text("<!-- result:no_such_benchmark:table -->\n<!-- result:end -->\n")
+    assert pages.main(["--check"]) == 2
+    out = capsys.readouterr().out
+    assert "record.md" in out and "<!-- result:no_such_benchmark:table -->" in out and "no_such_benchmark" in out
+    with pytest.raises(ValueError, match=r"record\.md: <!-- result:no_such_benchmark:table --> names no result"):
+        pages.expected()
+    record.write_text(f"<!-- result:{name}:plot -->\n<!-- result:end -->\n")
+    with pytest.raises(ValueError, match=r"record\.md: .*asks for 'plot'"):
+        pages.expected()
+    record.write_text(f"<!-- result:{name} -->\nno end\n")
+    with pytest.raises(ValueError, match=r"record\.md: 1 result marker\(s\) without a pair"):
+        pages.expected()
 
 
 def test_a_result_is_written_whole_with_its_provenance(results_io, tmp_path):
