@@ -21,8 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from wam.config import DreamSettings
+from wam.data.export import write_video
 from wam.envs.collect import episode_seed
+from wam.envs.families import family_of
+from wam.envs.registry import make
 from wam.envs.tasks import MT50
+from wam.train.progress import progress_bar
 
 EVAL_SEED_OFFSET = 1_000_003  # collection seeds are small numbers; evaluation seeds live far from them
 
@@ -119,7 +123,6 @@ def _worker_init(config: EvalConfig) -> None:
 
 
 def _run_job(job: tuple[str, int]) -> EpisodeResult:
-    from wam.envs.registry import make
     from wam.policy import load
 
     config: EvalConfig = _WORKER["config"]
@@ -157,7 +160,6 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
 def view_camera(config: EvalConfig) -> str:
     """The camera a single-camera policy is shown: the config's, else the family's first (a dream starts from
     Meta-World's scenes: corner2)."""
-    from wam.envs.families import family_of
 
     if config.camera is not None:
         return config.camera
@@ -167,7 +169,6 @@ def view_camera(config: EvalConfig) -> str:
 
 def scene_start(task: str, seed: int, size: int, camera: str) -> dict:
     """The simulator's first image and state of the evaluation scene `seed`: where its dream starts."""
-    from wam.envs.registry import make
 
     key = f"scene/{task}"
     if key not in _WORKER:
@@ -184,7 +185,6 @@ def _close_worker() -> None:
 
 
 def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
-    from wam.train.progress import progress_bar
 
     with progress_bar("evaluate", len(jobs), "episodes", enabled=progress) as advance:
         if config.workers == 1:
@@ -209,7 +209,6 @@ def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
 
 def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
     """Success per task (Wilson 95%), mean length and control rate; writes videos when asked."""
-    from wam.envs.families import family_of
 
     family = family_of(config.env) if not config.env.startswith("dream/") else None
     tasks = tuple(family.tasks(tuple(config.tasks))) if family is not None else tuple(config.tasks)
@@ -253,7 +252,6 @@ def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
 
 
 def _write_videos(config: EvalConfig, episodes: list[EpisodeResult]) -> list[str]:
-    from wam.data.export import write_video
     from wam.envs.metaworld_env import CONTROL_FPS
 
     written = []

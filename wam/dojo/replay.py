@@ -30,7 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from wam.config import DreamSettings
+from wam.data import STATE_KEY, Dataset
+from wam.data.layout import ACTION_KEY
+from wam.envs.tasks import TASK_TEXT
 from wam.errors import DatasetError
+from wam.models.text import tokenize
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,6 @@ class _Episode:
 def _labelled_episodes(datasets: list[str | Path], task: str, horizon: int | None, max_episodes: int | None,
                        sources: tuple[str, ...] = ()) -> list[_Episode]:
     """The task's episodes with actions and success flags (of drivers whose source contains one of `sources`)."""
-    from wam.data import STATE_KEY, Dataset
-    from wam.data.layout import ACTION_KEY
-    from wam.envs.tasks import TASK_TEXT
 
     text = TASK_TEXT.get(task, task)
     found = [(d, m) for d in (Dataset(path) for path in datasets) for m in d.episodes
@@ -121,8 +122,6 @@ def judge_real_frames(world: str | Path, datasets: list[str | Path], tasks: list
     import torch
 
     from wam.dojo.dream_env import _load_dreamer
-    from wam.envs.tasks import TASK_TEXT
-    from wam.models.text import tokenize
 
     if success_hold < 1:
         raise ValueError(f"success_hold must be at least 1 model step, got {success_hold}")
