@@ -27,6 +27,7 @@ import platform
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +35,19 @@ import torch
 
 from wam.models.world_model import WorldModel, WorldModelConfig
 from wam.train.batches import WindowBatches
-from wam.train.frame_cache import load_frame_cache
+from wam.train.frame_cache import build_frame_cache, load_frame_cache
 from wam.train.loop import TrainConfig, train
-from wam.train.pretrain import load_pretrain_config, split_cached_episodes
+from wam.train.pretrain import encode_latents, load_pretrain_config, load_tokenizer, split_cached_episodes
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def model_config(text, state_dim: int) -> WorldModelConfig:
-    """The fixed model of every cell; its state size is the pretraining run's (its data's)."""
-    return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=text,
-                            state_dim=state_dim)
+def model_config(run_world: WorldModelConfig) -> WorldModelConfig:
+    """The fixed model of every cell; what it reads is the pretraining run's: its state size (its data's), text
+    encoder, camera slots and the latent grid its tokenizer writes."""
+    return WorldModelConfig(d_model=128, n_layers=4, n_heads=4, context=8, latent_action_hidden=128, text=run_world.text,
+                            state_dim=run_world.state_dim, latent_channels=run_world.latent_channels,
+                            latent_size=run_world.latent_size, patch=run_world.patch, views=run_world.views)
 
 
 def nested_order(episodes: list, seed: int, stratify: bool) -> list[int]:
@@ -72,7 +75,19 @@ def steps_for(size: int, largest: int, steps: int, power: float, min_steps: int)
     return max(min_steps, round(steps * (size / largest) ** power))
 
 
-def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, stratify: bool = False) -> dict:
+def transfer_source(run: Path, data: list[Path], root: Path):
+    """Another dataset (e.g. held-out robot-hand video beside a human-video run) as the run's frozen tokenizer sees it:
+    (cache, latents), both kept under `root` and reused. A state of another size than the run's enters as zeros
+    (the frame cache keeps frames only), so the loss measures how well video predicts that data's video."""
+    config = load_pretrain_config(run)
+    root = root / f"{zlib.crc32(' '.join(sorted(str(Path(p).resolve()) for p in data)).encode()):08x}"  # one per data
+    cache = build_frame_cache(data, root, config.tokenizer.image_size, config.world.state_dim, 1, progress=False, fit=config.fit)
+    latents = root / f"latents-{len(cache.frames)}.npy"  # a cache rebuilt for grown data gets new latents
+    return cache, encode_latents(load_tokenizer(run), cache, latents, torch.device("cpu"), progress=False)
+
+
+def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, stratify: bool = False, transfer=None) -> dict:
+    """One (size, seed) point; `transfer` = (cache, latents) of another dataset whose loss is reported beside."""
     config = load_pretrain_config(run)
     cache = load_frame_cache(run / "cache")
     latents_path = max((run / "cache").glob("latents-*.npy"), key=lambda p: int(p.stem.split("-")[1]))
@@ -80,14 +95,21 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, strat
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
     order = nested_order(train_eps, seed, stratify)
     subset = [train_eps[i] for i in sorted(order[:size])]  # nested: the first `size` of one seeded order
-    world_cfg = model_config(config.world.text, config.world.state_dim)
+    world_cfg = model_config(config.world)
     batches = WindowBatches(cache, latents, subset, config.window, config.stride, 16, seed, world_cfg.text)
     val = WindowBatches(cache, latents, val_eps, config.window, config.stride, 64, 12345, world_cfg.text)
     val_batches = [val.batch(i) for i in range(4)]
+    other_batches = []
+    if transfer is not None:
+        other = WindowBatches(transfer[0], transfer[1], transfer[0].episodes, config.window, config.stride, 64, 12345,
+                              world_cfg.text)
+        other_batches = [other.batch(i) for i in range(4)]
 
     def evaluate(model: WorldModel) -> dict[str, float]:
-        losses = [model(b)[1]["latent_mse"] for b in val_batches]
-        return {"val_loss": float(np.mean(losses))}
+        metrics = {"val_loss": float(np.mean([model(b)[1]["latent_mse"] for b in val_batches]))}
+        if other_batches:
+            metrics["transfer_loss"] = float(np.mean([model(b)[1]["latent_mse"] for b in other_batches]))
+        return metrics
 
     train_cfg = TrainConfig(steps=steps, batch_size=16, lr=6e-4, warmup_steps=min(100, steps // 10), log_every=25,
                             eval_every=eval_every, checkpoint_every=steps, seed=seed)
@@ -98,7 +120,8 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, strat
         result = train(model, batches, train_cfg, out, model_config=world_cfg.to_dict(), kind="world_model", evaluate=evaluate, progress=False)
         curve = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         curve = [{"step": c["step"], "val_loss": c["eval/val_loss"]} for c in curve if "eval/val_loss" in c]
-        final = evaluate(model.eval())["val_loss"]
+        final_metrics = evaluate(model.eval())
+        final = final_metrics["val_loss"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
     frames = sum(e.length for e in subset)
@@ -108,12 +131,14 @@ def run_cell(run: Path, size: int, steps: int, seed: int, eval_every: int, strat
         "steps": steps, "batch_size": 16,
         "window": config.window, "frames_seen": steps * 16 * config.window, "seconds": round(result.seconds, 1),
         "params": sum(p.numel() for p in model.parameters()), "curve": curve,
+        **({"transfer_loss": final_metrics["transfer_loss"]} if "transfer_loss" in final_metrics else {}),
     }
 
 
-def mean_by_size(cells: dict, early_stop: bool = False) -> list[dict]:
-    """One point per data size: the mean validation loss (final, or best seen) over the seeds run so far."""
-    key = "val_loss_best" if early_stop else "val_loss"
+def mean_by_size(cells: dict, early_stop: bool = False, key: str | None = None) -> list[dict]:
+    """One point per data size: the mean validation loss (final, or best seen) over the seeds run so far; `key`
+    picks another loss (transfer_loss: the other dataset's)."""
+    key = key or ("val_loss_best" if early_stop else "val_loss")
     sizes: dict[int, list[dict]] = {}
     for cell in cells.values():
         sizes.setdefault(cell["episodes"], []).append(cell)
@@ -201,6 +226,11 @@ def main() -> None:
     parser.add_argument("--stratify", action="store_true", help="subsets hold every task about equally")
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling_pretrain.json")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core to other work)")
+    parser.add_argument("--eval-data", type=Path, nargs="*", default=[],
+                        help="also report each point's loss on these datasets (e.g. held-out robot-hand video beside a "
+                             "human-video run), and fit it")
+    parser.add_argument("--eval-cache", type=Path, default=None, help="where their frames and latents are kept "
+                                                                      "(default: <run>/transfer_cache)")
     args = parser.parse_args()
     if args.threads < 1 or args.min_steps < 0 or args.steps < 1:
         parser.error(f"--threads and --steps must be at least 1 and --min-steps at least 0, got "
@@ -217,6 +247,11 @@ def main() -> None:
         "model": "world model d128, 4 layers, 4 heads (fixed across points)", "sizes_planned": sizes,
     })
     results.setdefault("cells", {})
+    transfer = None
+    if args.eval_data:
+        results["eval_data"] = [str(p) for p in args.eval_data]
+        results["command"] += " --eval-data " + " ".join(map(str, args.eval_data))
+        transfer = transfer_source(args.run, args.eval_data, args.eval_cache or args.run / "transfer_cache")
     seeds = [int(s) for s in args.seeds.split(",")]
     keys = [(seed, size, f"{size}" if seed == 0 else f"{size}/s{seed}") for seed in seeds for size in sizes]
     for seed, size, key in keys:
@@ -227,7 +262,7 @@ def main() -> None:
         steps = steps_for(size, max(sizes), args.steps, args.steps_power, args.min_steps)
         track = args.early_stop or (size == max(sizes) and seed == seeds[0])
         cell = run_cell(args.run, size, steps, seed, eval_every=max(min(steps // 12, 100), 1) if track else 0,
-                        stratify=args.stratify)
+                        stratify=args.stratify, transfer=transfer)
         cell["seed"] = seed
         results["cells"][key] = cell
         results["complete"] = all(k in results["cells"] for _, _, k in keys)
@@ -241,6 +276,9 @@ def main() -> None:
     if len({c["episodes"] for c in results["cells"].values()}) >= 2:
         results["points"] = mean_by_size(results["cells"], args.early_stop)
         results["fit"] = fit(results["points"])
+        if all("transfer_loss" in c for c in results["cells"].values()):
+            results["transfer_fit"] = fit(mean_by_size(results["cells"], key="transfer_loss"))
+            print(f"on {', '.join(map(str, args.eval_data))}: R^2 = {results['transfer_fit']['r2']:.4f}")
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"fit: loss = {results['fit']['a']:.5f} - {results['fit']['b']:.5f} log10(frames), R^2 = {results['fit']['r2']:.4f} "
               f"over {results['fit']['decades']:.2f} decades")
