@@ -28,4 +28,13 @@ for source in human robot_video; do
     $WAM pretrain --data "$DATA/$source" --preset "$PRESET" --out "$pre" $resume
   fi
 done
-echo "inputs ready: $DATA, $RUNS/pre_human, $RUNS/pre_robot_video"
+# The same human video with play segments (the hand wanders for 8 steps with probability 0.3, then recovers): the
+# remedy to try if latent actions learned from scripted human video carry no control (docs/notebook/egoscale.md).
+$WAM collect --env hand --tasks all --episodes "$HUMAN_EPISODES" --out $DATA/human_play --embodiment human --no-actions \
+     --seed 100 --explore 0.3 --workers 2
+pre="$RUNS/pre_human_play"
+if [ ! -f "$pre/summary.json" ]; then
+  resume=""; if [ -f "$pre/pretrain.json" ]; then resume="--resume"; fi
+  $WAM pretrain --data "$DATA/human_play" --preset "$PRESET" --out "$pre" $resume
+fi
+echo "inputs ready: $DATA, $RUNS/pre_human, $RUNS/pre_robot_video, $RUNS/pre_human_play"

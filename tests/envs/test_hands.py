@@ -178,3 +178,22 @@ def test_retargeted_actions_carry_what_the_step_limit_clipped():
     actions = palm_actions(states, np.zeros((12, 20)))
     assert np.abs(actions).max() <= 1.0 and actions[0, 0] == 1.0
     np.testing.assert_allclose(actions[:, 0].sum() * MOVE_M, 0.10, atol=1e-9)
+
+
+def test_play_data_wanders_off_the_plan_and_stays_reproducible():
+    env = make("hand/touch", embodiment="human", obs="state")
+
+    def actions(explore: float, seed: int) -> np.ndarray:
+        expert = HandExpert("touch", env.hand.synergy, "human", seed=seed, explore=explore)
+        obs, _ = env.reset(seed=seed)
+        taken = []
+        for _ in range(24):
+            taken.append(expert.act(obs))
+            obs, *_ = env.step(taken[-1])
+        return np.stack(taken)
+
+    plain, play = actions(0.0, 5), actions(1.0, 5)
+    assert np.abs(plain - play).max() > 0.2, "exploring segments must move the hand off the expert's plan"
+    np.testing.assert_array_equal(play, actions(1.0, 5))
+    with pytest.raises(ValueError, match="explore"):
+        HandExpert("touch", env.hand.synergy, "human", explore=1.5)

@@ -88,9 +88,7 @@ class HandFamily:
     def make_expert(self, task: str, env, noise: float, explore: float):
         from wam.envs.hands.experts import HandExpert
 
-        if explore:
-            raise ValueError("explore is Meta-World's play mode; the hand experts take noise only")
-        return HandExpert(task, env.hand.synergy, self.embodiment, noise=noise)
+        return HandExpert(task, env.hand.synergy, self.embodiment, noise=noise, explore=explore)
 
     def max_steps(self) -> int:
         return 200

@@ -10,6 +10,11 @@ in straight lines and switches finger poses in a few steps. The human expert mov
 speed rises and falls smoothly (a first-order approach behind a velocity filter, so the profile is
 bell-shaped), the hand preshapes for the next phase while still approaching, and its path bends
 slightly (a per-episode lateral bias that fades near the target).
+
+`explore` makes play data, as Meta-World's experts do (envs/experts.py): at each `segment`-step boundary, with
+that probability, the hand wanders for one segment (a random palm velocity and a random finger pose, held), then
+the expert recovers from wherever it got to. Scripted demonstrations alone are predictable from the frame and the
+task text; a world model learns from them that actions do not matter, which is what play data corrects.
 """
 
 from __future__ import annotations
@@ -68,11 +73,15 @@ def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
 class HandExpert:
     """The scripted policy of one hand task for one embodiment (`synergy`: the env's `hand.synergy`)."""
 
-    def __init__(self, task: str, synergy: dict[str, np.ndarray], embodiment: str = "robot", noise: float = 0.0, seed: int = 0):
+    def __init__(self, task: str, synergy: dict[str, np.ndarray], embodiment: str = "robot", noise: float = 0.0, seed: int = 0,
+                 explore: float = 0.0, segment: int = 8):
         if task not in TASKS:
             raise ValueError(f"no hand expert for task {task!r}")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        if not 0.0 <= explore <= 1.0 or segment < 1:
+            raise ValueError(f"explore must be a probability and segment >= 1 step, got {explore} and {segment}")
+        self.explore, self.segment = explore, segment
         self.task, self.synergy, self.embodiment, self.noise = TASKS[task], synergy, embodiment, noise
         self.human = embodiment == "human"
         self.reset(seed)
@@ -85,8 +94,15 @@ class HandExpert:
         self._fingers = self.synergy["open"].copy()
         self._velocity = np.zeros(3)
         self._bend = self._rng.normal(0.0, 0.3, 3) * (1.0 if self.human else 0.0)
+        self._steps, self._wander = 0, None
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.explore > 0 and self._steps % self.segment == 0:
+            wander = self._rng.random() < self.explore
+            self._wander = (self._rng.uniform(-0.6, 0.6, 3), self._rng.uniform(-1.0, 1.0, len(self._fingers))) if wander else None
+        self._steps += 1
+        if self._wander is not None:
+            return self._wandering(obs)
         parts = sim_parts(obs["sim_state"])
         if self._phases is None:
             self._phases = self.task.plan(parts["object"], parts["goal"])
@@ -108,6 +124,17 @@ class HandExpert:
         if self.noise > 0:
             action[:3] += self._rng.normal(0.0, self.noise, 3).astype(np.float32)
         return np.clip(action, -1.0, 1.0)
+
+    def _wandering(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """One step of a wander: the held palm velocity (smoothed for the person) and finger pose, the palm kept level."""
+        velocity, fingers = self._wander
+        parts = sim_parts(obs["sim_state"])
+        if self.human:
+            self._velocity = 0.65 * self._velocity + 0.35 * velocity
+            velocity = self._velocity
+        turn = np.clip(0.5 * _rotation_vector(START_ROTATION @ parts["rotation"].T) / TURN_RAD, -1, 1)
+        self._fingers = self._fingers + (0.2 if self.human else 0.5) * (fingers - self._fingers)
+        return np.clip(np.concatenate([velocity, turn, self._fingers]), -1.0, 1.0).astype(np.float32)
 
     def _advance(self, phase: Phase, distance: float) -> None:
         last = self._phase == len(self._phases) - 1
