@@ -92,7 +92,7 @@ def shadow_model(model: mujoco.MjModel) -> HandModel:
     actuators = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(model.nu))
     joints = tuple(n for n in (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, i) for i in range(model.njnt))
                    if n and n.startswith("robot0:"))
-    return HandModel("robot", actuators, joints, _synergies(actuators, _shadow_pose))
+    return HandModel("robot", actuators, joints, _synergies(actuators, _shadow_pose, push="open"))  # a wall of fingertips
 
 
 def _shadow_pose(actuator: str, pose: str) -> float:
@@ -117,8 +117,10 @@ def _shadow_pose(actuator: str, pose: str) -> float:
     return flex
 
 
-def _synergies(actuators: tuple[str, ...], pose_of) -> dict[str, np.ndarray]:
-    return {pose: np.array([pose_of(a, pose) for a in actuators], np.float32) for pose in ("open", "point", "grasp", "hook")}
+def _synergies(actuators: tuple[str, ...], pose_of, push: str) -> dict[str, np.ndarray]:
+    """Named finger poses; `push` is the pose this hand pushes with (each hand's own: the plan only names it)."""
+    poses = {pose: np.array([pose_of(a, pose) for a in actuators], np.float32) for pose in ("open", "point", "grasp", "hook")}
+    return poses | {"push": poses[push].copy()}
 
 
 # -- human ---------------------------------------------------------------------------------------
@@ -210,7 +212,8 @@ def human_model(model: mujoco.MjModel) -> HandModel:
     actuators = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(model.nu))
     hand_joints = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, i) for i in range(model.njnt)]
     joints = tuple(n for n in hand_joints if n and any(n.startswith(f) for f in (*FINGERS, "thumb")))
-    return HandModel("human", actuators, joints, _synergies(actuators, _human_pose))
+    # A person pushes a small block with curled fingers: open fingers, as compliant as a human hand's, fold over it.
+    return HandModel("human", actuators, joints, _synergies(actuators, _human_pose, push="grasp"))
 
 
 def _human_pose(actuator: str, pose: str) -> float:

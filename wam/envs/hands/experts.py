@@ -32,7 +32,7 @@ _POINTS = {
     "tips": ("index_tip", "middle_tip", "ring_tip"),
     "grip": ("thumb_tip", "index_tip", "middle_tip"),
 }
-_ALIASES = {"push": "open", "hook_open": "open"}
+_ALIASES = {"hook_open": "open"}
 
 
 def sim_parts(sim_state: np.ndarray) -> dict[str, np.ndarray]:

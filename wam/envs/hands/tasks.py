@@ -130,12 +130,12 @@ class Push(HandTask):
     def plan(self, start, goal):
         cube = start
         heading = (goal - cube)[:2] / max(np.linalg.norm((goal - cube)[:2]), 1e-6)
-        behind = np.r_[cube[:2] - heading * 0.05, 0.022]  # fingertips clear of the table: no drag
-        through = np.r_[goal[:2] - heading * 0.03, 0.022]
-        # Straight fingers tipped down: a wall of fingertips across the push, the thumb kept above the table.
-        return [Phase("tips", behind + (0, 0, 0.1), "open", 0.02, turn=TIP_DOWN),
-                Phase("tips", behind, "open", 0.012, turn=TIP_DOWN), Phase("tips", through, "open", 0.01, turn=TIP_DOWN),
-                Phase("tips", through, "open", 1.0, hold=4, turn=TIP_DOWN)]
+        behind = np.r_[cube[:2] - heading * 0.05, 0.015]
+        through = np.r_[goal[:2] - heading * 0.03, 0.015]
+        # Fingers tipped down, in the hand's own pushing pose (Shadow: straight, a wall of fingertips; the person: curled).
+        return [Phase("tips", behind + (0, 0, 0.1), "push", 0.02, turn=TIP_DOWN),
+                Phase("tips", behind, "push", 0.012, turn=TIP_DOWN), Phase("tips", through, "push", 0.01, turn=TIP_DOWN),
+                Phase("tips", through, "push", 1.0, hold=4, turn=TIP_DOWN)]
 
 
 class Lift(HandTask):
