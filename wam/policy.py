@@ -32,7 +32,7 @@ import torch
 
 from wam.data.fit import fit_frames
 from wam.data.layout import IMAGE_PREFIX, STATE_KEY
-from wam.envs.tasks import TASK_TEXT
+from wam.envs.tasks import instruction
 from wam.errors import CheckpointError
 from wam.models.text import tokenize
 from wam.runs import load_run
@@ -71,9 +71,9 @@ class WAMPolicy:
         self.reset()
 
     def reset(self, task: str | None = None) -> None:
-        """Start an episode; `task` is an instruction ("open the drawer") or a Meta-World task name."""
+        """Start an episode; `task` is an instruction ("open the drawer") or a task name (Meta-World, hand scenes)."""
         if task is not None:
-            text = TASK_TEXT.get(task, task)
+            text = instruction(task)
             self.text_ids = tokenize([text], self.model.config.world.text).to(self.device)
         self.latents: deque[torch.Tensor] = deque(maxlen=self.context)
         self.states: deque[torch.Tensor] = deque(maxlen=self.context)

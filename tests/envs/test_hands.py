@@ -197,3 +197,10 @@ def test_play_data_wanders_off_the_plan_and_stays_reproducible():
     np.testing.assert_array_equal(play, actions(1.0, 5))
     with pytest.raises(ValueError, match="explore"):
         HandExpert("touch", env.hand.synergy, "human", explore=1.5)
+
+
+def test_a_hand_task_name_means_its_instruction_everywhere_a_task_is_named():
+    from wam.envs.tasks import instruction
+
+    assert instruction("touch") == instruction("hand/touch") == "touch the red mark with the index finger"
+    assert instruction("reach-v3") != "reach-v3" and instruction("fold the towel") == "fold the towel"

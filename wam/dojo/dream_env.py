@@ -39,7 +39,7 @@ import torch
 from wam.config import DreamSettings
 from wam.data.fit import fit_frames
 from wam.errors import CheckpointError, DatasetError
-from wam.envs.tasks import TASK_TEXT
+from wam.envs.tasks import instruction
 from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.runs import RunRecord, load_run, run_kind
@@ -142,7 +142,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
 
             self.judge = load_judge(config.run).to(self.device)
         self.stride, self.context = record.stride, record.config.window - 1
-        self.task_text = TASK_TEXT.get(config.task, config.task)
+        self.task_text = instruction(config.task)
         data = list(config.data) or [Path(p) for p in record.data["robot"]]
         self.start_latents, self.start_states = _start_frames(data, self.task_text, self.tokenizer, self.device, record,
                                                               config.start_anywhere)

@@ -167,12 +167,12 @@ def view_camera(config: EvalConfig) -> str:
     return family.default_cameras[0] if family is not None else "corner2"
 
 
-def scene_start(task: str, seed: int, size: int, camera: str) -> dict:
-    """The simulator's first image and state of the evaluation scene `seed`: where its dream starts."""
-
-    key = f"scene/{task}"
+def scene_start(task: str, seed: int, size: int, camera: str, family: str = "metaworld") -> dict:
+    """The simulator's first image and state of the evaluation scene `seed` (of Meta-World, or the hand scenes):
+    where its dream starts."""
+    key = f"scene/{family}/{task}"
     if key not in _WORKER:
-        _WORKER[key] = make(f"metaworld/{task}", obs="pixels", size=size, camera=camera)
+        _WORKER[key] = make(f"{family}/{task}", obs="pixels", size=size, camera=camera)
     obs, _ = _WORKER[key].reset(seed=seed)
     return {"image": obs["image"], "state": obs["state"]}
 

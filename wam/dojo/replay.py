@@ -32,7 +32,7 @@ import numpy as np
 from wam.config import DreamSettings
 from wam.data import STATE_KEY, Dataset
 from wam.data.layout import ACTION_KEY
-from wam.envs.tasks import TASK_TEXT
+from wam.envs.tasks import instruction
 from wam.errors import DatasetError
 from wam.models.text import tokenize
 
@@ -92,7 +92,7 @@ def _labelled_episodes(datasets: list[str | Path], task: str, horizon: int | Non
                        sources: tuple[str, ...] = ()) -> list[_Episode]:
     """The task's episodes with actions and success flags (of drivers whose source contains one of `sources`)."""
 
-    text = TASK_TEXT.get(task, task)
+    text = instruction(task)
     found = [(d, m) for d in (Dataset(path) for path in datasets) for m in d.episodes
              if m.task == text and m.has_actions and m.success is not None
              and (not sources or any(name in str(m.info.get("source", "")) for name in sources))][:max_episodes]
@@ -136,7 +136,7 @@ def judge_real_frames(world: str | Path, datasets: list[str | Path], tasks: list
     stride, context = record.stride, record.config.window - 1
     results = []
     for task in tasks:
-        text_ids = tokenize([TASK_TEXT.get(task, task)], model.config.world.text).to(torch_device)
+        text_ids = tokenize([instruction(task)], model.config.world.text).to(torch_device)
         for episode in _labelled_episodes(datasets, task, horizon, max_episodes, sources):
             if episode.images.shape[1] != record.image_size:
                 raise DatasetError(f"{', '.join(map(str, datasets))}: {episode.images.shape[1]}-pixel frames, the world "

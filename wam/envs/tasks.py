@@ -105,3 +105,14 @@ def task_text(name: str) -> str:
         return TASK_TEXT[name]
     except KeyError:
         raise ValueError(f"unknown Meta-World task {name!r}") from None
+
+
+def instruction(name: str) -> str:
+    """The language instruction of a task of any family (Meta-World's, the hand scenes'); any other name is taken as
+    the instruction itself (a dream of other data names its tasks by their text)."""
+    from wam.envs.hands.tasks import TASKS as HAND_TASKS
+
+    if name in TASK_TEXT:
+        return TASK_TEXT[name]
+    hand = HAND_TASKS.get(name.removeprefix("hand/"))
+    return hand.text if hand is not None else name
