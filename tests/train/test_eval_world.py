@@ -65,13 +65,15 @@ def test_all_methods_and_horizons(evaluated):
     for method, scores in results["methods"].items():
         assert set(scores) == {"h1", "h4", "h8"}, method
         for h, values in scores.items():
-            assert set(values) == {"psnr_at", "psnr_mean", "ssim_at", "latent_mse_at"}
-            assert all(np.isfinite(v) for v in values.values()), (method, h, values)
+            assert set(values) == {"psnr_at", "psnr_mean", "ssim_at", "latent_mse_at", "psnr_moving_at"}
+            assert all(np.isfinite(v) for k, v in values.items() if k != "psnr_moving_at"), (method, h, values)
+            assert values["psnr_moving_at"] is None or np.isfinite(values["psnr_moving_at"])
             assert 0 < values["psnr_at"] < 100 and -1 <= values["ssim_at"] <= 1 and values["latent_mse_at"] >= 0
     assert results["samples"] == 4 and results["context"] == 2 and results["horizons"] == [1, 4, 8]
     assert results["stride"] == 1
     assert 15 < results["tokenizer_ceiling_psnr"] < 60
-    assert set(results["summary"]) == {"psnr_h8_model_minus_copy_last", "psnr_h8_model_minus_zeroed", "psnr_h8_model_minus_shuffled"}
+    assert set(results["summary"]) == {"psnr_h8_model_minus_copy_last", "psnr_h8_model_minus_zeroed", "psnr_h8_model_minus_shuffled",
+                                       "psnr_moving_h8_model_minus_zeroed", "psnr_moving_h8_model_minus_shuffled"}
     # psnr_mean at h1 is psnr_at at h1
     for scores in results["methods"].values():
         assert scores["h1"]["psnr_mean"] == pytest.approx(scores["h1"]["psnr_at"], abs=1e-3)
@@ -199,3 +201,19 @@ def test_the_runs_own_data_is_not_decoded_a_second_time(tmp_path_factory, tmp_pa
     evaluate_world(run, [tiny_dataset(tmp_path_factory)], tmp_path / "eval", EvalWorldConfig(samples=2, videos=0, horizons=(1, 2)),
                    progress=False)
     assert not (tmp_path / "eval" / "cache" / "frames.npy").exists()
+
+
+def test_moving_psnr_scores_only_the_pixels_that_moved():
+    import torch
+
+    from wam.models.metrics import moving_psnr_per_frame, psnr_per_frame
+
+    reference = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    target = reference.clone()
+    target[:, :, :2, :2] = 200  # a small moving thing: 4 of 256 pixels
+    wrong_motion, right_motion = reference.clone(), target.clone()
+    # Whole-frame PSNR barely tells them apart; over the moving pixels, missing the motion is all there is.
+    assert psnr_per_frame(wrong_motion, target)[0] > 20
+    assert moving_psnr_per_frame(wrong_motion, target, reference)[0] < 5
+    assert moving_psnr_per_frame(right_motion, target, reference)[0] == pytest.approx(60.0)
+    assert torch.isnan(moving_psnr_per_frame(reference, reference, reference)).all(), "nothing moved: no score"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from wam.data.export import write_video
-from wam.models.metrics import psnr_per_frame, ssim_per_frame
+from wam.models.metrics import moving_psnr_per_frame, psnr_per_frame, ssim_per_frame
 from wam.models.text import tokenize
 from wam.models.tokenizer import to_uint8
 from wam.train.batches import WindowBatches
@@ -97,12 +97,17 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
         decoded_all[method] = decoded
         psnr = psnr_per_frame(decoded.flatten(0, 1), target_frames.flatten(0, 1)).view(len(z), horizon)
         ssim = ssim_per_frame(decoded.flatten(0, 1), target_frames.flatten(0, 1)).view(len(z), horizon)
+        last_given = true_frames[:, k - 1 : k].expand(-1, horizon, -1, -1, -1)
+        moving = moving_psnr_per_frame(decoded.flatten(0, 1), target_frames.flatten(0, 1), last_given.flatten(0, 1))
+        moving = moving.view(len(z), horizon)
         latent_mse = (dream - target_latents).pow(2).flatten(2).mean(-1)  # (B, H)
         results["methods"][method] = {
             f"h{h}": {
                 "psnr_at": round(psnr[:, h - 1].mean().item(), 3),
                 "psnr_mean": round(psnr[:, :h].mean().item(), 3),
                 "ssim_at": round(ssim[:, h - 1].mean().item(), 4),
+                # over the pixels that moved since the last given frame (NaN-free mean over windows where any did)
+                "psnr_moving_at": _finite_mean(moving[:, h - 1]),
                 "latent_mse_at": round(latent_mse[:, h - 1].mean().item(), 6),
             }
             for h in config.horizons
@@ -111,15 +116,28 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
     results["tokenizer_ceiling_psnr"] = round(psnr_per_frame(reconstruction, target_frames.flatten(0, 1)).mean().item(), 3)
     h = horizon
     model_psnr = results["methods"]["model"][f"h{h}"]["psnr_at"]
+    moving = {method: results["methods"][method][f"h{h}"]["psnr_moving_at"] for method in METHODS}
     results["summary"] = {
         f"psnr_h{h}_model_minus_copy_last": round(model_psnr - results["methods"]["copy_last_frame"][f"h{h}"]["psnr_at"], 3),
         f"psnr_h{h}_model_minus_zeroed": round(model_psnr - results["methods"]["zeroed_actions"][f"h{h}"]["psnr_at"], 3),
         f"psnr_h{h}_model_minus_shuffled": round(model_psnr - results["methods"]["shuffled_actions"][f"h{h}"]["psnr_at"], 3),
+        # The latent actions' margin where they matter: the pixels that move (wam.models.metrics.moving_psnr_per_frame).
+        f"psnr_moving_h{h}_model_minus_zeroed": _difference(moving["model"], moving["zeroed_actions"]),
+        f"psnr_moving_h{h}_model_minus_shuffled": _difference(moving["model"], moving["shuffled_actions"]),
     }
     out.mkdir(parents=True, exist_ok=True)
     results["videos"] = _write_videos(out, true_frames, decoded_all, k, config.videos)
     (out / "eval_world.json").write_text(json.dumps(results, indent=2))
     return results
+
+
+def _finite_mean(values: torch.Tensor) -> float | None:
+    finite = values[torch.isfinite(values)]
+    return round(finite.mean().item(), 3) if len(finite) else None
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
 
 
 def _rows(source: WindowBatches, seed: int) -> np.ndarray:
