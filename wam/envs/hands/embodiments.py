@@ -55,7 +55,7 @@ class HandModel:
     embodiment: str
     actuators: tuple[str, ...]  # in action order, after the 6 wrist values
     joints: tuple[str, ...]  # the hand's joints (not the root's free joint), in state order
-    synergy: dict[str, np.ndarray]  # named finger poses (open, point, grasp, hook) as actuator targets in [-1, 1]
+    synergy: dict[str, np.ndarray]  # named finger poses (open, point, grasp, hook, push) as actuator targets in [-1, 1]
 
 
 # -- Shadow --------------------------------------------------------------------------------------

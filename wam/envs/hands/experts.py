@@ -3,7 +3,7 @@
 The expert reads the privileged `sim_state` (keypoints, object, goal), takes the task's plan from where
 things are at the episode's first step, and moves the plan's control point (the index tip, the centre of
 the fingertips, the grip between thumb and fingers) to each phase's target while the fingers blend into
-the phase's named pose (open, point, grasp, hook). The palm keeps its starting orientation.
+the phase's named pose (open, point, grasp, hook, push). The palm keeps its starting orientation.
 
 The two embodiments move differently, as a robot and a person do. The robot expert goes at full speed
 in straight lines and switches finger poses in a few steps. The human expert moves like a reaching arm:
