@@ -43,7 +43,7 @@ from wam.data.layout import IMAGE_PREFIX
 from wam.data.video import VideoConfig
 from wam.ego import hands, mano
 from wam.ego.egodex import output_size, scale_intrinsics
-from wam.ego.writing import HumanVideoWriter
+from wam.ego.writing import write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "arctic"
@@ -212,21 +212,9 @@ def import_arctic(
         raise DatasetError(f"{root}: no ARCTIC sequences (raw_seqs/<subject>/<seq>.mano.npy) under it")
     models = mano.load_models(mano_dir, "ARCTIC")
     rate = int(fps or DEFAULT_FPS)
-    written = HumanVideoWriter(out, CAMERA_KEY, video)
-    notes: list[str] = []
-    try:
-        for number, path in enumerate(paths):
-            try:
-                episode, episode_notes = load_episode(path, models, written.shape or size, rate, task)
-            except DatasetError as err:
-                notes.append(f"skipped episode: {err}")
-                continue
-            written.add(episode, rate)
-            notes += [n for n in episode_notes if n not in notes]
-            if progress is not None:
-                progress(number + 1, len(paths))
-    finally:
-        written.close()
-    if not written.opened:
-        raise DatasetError(f"{root}: none of its {len(paths)} ARCTIC sequence(s) imported:\n  " + "\n  ".join(notes))
+    def load(path: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
+        episode, notes = load_episode(path, models, shape or size, rate, task)
+        return episode, rate, notes
+
+    written, notes = write_episodes(out, CAMERA_KEY, video, paths, load, "ARCTIC sequence(s)", root, progress)
     return written.result(root, FORMAT, notes + [DISTORTION_NOTE])

@@ -32,7 +32,7 @@ from wam.data.layout import IMAGE_PREFIX
 from wam.data.video import VideoConfig
 from wam.ego import hands
 from wam.ego.egodex import output_size, scale_intrinsics
-from wam.ego.writing import HumanVideoWriter
+from wam.ego.writing import write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "dexycb"
@@ -143,21 +143,9 @@ def import_dexycb(
     if not directories:
         raise DatasetError(f"{root}: no DexYCB labels (label_XXXXXX.npz) under it")
     rate = int(fps or DEFAULT_FPS)
-    written = HumanVideoWriter(out, CAMERA_KEY, video)
-    notes: list[str] = []
-    try:
-        for number, directory in enumerate(directories):
-            try:
-                episode, episode_notes = load_episode(directory, written.shape or size, rate, task)
-            except DatasetError as err:
-                notes.append(f"skipped episode: {err}")
-                continue
-            written.add(episode, rate)
-            notes += episode_notes
-            if progress is not None:
-                progress(number + 1, len(directories))
-    finally:
-        written.close()
-    if not written.opened:
-        raise DatasetError(f"{root}: none of its {len(directories)} DexYCB episode(s) imported:\n  " + "\n  ".join(notes))
+    def load(directory: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
+        episode, notes = load_episode(directory, shape or size, rate, task)
+        return episode, rate, notes
+
+    written, notes = write_episodes(out, CAMERA_KEY, video, directories, load, "DexYCB episode(s)", root, progress)
     return written.result(root, FORMAT, notes)

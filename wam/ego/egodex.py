@@ -45,7 +45,7 @@ from wam.data.importers.result import ImportResult
 from wam.data.layout import IMAGE_PREFIX, STATE_KEY
 from wam.data.video import VideoConfig
 from wam.ego import hands
-from wam.ego.writing import HumanVideoWriter
+from wam.ego.writing import write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "egodex"
@@ -219,25 +219,9 @@ def import_egodex(
     pairs, notes = find_episodes(root)
     if not pairs:
         raise DatasetError(f"{root}: no EgoDex episodes (<i>.hdf5 beside <i>.mp4)")
-    written = HumanVideoWriter(out, CAMERA_KEY, video)
-    try:
-        for number, (h5, mp4) in enumerate(pairs):
-            try:
-                episode, source_rate, episode_notes = load_episode(h5, mp4, written.shape or size, task)
-                episode_rate = int(fps or round(source_rate))
-                if written.opened and episode_rate != written.rate:
-                    raise DatasetError(f"{mp4}: {source_rate:g} fps, the episodes before it have {written.rate}")
-            except DatasetError as err:
-                notes.append(f"skipped episode: {err}")
-                continue
-            if not written.opened and episode_rate < 1:
-                raise DatasetError(f"{mp4}: the video has no frame rate; give one with fps")
-            written.add(episode, episode_rate)
-            notes += episode_notes
-            if progress is not None:
-                progress(number + 1, len(pairs))
-    finally:
-        written.close()
-    if not written.opened:
-        raise DatasetError(f"{root}: none of its {len(pairs)} EgoDex episode(s) imported:\n  " + "\n  ".join(notes))
+    def load(pair: tuple[Path, Path], shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
+        episode, source_rate, episode_notes = load_episode(*pair, shape or size, task)
+        return episode, int(fps or round(source_rate)), episode_notes
+
+    written, notes = write_episodes(out, CAMERA_KEY, video, pairs, load, "EgoDex episode(s)", root, progress, notes)
     return written.result(root, FORMAT, notes)

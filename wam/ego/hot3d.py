@@ -48,7 +48,7 @@ from wam.data.video import VideoConfig
 from wam.ego import hands, mano
 from wam.ego.arctic import read_frame
 from wam.ego.egodex import scale_intrinsics
-from wam.ego.writing import HumanVideoWriter
+from wam.ego.writing import write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "hot3d"
@@ -234,20 +234,8 @@ def import_hot3d(
         raise DatasetError(f"{root}: no HOT3D clips (clip-<id>.tar) under it")
     models = mano.fix_left_shapedirs(mano.load_models(mano_dir, "HOT3D"))
     rate = int(fps or DEFAULT_FPS)
-    written = HumanVideoWriter(out, CAMERA_KEY, video)
-    notes: list[str] = []
-    try:
-        for number, path in enumerate(paths):
-            try:
-                episode = load_episode(path, models, written.shape or size, rate, task)
-            except DatasetError as err:
-                notes.append(f"skipped episode: {err}")
-                continue
-            written.add(episode, rate)
-            if progress is not None:
-                progress(number + 1, len(paths))
-    finally:
-        written.close()
-    if not written.opened:
-        raise DatasetError(f"{root}: none of its {len(paths)} HOT3D clip(s) imported:\n  " + "\n  ".join(notes))
+    def load(path: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
+        return load_episode(path, models, shape or size, rate, task), rate, []
+
+    written, notes = write_episodes(out, CAMERA_KEY, video, paths, load, "HOT3D clip(s)", root, progress)
     return written.result(root, FORMAT, notes + [FISHEYE_NOTE])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 from wam.data.episode import Episode
 from wam.data.importers.result import ImportResult
@@ -11,6 +12,9 @@ from wam.data.layout import Feature
 from wam.data.video import VideoConfig
 from wam.data.writer import DatasetWriter
 from wam.ego import hands
+from wam.errors import DatasetError
+
+Source = TypeVar("Source")
 
 class HumanVideoWriter:
     def __init__(self, out: str | Path, camera: str, video: VideoConfig):
@@ -41,3 +45,35 @@ class HumanVideoWriter:
     def result(self, source: Path, fmt: str, notes: list[str]) -> ImportResult:
         return ImportResult(str(source), str(self.out), fmt, self.episodes, self.frames, self.rate, {self.camera: self.shape},
                             self.tasks, notes)
+
+
+def write_episodes(out: str | Path, camera: str, video: VideoConfig, sources: Sequence[Source],
+                   load: Callable[[Source, tuple[int, int] | None], tuple[Episode, int, list[str]]],
+                   what: str, root: Path, progress: Callable[[int, int], None] | None = None,
+                   notes: list[str] | None = None) -> tuple[HumanVideoWriter, list[str]]:
+    """Every importer's loop: `load(source, shape)` each episode (shape: the frame size the dataset took from its
+    first episode, None before), write it, and turn a bad one (DatasetError) into a note while the others import.
+    An episode at another frame rate than the first is a bad one; only when none imports is it an error, naming
+    `root` and every note. `what` names the sources in that error ("EgoDex episode(s)")."""
+    written, notes = HumanVideoWriter(out, camera, video), list(notes or [])
+    try:
+        for number, source in enumerate(sources):
+            try:
+                episode, rate, episode_notes = load(source, written.shape)
+                if written.opened and rate != written.rate:
+                    raise DatasetError(f"{episode.info.get('source_file', source)}: {rate} fps, the episodes before it "
+                                       f"have {written.rate}")
+            except DatasetError as err:
+                notes.append(f"skipped episode: {err}")
+                continue
+            if not written.opened and rate < 1:
+                raise DatasetError(f"{episode.info.get('source_file', source)}: the video has no frame rate; give one with fps")
+            written.add(episode, rate)
+            notes += [n for n in episode_notes if n not in notes]
+            if progress is not None:
+                progress(number + 1, len(sources))
+    finally:
+        written.close()
+    if not written.opened:
+        raise DatasetError(f"{root}: none of its {len(sources)} {what} imported:\n  " + "\n  ".join(notes))
+    return written, notes
