@@ -43,7 +43,7 @@ from wam.data.layout import IMAGE_PREFIX
 from wam.data.video import VideoConfig
 from wam.ego import hands, mano
 from wam.ego.egodex import output_size, scale_intrinsics
-from wam.ego.writing import write_episodes
+from wam.ego.writing import check_frame_size, write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "arctic"
@@ -205,13 +205,13 @@ def import_arctic(
     """Convert the ARCTIC tree `src` (or one `.mano.npy`) into a wam dataset at `out`; bad episodes are skipped
     with a note. Needs the MANO model files (`mano_dir` or $WAM_MANO_DIR)."""
     root = Path(src)
-    if size < 2 or size % 2:
-        raise DatasetError(f"size must be an even number of pixels >= 2, got {size}")
+    check_frame_size(size)
     paths = find_episodes(root) if root.exists() else []
     if not paths:
         raise DatasetError(f"{root}: no ARCTIC sequences (raw_seqs/<subject>/<seq>.mano.npy) under it")
     models = mano.load_models(mano_dir, "ARCTIC")
     rate = int(fps or DEFAULT_FPS)
+
     def load(path: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
         episode, notes = load_episode(path, models, shape or size, rate, task)
         return episode, rate, notes

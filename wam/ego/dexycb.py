@@ -32,7 +32,7 @@ from wam.data.layout import IMAGE_PREFIX
 from wam.data.video import VideoConfig
 from wam.ego import hands
 from wam.ego.egodex import output_size, scale_intrinsics
-from wam.ego.writing import write_episodes
+from wam.ego.writing import check_frame_size, write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "dexycb"
@@ -137,12 +137,12 @@ def import_dexycb(
 ) -> ImportResult:
     """Convert the DexYCB tree `src` into a wam dataset at `out`; bad episodes are skipped with a note."""
     root = Path(src)
-    if size < 2 or size % 2:
-        raise DatasetError(f"size must be an even number of pixels >= 2, got {size}")
+    check_frame_size(size)
     directories = find_episodes(root) if root.is_dir() else []
     if not directories:
         raise DatasetError(f"{root}: no DexYCB labels (label_XXXXXX.npz) under it")
     rate = int(fps or DEFAULT_FPS)
+
     def load(directory: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
         episode, notes = load_episode(directory, shape or size, rate, task)
         return episode, rate, notes

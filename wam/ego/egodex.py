@@ -45,7 +45,7 @@ from wam.data.importers.result import ImportResult
 from wam.data.layout import IMAGE_PREFIX, STATE_KEY
 from wam.data.video import VideoConfig
 from wam.ego import hands
-from wam.ego.writing import write_episodes
+from wam.ego.writing import check_frame_size, write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "egodex"
@@ -214,11 +214,11 @@ def import_egodex(
     """Convert the EgoDex directory (or one episode's .hdf5) `src` into a wam dataset at `out` (see
     `convert_dataset` for the whole-or-nothing wrapper)."""
     root = Path(src)
-    if size < 2 or size % 2:
-        raise DatasetError(f"size must be an even number of pixels >= 2, got {size}")
+    check_frame_size(size)
     pairs, notes = find_episodes(root)
     if not pairs:
         raise DatasetError(f"{root}: no EgoDex episodes (<i>.hdf5 beside <i>.mp4)")
+
     def load(pair: tuple[Path, Path], shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
         episode, source_rate, episode_notes = load_episode(*pair, shape or size, task)
         return episode, int(fps or round(source_rate)), episode_notes

@@ -48,7 +48,7 @@ from wam.data.video import VideoConfig
 from wam.ego import hands, mano
 from wam.ego.arctic import read_frame
 from wam.ego.egodex import scale_intrinsics
-from wam.ego.writing import write_episodes
+from wam.ego.writing import check_frame_size, write_episodes
 from wam.errors import DatasetError
 
 FORMAT = "hot3d"
@@ -227,13 +227,13 @@ def import_hot3d(
     """Convert the HOT3D-Clips folder `src` (or one clip's tar) into a wam dataset at `out`; bad clips are skipped
     with a note. Needs the MANO model files (`mano_dir` or $WAM_MANO_DIR)."""
     root = Path(src)
-    if size < 2 or size % 2:
-        raise DatasetError(f"size must be an even number of pixels >= 2, got {size}")
+    check_frame_size(size)
     paths = find_episodes(root) if root.exists() else []
     if not paths:
         raise DatasetError(f"{root}: no HOT3D clips (clip-<id>.tar) under it")
     models = mano.fix_left_shapedirs(mano.load_models(mano_dir, "HOT3D"))
     rate = int(fps or DEFAULT_FPS)
+
     def load(path: Path, shape: tuple[int, int] | None) -> tuple[Episode, int, list[str]]:
         return load_episode(path, models, shape or size, rate, task), rate, []
 

@@ -47,6 +47,12 @@ class HumanVideoWriter:
                             self.tasks, notes)
 
 
+def check_frame_size(size: int) -> None:
+    """The frame height an importer resizes to: even (H.264 needs it) and at least 2 pixels."""
+    if size < 2 or size % 2:
+        raise DatasetError(f"size must be an even number of pixels >= 2, got {size}")
+
+
 def write_episodes(out: str | Path, camera: str, video: VideoConfig, sources: Sequence[Source],
                    load: Callable[[Source, tuple[int, int] | None], tuple[Episode, int, list[str]]],
                    what: str, root: Path, progress: Callable[[int, int], None] | None = None,

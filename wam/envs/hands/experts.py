@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from wam.ego.hands import KEYPOINTS
+from wam.envs.hands import rotations
 from wam.envs.hands.env import MOVE_M, START_ROTATION, TURN_RAD
 from wam.envs.hands.tasks import TASKS, Phase
 
@@ -39,35 +40,9 @@ def sim_parts(sim_state: np.ndarray) -> dict[str, np.ndarray]:
     """The named parts of a hand env's privileged state (see env.py)."""
     s = np.asarray(sim_state, np.float64)
     keypoints_end = 9 + 3 * len(KEYPOINTS)
-    return {"palm": s[:3], "rotation": _rotation(s[3:9]), "keypoints": s[9:keypoints_end].reshape(-1, 3),
+    return {"palm": s[:3], "rotation": rotations.from_6d(s[3:9]), "keypoints": s[9:keypoints_end].reshape(-1, 3),
             "object": s[keypoints_end : keypoints_end + 3], "goal": s[keypoints_end + 3 : keypoints_end + 6],
             "progress": s[keypoints_end + 6]}
-
-
-def _rotation(six: np.ndarray) -> np.ndarray:
-    x = six[:3] / np.linalg.norm(six[:3])
-    y = six[3:] - x * (x @ six[3:])
-    y /= np.linalg.norm(y)
-    return np.stack([x, y, np.cross(x, y)], axis=1)
-
-
-def _exp(rotation_vector: np.ndarray) -> np.ndarray:
-    """Rodrigues: a rotation vector as a matrix."""
-    angle = float(np.linalg.norm(rotation_vector))
-    if angle < 1e-9:
-        return np.eye(3)
-    k = rotation_vector / angle
-    skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
-
-
-def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
-    """log map of a rotation matrix."""
-    angle = np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0))
-    if angle < 1e-6:
-        return np.zeros(3)
-    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
-    return axis / (2 * np.sin(angle)) * angle
 
 
 class HandExpert:
@@ -114,11 +89,11 @@ class HandExpert:
         point = parts["keypoints"][[_KP[k] for k in _POINTS[phase.point]]].mean(axis=0)
         # Steer the palm, which the arm holds firmly, to where it must be for the point to reach the target once the
         # hand has its wanted orientation: the fingers are compliant and lag, the palm does not.
-        wanted = _exp(np.asarray(phase.turn)) @ START_ROTATION
+        wanted = rotations.exp(np.asarray(phase.turn)) @ START_ROTATION
         offset = parts["rotation"].T @ (point - parts["palm"])
         error = phase.target - wanted @ offset - parts["palm"]
         move = self._move(error, float(np.linalg.norm(phase.target - point)))
-        turn = np.clip(0.5 * _rotation_vector(wanted @ parts["rotation"].T) / TURN_RAD, -1, 1) * (0.6 if self.human else 1.0)
+        turn = np.clip(0.5 * rotations.log(wanted @ parts["rotation"].T) / TURN_RAD, -1, 1) * (0.6 if self.human else 1.0)
         self._blend_fingers(phase, distance)
         action = np.concatenate([move, turn, self._fingers]).astype(np.float32)
         if self.noise > 0:
@@ -132,7 +107,7 @@ class HandExpert:
         if self.human:
             self._velocity = 0.65 * self._velocity + 0.35 * velocity
             velocity = self._velocity
-        turn = np.clip(0.5 * _rotation_vector(START_ROTATION @ parts["rotation"].T) / TURN_RAD, -1, 1)
+        turn = np.clip(0.5 * rotations.log(START_ROTATION @ parts["rotation"].T) / TURN_RAD, -1, 1)
         self._fingers = self._fingers + (0.2 if self.human else 0.5) * (fingers - self._fingers)
         return np.clip(np.concatenate([velocity, turn, self._fingers]), -1.0, 1.0).astype(np.float32)
 

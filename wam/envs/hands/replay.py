@@ -16,7 +16,7 @@ import numpy as np
 from wam.data.layout import ACTION_KEY, STATE_KEY
 from wam.data.reader import Dataset
 from wam.envs.hands.env import MOVE_M, TURN_RAD, make_hand_env
-from wam.envs.hands.retarget import _rotation, _rotation_vector
+from wam.envs.hands import rotations
 
 
 @dataclass
@@ -34,7 +34,7 @@ def align(env, first_state: np.ndarray, fingers: np.ndarray, steps: int = 12) ->
     for _ in range(steps):
         state = env.palm_pose()
         move = (first_state[:3] - state[0]) / MOVE_M
-        turn = _rotation_vector(_rotation(first_state[3:9]) @ state[1].T) / TURN_RAD
+        turn = rotations.log(rotations.from_6d(first_state[3:9]) @ state[1].T) / TURN_RAD
         obs, *_ = env.step(np.clip(np.r_[move, turn, fingers], -1, 1))
     return float(np.linalg.norm(env.palm_pose()[0] - first_state[:3])) if obs is not None else float("nan")
 

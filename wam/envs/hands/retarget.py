@@ -31,6 +31,7 @@ import numpy as np
 
 from wam.ego.hands import KEYPOINTS
 from wam.envs.hands import embodiments as emb
+from wam.envs.hands import rotations
 from wam.envs.hands.env import MOVE_M, TURN_RAD, build_model, rotation_6d
 
 # How much each keypoint counts: the fingertips touch the world; the rest shape the hand.
@@ -179,40 +180,17 @@ def palm_actions(states: np.ndarray, targets: np.ndarray) -> np.ndarray:
     of drifting by what was clipped."""
     length = len(states)
     actions = np.zeros((length, 6 + targets.shape[1]))
-    position, rotation = states[0, :3].copy(), _rotation(states[0, 3:9])
+    position, rotation = states[0, :3].copy(), rotations.from_6d(states[0, 3:9])
     for t in range(length - 1):
         move = np.clip((states[t + 1, :3] - position) / MOVE_M, -1.0, 1.0)
-        turn = _rotation_vector(_rotation(states[t + 1, 3:9]) @ rotation.T) / TURN_RAD
+        turn = rotations.log(rotations.from_6d(states[t + 1, 3:9]) @ rotation.T) / TURN_RAD
         turn *= min(1.0, 1.0 / max(np.abs(turn).max(), 1e-12))  # the env clips each value; keep the axis instead
         position = position + move * MOVE_M
-        rotation = _exp(turn * TURN_RAD) @ rotation
+        rotation = rotations.exp(turn * TURN_RAD) @ rotation
         actions[t, :6] = np.r_[move, turn]
         actions[t, 6:] = targets[t + 1]
     actions[-1, 6:] = targets[-1]
     return np.clip(actions, -1.0, 1.0)
-
-
-def _exp(rotation_vector: np.ndarray) -> np.ndarray:
-    quat, matrix = np.zeros(4), np.zeros(9)
-    angle = float(np.linalg.norm(rotation_vector))
-    mujoco.mju_axisAngle2Quat(quat, rotation_vector / max(angle, 1e-12), angle)
-    mujoco.mju_quat2Mat(matrix, quat)
-    return matrix.reshape(3, 3)
-
-
-def _rotation(six: np.ndarray) -> np.ndarray:
-    x = six[:3] / np.linalg.norm(six[:3])
-    y = six[3:] - x * (x @ six[3:])
-    y /= np.linalg.norm(y)
-    return np.stack([x, y, np.cross(x, y)], axis=1)
-
-
-def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
-    quat = np.zeros(4)
-    mujoco.mju_mat2Quat(quat, rotation.reshape(-1))
-    velocity = np.zeros(3)
-    mujoco.mju_quat2Vel(velocity, quat, 1.0)
-    return velocity
 
 
 def camera_to_world(model: mujoco.MjModel, data: mujoco.MjData, camera: str = "ego") -> np.ndarray:
