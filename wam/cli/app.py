@@ -13,7 +13,7 @@ from rich.table import Table
 from wam.cli.api import register as register_api_commands
 from wam.cli.checks import (at_least, dataset_out, directory_out, file_out, in_range, readable_weights, removed_on_failure,
                         resumable, run_out, worker_count)
-from wam.cli.common import BF16_HELP, console, fail, train_config, write_json
+from wam.cli.common import BF16_HELP, console, distributed_rank, fail, train_config, write_json
 from wam.cli.data import data_app
 from wam.cli.dojo import register as register_dojo_commands
 from wam.cli.hands import register as register_hand_commands
@@ -137,7 +137,8 @@ def pretrain(
             summary = run_pretrain(list(data) + extra, out, config, resume=resume, init_from=init_from)
     except (ValueError, WamError) as err:
         fail(str(err))
-    console.print_json(json.dumps(summary))
+    if distributed_rank() == 0:
+        console.print_json(json.dumps(summary))
 
 
 @app.command("eval-world")
@@ -222,7 +223,8 @@ def finetune(
                                    play=list(play or []), init_from=init_from)
     except (ValueError, WamError) as err:
         fail(str(err))
-    console.print_json(json.dumps(summary))
+    if distributed_rank() == 0:
+        console.print_json(json.dumps(summary))
 
 
 @app.command("eval")

@@ -12,6 +12,13 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def distributed_rank() -> int:
+    """This process's rank under torchrun (0 alone): only rank 0 prints a stage's summary."""
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 def fail(message: str, code: int = 2) -> None:
     errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -66,8 +66,17 @@ def encode_shifted_latents(
     """(copies, N, C, h, w) float16 latents of shifted frames, aligned with the cache's rows.
 
     Only the given episodes' rows are encoded (the others stay zero and are never sampled);
-    written to a temporary name, then renamed, so a killed run never leaves half a file.
+    written to a temporary name, then renamed, so a killed run never leaves half a file. Under torchrun, rank 0
+    encodes and the other ranks read its file.
     """
+    from wam.train import distributed
+
+    with distributed.main_first() as world:
+        return _encode_shifted(tokenizer, cache, episodes, copies, pad, seed, path, device, progress and world.main)
+
+
+def _encode_shifted(tokenizer: FrameTokenizer, cache: FrameCache, episodes: Sequence[CachedEpisode], copies: int, pad: int,
+                    seed: int, path: Path, device: torch.device, progress: bool) -> np.ndarray:
     if path.exists():
         return np.load(path, mmap_mode="r")
     if copies < 1 or pad < 1:

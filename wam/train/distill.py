@@ -30,6 +30,8 @@ from wam.runs import load_run
 from wam.train.frame_cache import build_frame_cache
 from wam.train.loop import TrainResult, resolve_device
 from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer
+from wam.data.layout import atomic_write_json
+from wam.train import distributed
 from wam.train.stages import train_stage, validation_metrics
 
 STUDENT_DIR = "student"
@@ -106,7 +108,8 @@ def distill(world: str | Path, config: DistillConfig, resume: bool = False, prog
                "teacher_params": sum(p.numel() for p in teacher.parameters()),
                "seconds": None if result is None else round(result.seconds, 1),
                **validation_metrics(student, val_batches, "latent_mse")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if distributed.current().main:  # under torchrun, rank 0 writes
+        atomic_write_json(out / "summary.json", summary)
     return summary
 
 

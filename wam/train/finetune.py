@@ -40,6 +40,7 @@ from wam.train.batches import FrameBatches, WindowBatches
 from wam.train.checkpoint import resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache, link_matching_cache, matching_cache
 from wam.train.loop import SNAPSHOT_DIR, TrainResult, resolve_device, snapshot_name, stage_seconds
+from wam.train import distributed
 from wam.train.stages import train_stage, validation_metrics, warn_ignored_settings
 from wam.runs import RUN_FILES, load_run
 from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, load_world_model, split_cached_episodes
@@ -138,9 +139,12 @@ def finetune(
     if config.window - 1 > world_cfg.context:
         raise ValueError(f"window {config.window} needs a world-model context of {config.window - 1}, the model has {world_cfg.context}")
 
+    ranks = distributed.init_from_env(config.train.device)
+
     def decoded(paths, name: str, data_spec: FeatureSpec = spec):  # a Dyna update links the frames its parent decoded
-        if init_from is not None:
-            link_matching_cache(paths, Path(init_from) / name, out / name, tokenizer_cfg.image_size)
+        with distributed.main_first():
+            if init_from is not None and ranks.main:
+                link_matching_cache(paths, Path(init_from) / name, out / name, tokenizer_cfg.image_size)
         return build_frame_cache(paths, out / name, tokenizer_cfg.image_size, world_cfg.state_dim, spec.action_dim,
                                  progress, data_spec, config.fit)
 
@@ -159,21 +163,23 @@ def finetune(
                   "frame_seconds": frame_seconds, "spec": spec.to_dict(),
                   "image_size": tokenizer_cfg.image_size, "tasks": sorted({e.task for e in train_eps}),
                   "rewards": any(e.has_reward for e in train_eps)}  # whether the reward and success heads learned anything
-    (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
-    (out / SPLIT_FILE).write_text(json.dumps({"train": [[e.dataset, e.episode] for e in train_eps],
-                                              "val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
+    if ranks.main:
+        (out / CONFIG_FILE).write_text(json.dumps(provenance, indent=2))
+        (out / SPLIT_FILE).write_text(json.dumps({"train": [[e.dataset, e.episode] for e in train_eps],
+                                                  "val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
     device = resolve_device(config.train.device)
     results: dict[str, TrainResult] = {}
 
     # 1. tokenizer: the pretrained one, frozen; or one trained on the robot frames alone ----------
     tokenizer_dir = out / "tokenizer"
     if pretrained is not None:
-        if resolve(tokenizer_dir / "checkpoint") is None:
-            source = resolve(pretrained / "tokenizer" / "checkpoint")
-            if source is None:
-                raise CheckpointError(f"{pretrained / 'tokenizer'}: no tokenizer checkpoint")
-            shutil.copytree(source, tokenizer_dir / "checkpoint.tmp", dirs_exist_ok=True)
-            (tokenizer_dir / "checkpoint.tmp").rename(tokenizer_dir / "checkpoint")
+        source = resolve(pretrained / "tokenizer" / "checkpoint")
+        if source is None:
+            raise CheckpointError(f"{pretrained / 'tokenizer'}: no tokenizer checkpoint")
+        with distributed.main_first():
+            if ranks.main and resolve(tokenizer_dir / "checkpoint") is None:
+                shutil.copytree(source, tokenizer_dir / "checkpoint.tmp", dirs_exist_ok=True)
+                (tokenizer_dir / "checkpoint.tmp").rename(tokenizer_dir / "checkpoint")
     else:
         tokenizer_train = replace(pre.tokenizer_train, steps=config.scratch_tokenizer_steps, seed=config.seed, bf16=config.train.bf16,
                                   warmup_steps=min(pre.tokenizer_train.warmup_steps, max(1, config.scratch_tokenizer_steps // 10)),
@@ -261,7 +267,8 @@ def finetune(
         "wam": {"params": sum(p.numel() for p in model.parameters()), **evaluate(model.eval())},
         "seconds": stage_seconds(out / "summary.json", results),
     }
-    atomic_write_json(out / "summary.json", summary)
+    if ranks.main:
+        atomic_write_json(out / "summary.json", summary)
     return summary
 
 

@@ -170,8 +170,16 @@ def build_frame_cache(
 
     `spec` names each dataset's cameras and reward fields (default: `read_spec(paths)`, the data's
     own); `state_dim` and `action_dim` are the model's sizes (a dataset whose state or action has
-    another size contributes frames only).
+    another size contributes frames only). Under torchrun, rank 0 decodes and the other ranks read its cache.
     """
+    from wam.train import distributed
+
+    with distributed.main_first() as world:
+        return _build(paths, Path(root), image_size, state_dim, action_dim, progress and world.main, spec, fit)
+
+
+def _build(paths: Sequence[str | Path], root: Path, image_size: int, state_dim: int, action_dim: int, progress: bool,
+           spec: FeatureSpec | None, fit: str) -> FrameCache:
     spec = read_spec(paths) if spec is None else spec
     datasets = [Dataset(p) for p in paths]
     root = Path(root)

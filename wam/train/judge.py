@@ -38,6 +38,8 @@ from wam.runs import load_run
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import resolve_device
 from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, split_cached_episodes
+from wam.data.layout import atomic_write_json
+from wam.train import distributed
 from wam.train.stages import train_stage, validation_metrics
 
 JUDGE_DIR = "judge"
@@ -181,7 +183,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
                    s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
                "seconds": None if result is None else round(result.seconds, 1),
                "held_out": _episode_rates(judge, sources, judge_cfg, device)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if distributed.current().main:  # under torchrun, rank 0 writes
+        atomic_write_json(out / "summary.json", summary)
     return summary
 
 

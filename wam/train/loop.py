@@ -14,6 +14,10 @@ A run directory holds:
     snapshots/      weights every `snapshot_every` steps, when asked (models of graded quality from one run)
     metrics.jsonl   one JSON line per logged step, never a step twice
     tb/             TensorBoard event files
+
+Under torchrun the same loop trains data-parallel (wam/train/distributed.py): each rank its slice of the step's
+global batch, gradients averaged by DistributedDataParallel, logged figures averaged over the ranks, and only rank 0
+writes the run directory.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from torch.utils.data import default_collate
 
 from wam.errors import WamError
 from wam.train import checkpoint as ckpt
+from wam.train import distributed
 from wam.train.schedule import lr_factor, make_optimizer, set_lr
 from wam.train.sources import BatchSource, LoaderSource, RandomWindowSource
 
@@ -77,6 +82,7 @@ class TrainConfig:
     bf16: bool | None = None  # bfloat16 autocast; None: on cuda only
     num_workers: int = 0  # batch-loading processes (make_source)
     betas: tuple[float, float] = (0.9, 0.95)
+    compile: bool = False  # torch.compile the model's forward (worth it on a GPU for long runs; minutes to compile)
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("checkpoint_every", 1),
@@ -128,9 +134,9 @@ def make_source(dataset: torch.utils.data.Dataset, config: TrainConfig, collate:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """`auto`: CUDA when there is a GPU, else the CPU; under torchrun each rank its own GPU."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    return distributed.device_for(distributed.current(), device)
 
 
 def train(
@@ -153,7 +159,8 @@ def train(
     """
     run_dir = Path(run_dir)
     checkpoint_dir = run_dir / CHECKPOINT_DIR
-    console = Console(stderr=True)
+    world = distributed.init_from_env(config.device)
+    console = Console(stderr=True, quiet=not world.main)
     device = resolve_device(config.device)
     bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
     existing = ckpt.resolve(checkpoint_dir)
@@ -164,7 +171,7 @@ def train(
         )
 
     model.to(device)
-    optimizer = make_optimizer(model, config.lr, config.weight_decay, config.betas)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, config.betas, fused=device.type == "cuda")
     _seed_everything(config.seed)
     start, best_val = 1, math.inf
     if resume and existing is not None:
@@ -177,17 +184,20 @@ def train(
         console.print(f"{checkpoint_dir}: no checkpoint yet, starting from step 1")
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / METRICS_FILE
-    last_loss = _truncate_metrics(metrics_path, start - 1)
+    last_loss = _truncate_metrics(metrics_path, start - 1) if world.main else None
+    distributed.barrier()  # every rank has read the checkpoint before rank 0 writes the next one
 
     def save(step: int) -> None:
-        extra = {"best_val_loss": best_val, "train_config": dataclasses.asdict(config)}
-        ckpt.save_checkpoint(checkpoint_dir, model, model_config, step, optimizer, extra=extra, kind=kind)
+        if world.main:
+            extra = {"best_val_loss": best_val, "train_config": dataclasses.asdict(config), "world_size": world.size}
+            ckpt.save_checkpoint(checkpoint_dir, model, model_config, step, optimizer, extra=extra, kind=kind)
 
-    from torch.utils.tensorboard import SummaryWriter
-
-    tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=start)  # hides events a killed run logged past `start`
+    tb = _summary_writer(run_dir / TB_DIR, start, world)
     params = [p for p in model.parameters() if p.requires_grad]
-    bar = _progress_bar(console, enabled=progress)
+    forward = distributed.wrap(model, world, device)
+    if config.compile:
+        forward = torch.compile(forward)
+    bar = _progress_bar(console, enabled=progress and world.main)
     task = bar.add_task(kind, total=config.steps, completed=start - 1, loss="-", rate="-")
     t_start = window_t0 = time.perf_counter()
     window: dict[str, Any] = {}
@@ -195,13 +205,15 @@ def train(
     saved_step = last_step = start - 1
     model.train()
     try:
-        with bar, open(metrics_path, "a") as metrics_file:
+        with bar, (open(metrics_path, "a") if world.main else contextlib.nullcontext(_NullFile())) as metrics_file:
             for step in range(start, config.steps + 1):
                 lr = config.lr * lr_factor(step, config.steps, config.warmup_steps, config.min_lr_ratio)
                 set_lr(optimizer, lr)
-                batch = _to_device(batches.batch(step), device)
+                batch = _to_device(distributed.shard(batches.batch(step), world), device)
+                if world.distributed:
+                    distributed.seed_step(config.seed, step, world)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss, metrics = model(batch)
+                    loss, metrics = forward(batch)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
                 loss_value, grad_value = torch.stack([loss.detach().float(), grad_norm.float().to(loss.device)]).tolist()
@@ -219,7 +231,7 @@ def train(
                 record: dict[str, Any] = {}
                 if step % config.log_every == 0 or step == config.steps:
                     now = time.perf_counter()
-                    train_metrics = {k: float(v) / window_steps for k, v in window.items()}
+                    train_metrics = distributed.mean_over_ranks({k: float(v) / window_steps for k, v in window.items()}, world)
                     rate = window_steps / max(now - window_t0, 1e-9)
                     train_metrics.update(lr=lr, steps_per_s=rate)
                     record.update(train_metrics)
@@ -229,7 +241,8 @@ def train(
                     bar.update(task, loss=f"{last_loss:.4g}", rate=f"{rate:.1f}")
                     window, window_steps, window_t0 = {}, 0, now
                 if evaluate is not None and config.eval_every and (step % config.eval_every == 0 or step == config.steps):
-                    results = _evaluate(model, evaluate, device, bf16)
+                    results = _evaluate(model, evaluate, device, bf16) if world.main else {}
+                    distributed.barrier()  # the other ranks wait for rank 0's evaluation
                     for key, value in results.items():
                         record[f"eval/{key}"] = value
                         tb.add_scalar(f"eval/{key}", value, step)
@@ -237,19 +250,21 @@ def train(
                         best_val = results["val_loss"]
                         ckpt.save_checkpoint(run_dir / BEST_DIR, model, model_config, step,
                                              extra={"val_loss": best_val}, rng_state=False, kind=kind)
-                if record:
+                if record and world.main:
                     metrics_file.write(json.dumps({"step": step, **record}) + "\n")
                     metrics_file.flush()
-                if config.snapshot_every and step % config.snapshot_every == 0:
+                if config.snapshot_every and step % config.snapshot_every == 0 and world.main:
                     ckpt.save_checkpoint(run_dir / SNAPSHOT_DIR / snapshot_name(step), model, model_config, step,
                                          rng_state=False, kind=kind)
                 if step % config.checkpoint_every == 0 or step == config.steps:
-                    os.fsync(metrics_file.fileno())  # the log is as durable as the checkpoint
+                    if world.main:
+                        os.fsync(metrics_file.fileno())  # the log is as durable as the checkpoint
                     save(step)
                     tb.flush()
                     saved_step = step
     finally:
         tb.close()
+    distributed.barrier()  # the last checkpoint is on disk before any rank reads it
     seconds = time.perf_counter() - t_start
     ran = last_step - (start - 1)
     return TrainResult(step=last_step, loss=last_loss, seconds=seconds, steps_per_s=ran / max(seconds, 1e-9), run_dir=run_dir)
@@ -262,8 +277,11 @@ def _seed_everything(seed: int) -> None:
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
-    """Tensors (also inside dicts, lists and tuples) moved to `device`; anything else as it is."""
+    """Tensors (also inside dicts, lists and tuples) moved to `device`; anything else as it is. To a GPU through
+    pinned memory, so the copy runs beside the previous step's kernels."""
     if isinstance(value, torch.Tensor):
+        if device.type == "cuda" and value.device.type == "cpu":
+            value = value.pin_memory()
         return value.to(device, non_blocking=True)
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
@@ -331,6 +349,37 @@ def _truncate_metrics(path: Path, last_step: int) -> float | None:
         tmp.write_text("".join(line + "\n" for line in kept))
         os.replace(tmp, path)
     return last_loss
+
+
+class _NullFile:
+    """The metrics file of a rank that does not write."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class _NullWriter:
+    """TensorBoard of a rank that does not write."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _summary_writer(path: Path, start: int, world: distributed.World):
+    if not world.main:
+        return _NullWriter()
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path), purge_step=start)  # hides events a killed run logged past `start`
 
 
 def _progress_bar(console: Console, enabled: bool) -> Progress:

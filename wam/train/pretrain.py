@@ -30,6 +30,7 @@ from wam.models.tokenizer import FrameTokenizer, psnr
 from wam.models.world_model import WorldModel
 from wam.runs import RUN_FILES, load_run
 from wam.train.batches import FrameBatches, WindowBatches
+from wam.train import distributed
 from wam.train.checkpoint import TRAINER_FILE, load_checkpoint, resolve
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import TrainResult, resolve_device, stage_seconds
@@ -57,7 +58,13 @@ def split_cached_episodes(cache: FrameCache, val_fraction: float, seed: int) -> 
 
 @torch.no_grad()
 def encode_latents(tokenizer: FrameTokenizer, cache: FrameCache, path: Path, device: torch.device, progress: bool = True) -> np.ndarray:
-    """Latents of every cached frame (float16, memory-mapped), written to a temporary name then renamed."""
+    """Latents of every cached frame (float16, memory-mapped), written to a temporary name then renamed. Under
+    torchrun, rank 0 encodes and the other ranks read its file."""
+    with distributed.main_first() as world:
+        return _encode_latents(tokenizer, cache, path, device, progress and world.main)
+
+
+def _encode_latents(tokenizer: FrameTokenizer, cache: FrameCache, path: Path, device: torch.device, progress: bool) -> np.ndarray:
     if path.exists():
         return np.load(path, mmap_mode="r")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +155,7 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
     if spec.num_views > world_cfg.views:
         raise DatasetError(f"the data has {spec.num_views} camera views, the model continued from {init_from} has "
                            f"{world_cfg.views}; choose views with --cameras")
+    ranks = distributed.init_from_env(config.tokenizer_train.device)
     cache = build_frame_cache(data, out / "cache", config.tokenizer.image_size, world_cfg.state_dim, spec.action_dim or 1,
                               progress, spec, config.fit)
     train_eps, val_eps = split_cached_episodes(cache, config.val_fraction, config.seed)
@@ -159,8 +167,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         )
     record = {**config.to_dict(), **({INIT_FROM_KEY: str(init_from)} if init_from is not None else {}),
               SPEC_KEY: spec.to_dict(), "strides": strides}
-    config_path.write_text(json.dumps(record, indent=2))  # the data passed its checks: the run exists now
-    (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
+    if ranks.main:
+        config_path.write_text(json.dumps(record, indent=2))  # the data passed its checks: the run exists now
+        (out / SPLIT_FILE).write_text(json.dumps({"val": [[e.dataset, e.episode] for e in val_eps]}, indent=2))
     device = resolve_device(config.tokenizer_train.device)
     results: dict[str, TrainResult | None] = {}
 
@@ -175,8 +184,9 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         return {"val_loss": torch.nn.functional.mse_loss(reconstruction, frames).item(), "val_psnr": psnr(reconstruction, frames)}
 
     tokenizer_dir = out / "tokenizer"
-    if init_from is not None and resolve(tokenizer_dir / "checkpoint") is None:
-        _copy_weights(Path(init_from) / "tokenizer" / "checkpoint", tokenizer_dir / "checkpoint")
+    with distributed.main_first():
+        if ranks.main and init_from is not None and resolve(tokenizer_dir / "checkpoint") is None:
+            _copy_weights(Path(init_from) / "tokenizer" / "checkpoint", tokenizer_dir / "checkpoint")
     results["tokenizer"] = train_stage(
         tokenizer, FrameBatches(cache, train_eps, config.tokenizer_train.batch_size, config.seed),
         config.tokenizer_train, tokenizer_dir, model_config=asdict(config.tokenizer), kind="tokenizer",
@@ -219,7 +229,8 @@ def pretrain(data: Sequence[str | Path], out: str | Path, config: PretrainConfig
         "world_model": {"params": sum(p.numel() for p in world.parameters()), **evaluate_world(world)},
         "seconds": stage_seconds(out / "summary.json", results),
     }
-    atomic_write_json(out / "summary.json", summary)
+    if ranks.main:
+        atomic_write_json(out / "summary.json", summary)
     return summary
 
 

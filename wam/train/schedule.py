@@ -42,9 +42,10 @@ def no_decay(model: nn.Module) -> set[str]:
 
 
 def make_optimizer(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95)
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95), fused: bool = False
 ) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters, in two groups: decayed (matrices) and not decayed."""
+    """AdamW over the trainable parameters, in two groups: decayed (matrices) and not decayed. `fused`: one kernel
+    for the whole update (CUDA parameters only); the optimiser state is the same, so a run resumes either way."""
     skip = no_decay(model)
     decay, keep = [], []
     for name, param in model.named_parameters():  # tied parameters are listed once
@@ -54,7 +55,7 @@ def make_optimizer(
         {"params": decay, "weight_decay": weight_decay},
         {"params": keep, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, **({"fused": True} if fused else {}))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
