@@ -17,7 +17,7 @@ WAM = Path(__file__).resolve().parents[1] / "wam"
 
 # Lower first; a module may import its own layer or any below it.
 LAYERS = [
-    {"errors"},
+    {"errors", "workers"},  # workers: where episodes run (local processes or Ray), for envs and dojo alike
     {"data", "envs", "ego", "bridge"},
     {"models"},
     {"config", "runs", "train"},

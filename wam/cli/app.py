@@ -13,7 +13,7 @@ from rich.table import Table
 from wam.cli.api import register as register_api_commands
 from wam.cli.checks import (at_least, dataset_out, directory_out, file_out, in_range, readable_weights, removed_on_failure,
                         resumable, run_out, worker_count)
-from wam.cli.common import BF16_HELP, console, distributed_rank, fail, train_config, write_json
+from wam.cli.common import BF16_HELP, RAY_HELP, console, distributed_rank, fail, train_config, write_json
 from wam.cli.data import data_app
 from wam.cli.dojo import register as register_dojo_commands
 from wam.cli.hands import register as register_hand_commands
@@ -48,6 +48,7 @@ def collect(
     embodiment: str = typer.Option("robot", help="in hand scenes: robot (Shadow-hand demos) or human (egocentric human "
                                                  "video with its hand track, EgoDex's layout read back; needs --no-actions)"),
     egodex: Optional[Path] = typer.Option(None, help="human video: also keep the EgoDex-layout files (<i>.mp4 + <i>.hdf5) here"),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
 ) -> None:
     """Run scripted experts (or a finetuned policy) on Meta-World or hand tasks, a scripted human in the hand scenes, or a
     policy in dreams, and record the episodes (resumable)."""
@@ -67,7 +68,7 @@ def collect(
         config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, steps,
                                explore=explore, after_success=after_success,
                                policy=None if policy is None else PolicyActors(policy), env=env, embodiment=embodiment,
-                               egodex=egodex)
+                               egodex=egodex, ray=ray)
         result = run_collect(config)
     except (ValueError, WamError) as err:
         fail(str(err))
@@ -254,6 +255,7 @@ def eval_policy(
                                           "(default: the run's)"),
     ensemble: Optional[float] = typer.Option(None, help="temporal ensembling instead: a prediction every frame, "
                                              "overlapping chunks averaged with weights exp(-m * age), m = this"),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
 ) -> None:
     """Run a policy in Meta-World, hand-scene (or dream) episodes: success per task (95% Wilson), length, control rate."""
     from wam.config import DreamSettings
@@ -269,7 +271,7 @@ def eval_policy(
                 raise
             names = tuple(t.strip() for t in tasks.split(",") if t.strip())  # hand tasks, or a dream's instructions
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
-                            dream_start=dream_start, execute=execute, ensemble=ensemble,
+                            dream_start=dream_start, execute=execute, ensemble=ensemble, ray=ray,
                             dream=DreamSettings(student=dream_student, success_hold=dream_success_hold, judge=dream_judge,
                                                 verdict=dream_verdict))
         results = evaluate_policy(config)

@@ -44,3 +44,7 @@ def write_json(path: Path, value) -> None:
     """Results to a file the command line was given (checked up front by `file_out`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2))
+
+
+RAY_HELP = ("run the episodes as Ray tasks instead of local workers: auto (the cluster this machine joined with `ray "
+            "start`), local (start one here) or a cluster address (ray://HEAD:10001); needs pip install 'wam[ray]'")

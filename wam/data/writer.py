@@ -77,6 +77,31 @@ def stage_episode(root: Path, episode: Episode, features: dict[str, Feature], fp
     )
 
 
+def pack_staged(staged: StagedEpisode) -> StagedEpisode:
+    """The staged episode with its encoded videos as bytes instead of files: it can travel from a worker on another
+    machine (a Ray node) to the one writer. The worker's files are removed."""
+    videos = {}
+    for key, path in staged.videos.items():
+        videos[key] = Path(path).read_bytes()
+        Path(path).unlink(missing_ok=True)
+    return StagedEpisode(staged.task, staged.length, staged.data, videos, staged.stats, staged.success, staged.has_actions,
+                         staged.info)
+
+
+def unpack_staged(packed: StagedEpisode, root: Path) -> StagedEpisode:
+    """A packed episode's videos written back into `root/.staging` (fsynced), ready for `DatasetWriter.commit`."""
+    staging = Path(root) / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for key, content in packed.videos.items():
+        path = staging / f"{uuid.uuid4().hex}.mp4"
+        path.write_bytes(content)
+        _fsync_file(path)
+        videos[key] = path
+    return StagedEpisode(packed.task, packed.length, packed.data, videos, packed.stats, packed.success, packed.has_actions,
+                         packed.info)
+
+
 def _arrow_type(feature: Feature) -> pa.DataType:
     scalar = pa.bool_() if feature.dtype == "bool" else pa.from_numpy_dtype(np.dtype(feature.dtype))
     if feature.shape == (1,):

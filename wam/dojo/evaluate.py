@@ -13,7 +13,6 @@ spent inside `act`).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +50,8 @@ class EvalConfig:
     dream: DreamSettings = DreamSettings()  # how the dreams step and judge (student, judge, success_hold, verdict)
     execute: int | None = None  # actions run per predicted chunk (receding horizon); None: the run's own
     ensemble: float | None = None  # temporal ensembling with this weight decay instead (wam/policy.py)
+    ray: str | None = None  # run the episodes as Ray tasks on this cluster ("auto", "local" or an address), not `workers`;
+    # the policy run must be readable at the same path on every node
 
 
 @dataclass
@@ -185,26 +186,20 @@ def _close_worker() -> None:
 
 
 def _results(config: EvalConfig, jobs: list[tuple[str, int]], progress: bool):
+    """Episode results in the jobs' order, from this process, local workers or Ray tasks."""
+    import torch
 
-    with progress_bar("evaluate", len(jobs), "episodes", enabled=progress) as advance:
-        if config.workers == 1:
-            import torch
+    from wam.workers import Backend, ordered_map
 
-            threads = torch.get_num_threads()
-            _worker_init(config)
-            try:
-                for job in jobs:
-                    yield _run_job(job)
-                    advance(1)
-            finally:
-                _close_worker()
-                torch.set_num_threads(threads)
-            return
-        context = mp.get_context("spawn")  # EGL contexts and MuJoCo state must not be forked
-        with context.Pool(config.workers, initializer=_worker_init, initargs=(config,)) as pool:
-            for result in pool.imap(_run_job, jobs, chunksize=1):
+    threads = torch.get_num_threads()  # a worker runs torch on one thread; in this process too, then restored
+    try:
+        with progress_bar("evaluate", len(jobs), "episodes", enabled=progress) as advance:
+            for result in ordered_map(_worker_init, _run_job, config, jobs, Backend(config.workers, config.ray),
+                                      close=_close_worker):
                 yield result
                 advance(1)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:

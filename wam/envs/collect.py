@@ -27,7 +27,6 @@ that drives is handed the env's observation unchanged (`image` is the first came
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 import zlib
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ class CollectConfig:
     # the simulator (needs `policy`)
     embodiment: str = "robot"  # in hand scenes: "robot" (Shadow-hand demos) or "human" (egocentric human video, no actions)
     egodex: Path | None = None  # human video: also keep the EgoDex-layout files it is read back from (default: a temp dir)
+    ray: str | None = None  # run the episodes as Ray tasks on this cluster ("auto", "local" or an address), not `workers`
 
 
 @dataclass(frozen=True)
@@ -363,20 +363,17 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
 
 
 def _staged_episodes(config: CollectConfig, jobs: list[EpisodeJob]):
-    if not jobs:
-        return
-    if config.workers == 1:
-        _worker_init(config)
-        try:
-            for job in jobs:
-                yield _run_job(job)
-        finally:
-            _close_worker_envs()
-        return
-    # spawn, not fork: EGL contexts and MuJoCo state must not be shared with a forked parent.
-    context = mp.get_context("spawn")
-    with context.Pool(config.workers, initializer=_worker_init, initargs=(config,)) as pool:
-        yield from pool.imap(_run_job, jobs, chunksize=1)
+    """Staged episodes in the jobs' order, from this process, local workers or Ray; over Ray the videos come back as
+    bytes (a worker on another machine staged them on its own disk)."""
+    from functools import partial
+
+    from wam.data.writer import pack_staged, unpack_staged
+    from wam.workers import Backend, ordered_map
+
+    over_ray = config.ray is not None
+    yield from ordered_map(_worker_init, _run_job, config, jobs, Backend(config.workers, config.ray), close=_close_worker_envs,
+                           pack=pack_staged if over_ray else None,
+                           unpack=partial(unpack_staged, root=config.out) if over_ray else None)
 
 
 class _NullBar:
