@@ -7,8 +7,9 @@ Synthetic batches of the preset's shapes (throughput does not depend on pixel co
 AdamW steps through the same model code the trainer runs, timed after warm-up steps, all
 presets in one run. `--settings SIZExVIEWS,...` times one preset at other resolutions and
 camera counts (views side by side, as wam trains them), each as a ratio to the first setting
-timed in the same run: the cost plan of the resolution and wrist-camera grid. On a GPU it also reports model FLOPs utilisation against the bf16
-matmul rate measured in the same run. With `--precisions fp32,bf16` each preset is timed in
+timed in the same run: the cost plan of the resolution and wrist-camera grid. Each step's FLOPs are counted
+(torch.utils.flop_counter, forward and backward); on a GPU it also reports model FLOPs utilisation (MFU) against the
+bf16 matmul rate measured in the same run. With `--precisions fp32,bf16` each preset is timed in
 full precision and under bfloat16 autocast in the same run, and the ratio printed: CPUs with
 native bf16 instructions (AVX512-BF16, AMX) may train faster that way, others slower. Writes
 benchmarks/results/train_throughput.json.
@@ -56,6 +57,39 @@ def _time_steps(model: torch.nn.Module, batch: dict, steps: int, device: torch.d
     return (time.perf_counter() - start) / steps
 
 
+def step_flops(model: torch.nn.Module, batch: dict) -> int:
+    """Floating-point operations of one training step (forward and backward), counted by PyTorch's FlopCounterMode
+    from the operations actually run (matrix products, convolutions, attention), not estimated from the size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = model(batch)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def preset_batches(preset: str, device: torch.device, size: int | None = None, views: int = 1,
+                   batch: int | None = None) -> tuple:
+    """(config, tokenizer batch, world-model batch) of synthetic data in the preset's shapes (`batch`: another size)."""
+    from dataclasses import replace
+
+    config = pretrain_preset(preset).with_image_size(size)
+    # Synthetic batches: a state the size of Meta-World's (what the presets are timed on), set here as a dataset would.
+    config = replace(config, world=replace(config.world, views=views, state_dim=SYNTHETIC_STATE_DIM))
+    b, s = batch or config.tokenizer_train.batch_size, config.tokenizer.image_size
+    frames = {"frames": torch.randint(0, 255, (b, 3, s, views * s), dtype=torch.uint8, device=device)}
+    w, b, cfg = config.window, batch or config.world_train.batch_size, config.world
+    windows = {
+        "latents": torch.rand(b, w, cfg.latent_channels, cfg.latent_size, views * cfg.latent_size, device=device) * 2 - 1,
+        "state": torch.randn(b, w, cfg.state_dim, device=device),
+        "state_mask": torch.ones(b, w, dtype=torch.bool, device=device),
+        "text_ids": tokenize(["open the drawer"] * b, cfg.text).to(device),
+    }
+    return config, frames, windows
+
+
 def matmul_tflops(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
@@ -71,34 +105,24 @@ def matmul_tflops(device: torch.device) -> float | None:
 
 
 def measure(preset: str, steps: int, device: torch.device, bf16: bool, size: int | None = None, views: int = 1) -> dict:
-    from dataclasses import replace
-
-    config = pretrain_preset(preset).with_image_size(size)
-    # Synthetic batches: a state the size of Meta-World's (what the presets are timed on), set here as a dataset would.
-    config = replace(config, world=replace(config.world, views=views, state_dim=SYNTHETIC_STATE_DIM))
+    config, frames, batch = preset_batches(preset, device, size, views)
     out = {"preset": preset, "precision": "bf16" if bf16 else "fp32", "image_size": config.tokenizer.image_size, "views": views}
     tokenizer = FrameTokenizer(config.tokenizer).to(device)
     b = config.tokenizer_train.batch_size
-    s = config.tokenizer.image_size
-    frames = torch.randint(0, 255, (b, 3, s, views * s), dtype=torch.uint8, device=device)
-    seconds = _time_steps(tokenizer, {"frames": frames}, steps, device, bf16)
+    seconds = _time_steps(tokenizer, frames, steps, device, bf16)
+    flops = step_flops(tokenizer, frames)
     out["tokenizer"] = {"params": sum(p.numel() for p in tokenizer.parameters()), "batch": b,
-                        "step_s": round(seconds, 4), "frames_per_s": round(b / seconds, 1)}
+                        "step_s": round(seconds, 4), "frames_per_s": round(b / seconds, 1),
+                        "step_gflop": round(flops / 1e9, 2), "model_tflops": round(flops / seconds / 1e12, 4)}
     world = WorldModel(config.world).to(device)
     w, b, cfg = config.window, config.world_train.batch_size, config.world
-    batch = {
-        "latents": torch.rand(b, w, cfg.latent_channels, cfg.latent_size, views * cfg.latent_size, device=device) * 2 - 1,
-        "state": torch.randn(b, w, cfg.state_dim, device=device),
-        "state_mask": torch.ones(b, w, dtype=torch.bool, device=device),
-        "text_ids": tokenize(["open the drawer"] * b, cfg.text).to(device),
-    }
     seconds = _time_steps(world, batch, steps, device, bf16)
+    flops = step_flops(world, batch)
     params = sum(p.numel() for p in world.parameters())
     tokens = b * (w - 1) * (views * cfg.patches_per_frame + 1)
     out["world_model"] = {"params": params, "batch": b, "window": w, "tokens_per_step": tokens,
-                          "step_s": round(seconds, 4), "frames_per_s": round(b * w / seconds, 1)}
-    # 6 * params * tokens: the usual estimate of training FLOPs (attention over <= 136 tokens is small beside it)
-    out["world_model"]["model_tflops"] = round(6 * params * tokens / seconds / 1e12, 4)
+                          "step_s": round(seconds, 4), "frames_per_s": round(b * w / seconds, 1),
+                          "step_gflop": round(flops / 1e9, 2), "model_tflops": round(flops / seconds / 1e12, 4)}
     return out
 
 
@@ -126,8 +150,9 @@ def main() -> None:
         for precision in precisions:
             bf16 = device.type == "cuda" if precision == "auto" else precision == "bf16"
             row = measure(preset, args.steps, device, bf16)
-            if peak:
-                row["world_model"]["mfu"] = round(row["world_model"]["model_tflops"] / peak, 4)
+            if peak:  # model FLOPs utilisation: counted FLOPs per second over the measured bf16 matrix-product rate
+                for part in ("tokenizer", "world_model"):
+                    row[part]["mfu"] = round(row[part]["model_tflops"] / peak, 4)
             rows.append(row)
             timed[row["precision"]] = row
             print(f"{preset:5s} {row['precision']} tokenizer {row['tokenizer']['frames_per_s']:8.1f} frames/s "

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from wam.cli.common import console, fail, train_config, write_json
+from wam.cli.common import RAY_HELP, console, fail, train_config, write_json
 from wam.cli.checks import at_least, file_out, readable_weights, removed_on_failure, resumable, run_out, worker_count
 
 
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, callback=at_least(0)),
         max_steps: int = typer.Option(300, help="step limit per episode"),
         out: Optional[Path] = typer.Option(None, help="write the results JSON here", callback=file_out),
+        ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
     ) -> None:
         """Model-predictive control: CEM over action chunks in the dream, run in real Meta-World episodes."""
         from wam.dojo.evaluate import EvalConfig, evaluate_policy
@@ -38,7 +39,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--elites {elites} must not exceed --samples {samples}")
         try:
             planner = {"samples": samples, "elites": elites, "iterations": iterations, "seed": seed}
-            results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps, planner=planner))
+            results = evaluate_policy(EvalConfig(world, tuple(resolve_tasks(tasks)), episodes, workers, seed, max_steps,
+                                                    planner=planner, ray=ray))
         except (ValueError, WamError) as err:
             fail(str(err))
         if out is not None:  # the results first: nothing after the evaluation may lose them

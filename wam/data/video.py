@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from wam.errors import DatasetError
@@ -46,6 +45,8 @@ def feature_info(config: VideoConfig, height: int, width: int, fps: int) -> dict
 
 def encode_video(frames: np.ndarray, path: Path, fps: int, config: VideoConfig = VideoConfig()) -> None:
     """Write (T, H, W, 3) uint8 frames to `path` (the caller renames it into place)."""
+    import av  # here, not at import: model code (and a GPU machine without PyAV) needs no video
+
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if frames.shape[0] == 0:
@@ -70,7 +71,7 @@ def encode_video(frames: np.ndarray, path: Path, fps: int, config: VideoConfig =
             container.mux(packet)
 
 
-def _frame_number(frame: av.VideoFrame, fps: int) -> int:
+def _frame_number(frame: Any, fps: int) -> int:
     return int(round(float(frame.pts * frame.time_base) * fps))
 
 
@@ -79,6 +80,8 @@ def decode_video(path: Path, fps: int, start: int = 0, count: int | None = None)
 
     Raises DatasetError naming the file when it cannot be opened or holds fewer frames.
     """
+    import av  # here, not at import: model code (and a GPU machine without PyAV) needs no video
+
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
     try:
@@ -123,6 +126,8 @@ def scan_video(path: Path) -> VideoScan:
     A truncated mp4 whose index sits at the front (faststart) decodes up to the cut and then
     fails: `frames` says where the damage starts, so a packed file can name the episodes it breaks.
     """
+    import av  # here, not at import: model code (and a GPU machine without PyAV) needs no video
+
     frames, size = 0, None
     try:
         with av.open(str(path)) as container:
