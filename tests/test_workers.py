@@ -84,3 +84,30 @@ def test_evaluation_over_ray_reports_the_local_episodes(ray_cluster, tmp_path_fa
     local = evaluate_policy(EvalConfig(run, ("reach-v3",), episodes=3, max_steps=8, seed=2), progress=False)
     over_ray = evaluate_policy(EvalConfig(run, ("reach-v3",), episodes=3, max_steps=8, seed=2, ray="auto"), progress=False)
     assert local["episode_results"] == over_ray["episode_results"]
+
+
+@pytest.mark.slow
+def test_rl_rollouts_on_ray_actors_train_as_one_local_dream(ray_cluster, tmp_path_factory, tmp_path):
+    import json
+
+    import torch
+
+    from tests.support.finetune_fixtures import tiny_dream_run
+    from wam.train.finetune import load_wam
+    from wam.train.rl import RLConfig, rl
+
+    run = tiny_dream_run(tmp_path_factory)
+    config = RLConfig(task="move the square", iterations=2, starts=2, group=2, horizon=6, lr=1e-2, device="cpu")
+    rl(run, run, tmp_path / "local", config, progress=False)
+    from dataclasses import replace
+
+    rl(run, run, tmp_path / "ray", replace(config, ray="auto"), progress=False)
+
+    def logged(name):
+        return [json.loads(line) for line in (tmp_path / name / "rl" / "metrics.jsonl").read_text().splitlines()]
+
+    for here, there in zip(logged("local"), logged("ray")):
+        assert there["return"] == pytest.approx(here["return"], abs=1e-4)
+        assert there["loss"] == pytest.approx(here["loss"], rel=1e-3, abs=1e-5)
+    torch.testing.assert_close(load_wam(tmp_path / "ray").action_chunk[0].weight,
+                               load_wam(tmp_path / "local").action_chunk[0].weight, atol=1e-4, rtol=1e-3)

@@ -76,6 +76,8 @@ def register(app: typer.Typer) -> None:
                                       "(GRPO), which amplifies reward-head noise in groups that all end alike"),
         seed: int = typer.Option(0, callback=at_least(0)),
         resume: bool = typer.Option(False, "--resume"),
+        ray: Optional[str] = typer.Option(None, "--ray", help="roll the practice dreams out on Ray actors (the groups "
+                                          "split over them, the same rollouts): auto, local or a cluster address"),
     ) -> None:
         """Stage three: improve a policy's action head by a group-relative policy gradient inside dreams."""
         from wam.errors import WamError
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
             config = RLConfig(task=task, iterations=iterations, starts=starts, group=group, horizon=horizon,
                               bc_weight=bc_weight, seed=seed, start_data=tuple(str(p) for p in start_data or ()),
                               dream=DreamSettings(student=dream_student, success_hold=success_hold, judge=dream_judge),
-                              start_anywhere=start_anywhere, advantage=advantage, success_timing=success_timing)
+                              start_anywhere=start_anywhere, advantage=advantage, success_timing=success_timing, ray=ray)
             with removed_on_failure(out):
                 summary = rl(policy, world, out, config, resume=resume)
         except (ValueError, WamError) as err:

@@ -22,8 +22,9 @@ where `anchor` is the frozen finetuned policy: the dream is only trustworthy nea
 it was trained on, and the anchor keeps the policy there. Only the action head trains by
 default (`train_backbone` opens up the rest).
 
-Rollouts are the loop's batches: batch N is collected with the weights after step N - 1
-from dreams seeded by N, so a resumed run repeats the same rollouts. The run directory is
+Rollouts are the loop's batches (wam/train/rl_rollouts.py): batch N is collected with the weights after step N - 1
+from dreams seeded by N and each group's index, so a resumed run repeats the same rollouts, and `ray` spreads the
+groups over Ray actors with the same result. The run directory is
 a policy run like a finetuning run (`wam.policy.load(OUT)`), plus `rl/` with the loop's
 checkpoints and logs.
 """
@@ -47,6 +48,7 @@ from wam.runs import RUN_FILES, load_run
 from wam.train.checkpoint import save_checkpoint
 from wam.train.finetune import load_wam, split_snapshot
 from wam.train.loop import TrainConfig, train
+from wam.train.rl_rollouts import DreamRollouts, RayDreamRollouts
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class RLConfig:
     # policy's own recorded rollouts (wam collect --policy) and a short horizon, these are MBPO's branched rollouts,
     # short dreams from states the policy really reaches, where the world model's errors have had little time to grow.
     start_anywhere: bool = False
+    ray: str | None = None  # roll the dreams out on Ray actors of this cluster ("auto", "local" or an address)
+    ray_actors: int = 0  # how many (each a share of the groups); 0: one per CPU of the cluster, at most `starts`
 
 
 class DreamPolicyGradient(nn.Module):
@@ -134,51 +138,6 @@ def group_advantages(returns: np.ndarray, group: int, mode: str = "center") -> n
     return advantage.reshape(-1).astype(np.float32)
 
 
-class DreamRollouts:
-    """Batch source: rollouts of the current policy in dreams, seeded by step."""
-
-    def __init__(self, learner: DreamPolicyGradient, dreams, stride: int, execute: int, context: int, config: RLConfig):
-        self.learner, self.dreams, self.config = learner, dreams, config
-        self.stride, self.execute, self.context = stride, execute, context
-        self.text_ids = dreams.text_ids
-
-    @torch.no_grad()
-    def batch(self, step: int) -> dict:
-        cfg, dreams = self.config, self.dreams
-        n = cfg.starts * cfg.group
-        seeds = [int(np.random.SeedSequence([cfg.seed, step, s]).generate_state(1)[0] & 0x7FFFFFFF)
-                 for s in range(cfg.starts) for _ in range(cfg.group)]  # one first frame per group
-        obs, _ = dreams.reset(seed=seeds)
-        rng = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
-        frames, states = [[] for _ in range(n)], [[] for _ in range(n)]
-        decisions, rewards = [], np.zeros(n)
-        first_success = np.full(n, cfg.horizon)  # control step (0-based) of each rollout's first success; horizon: none
-        queue: np.ndarray | None = None
-        for t in range(cfg.horizon):
-            if t % self.stride == 0:
-                for i in range(n):
-                    frames[i] = (frames[i] + [torch.from_numpy(obs["latent"][i])])[-self.context:]
-                    states[i] = (states[i] + [torch.from_numpy(obs["state"][i])])[-self.context:]
-            if t % self.execute == 0:
-                latents = torch.stack([torch.stack(f) for f in frames]).to(dreams.device)
-                state = torch.stack([torch.stack(s) for s in states]).to(dreams.device)
-                mean = self.learner.chunk(latents, self.text_ids, state)
-                noise = torch.randn(mean.shape, generator=rng).to(mean.device) * cfg.sigma
-                chunk = mean + noise
-                decisions.append({"latents": latents.cpu(), "state": state.cpu(), "chunk": chunk.cpu()})
-                queue = chunk[:, : self.execute].clamp(-1, 1).cpu().numpy()
-            obs, reward, _, _, info = dreams.step(queue[:, t % self.execute])
-            rewards += reward / cfg.horizon
-            first_success[np.asarray(info["success"], dtype=bool) & (first_success == cfg.horizon)] = t
-        # Success anywhere in the rollout, as evaluation counts it (the success head's verdict at the last step
-        # alone misses episodes that succeed and then drift).
-        returns = rollout_returns(rewards, first_success, cfg)
-        success = (first_success < cfg.horizon).astype(float)
-        advantage = torch.from_numpy(group_advantages(returns, cfg.group, cfg.advantage))
-        return {"decisions": [{**d, "text_ids": self.text_ids.cpu(), "advantage": advantage} for d in decisions],
-                "mean_return": float(returns.mean()), "success_rate": float(success.mean())}
-
-
 def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: RLConfig, resume: bool = False,
        progress: bool = True) -> dict:
     """Improve the policy of `policy_run` inside dreams of `world_run`; `out` becomes a policy run."""
@@ -213,7 +172,12 @@ def rl(policy_run: str | Path, world_run: str | Path, out: str | Path, config: R
         shutil.copytree(policy_run / "tokenizer", out / "tokenizer")
     policy = load_wam(policy_run, which).to(dreams.device)
     learner = DreamPolicyGradient(policy, config)
-    rollouts = DreamRollouts(learner, dreams, record.stride, record.config.execute, record.config.window - 1, config)
+    timing = (record.stride, record.config.execute, record.config.window - 1)
+    if config.ray is None:
+        rollouts = DreamRollouts(learner, dreams, *timing, config, rollout_returns, group_advantages)
+    else:
+        rollouts = RayDreamRollouts(learner, config.ray, world_run, policy_run, which, *timing, config, rollout_returns,
+                                    group_advantages, actors=config.ray_actors)
     train_config = TrainConfig(steps=config.iterations, batch_size=config.starts * config.group, lr=config.lr,
                                warmup_steps=min(5, config.iterations), min_lr_ratio=1.0, weight_decay=0.0, log_every=1,
                                checkpoint_every=max(1, config.iterations // 4), seed=config.seed, device=str(dreams.device))
