@@ -29,14 +29,15 @@ class Live:
 
 
 def start_live(tmp: Path, robots: str, obs: str = "pixels", max_episode_steps: int = 30, db: str | None = None,
-               timeout_s: float = 30.0):
+               timeout_s: float = 30.0, ray: str | None = None):
     import uvicorn
 
     from wam.api.auth import create_key
     from wam.api.server import ServerConfig, create_app
     from wam.api.store import Store
 
-    config = ServerConfig(robots, tmp / "data", db=db, obs=obs, max_episode_steps=max_episode_steps, timeout_s=timeout_s)
+    config = ServerConfig(robots, tmp / "data", db=db, obs=obs, max_episode_steps=max_episode_steps, timeout_s=timeout_s,
+                          ray=ray)
     store = Store(config.db_url)
     keys = {scope: create_key(store, scope)[1] for scope in ("read", "control", "admin")}
     keys["control_drawer"] = create_key(store, "control", robots="drawer-*")[1]

@@ -43,8 +43,8 @@ RecordEpisode = Callable[[str, Any, str], Awaitable[int]]
 
 class Fleet:
     def __init__(self, specs: list[RobotSpec], config: WorkerConfig, record: RecordEpisode, timeout_s: float = 30.0,
-                 start_method: str = "forkserver"):
-        self.config, self.record, self.timeout_s = config, record, timeout_s
+                 start_method: str = "forkserver", ray: str | None = None):
+        self.config, self.record, self.timeout_s, self.ray = config, record, timeout_s, ray
         self.context = multiprocessing.get_context(start_method)
         self.robots = {spec.robot_id: RobotHandle(spec, signals=self.context.RawArray("d", SIGNALS)) for spec in specs}
         if start_method == "forkserver":
@@ -65,17 +65,21 @@ class Fleet:
 
     async def _spawn(self, handle: RobotHandle) -> None:
         loop = asyncio.get_running_loop()
-        parent, child = self.context.Pipe()
-        link_child = None
-        if handle.spec.remote:
-            handle.link, link_child = self.context.Pipe()
-            start_relay(handle, handle.link, loop)
-        handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config, handle.signals, link_child),
-                                              name=f"robot-{handle.robot_id}", daemon=True)
-        handle.process.start()
-        child.close()
-        if link_child is not None:
-            link_child.close()
+        if self.ray is not None and not handle.spec.remote:  # a simulated robot on a node of the Ray cluster
+            parent = await self._spawn_on_ray(handle)
+        else:
+            parent, child = self.context.Pipe()
+            link_child = None
+            if handle.spec.remote:
+                handle.link, link_child = self.context.Pipe()
+                start_relay(handle, handle.link, loop)
+            handle.process = self.context.Process(target=robot_main, args=(child, handle.spec, self.config, handle.signals,
+                                                                           link_child), name=f"robot-{handle.robot_id}",
+                                                  daemon=True)
+            handle.process.start()
+            child.close()
+            if link_child is not None:
+                link_child.close()
         handle.conn, handle.status = parent, "starting"
         handle.ready = loop.create_future()
         threading.Thread(target=self._read, args=(handle, parent, loop), name=f"read-{handle.robot_id}", daemon=True).start()
@@ -84,6 +88,16 @@ class Fleet:
             handle.status = "running" if handle.run_id else "offline" if handle.spec.remote else "ready"
         except Exception as error:  # noqa: BLE001 - a robot that cannot start is marked, the others go on
             handle.status, handle.last_error = "failed", str(error)
+
+    async def _spawn_on_ray(self, handle: RobotHandle):
+        from wam.api.ray_robots import start_on_ray
+        from wam.workers import connect_ray
+
+        connect_ray(self.ray)
+        if handle.process is not None:  # a restart: the crashed worker's actor goes too (its node may be gone already)
+            await asyncio.to_thread(handle.process.kill)
+        handle.process, conn, handle.signals = await asyncio.to_thread(start_on_ray, handle.spec, self.config, handle.signals)
+        return conn
 
     async def stop(self) -> None:
         """Close every worker; each stages the episode it was recording, and that episode is committed."""

@@ -53,6 +53,7 @@ class ServerConfig:
     start_method: str = "forkserver"
     progress: bool = False  # a progress bar while the robots start (64 take about 85 s on 2 cores)
     runs: Path | None = None  # the finetuned runs a task may name as its policy; default: `runs` beside the dataset
+    ray: str | None = None  # place the simulated robots' workers on this Ray cluster (wam.api.ray_robots); control stays here
     extra: dict = field(default_factory=dict)
 
     @property
@@ -83,7 +84,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         interrupted = store.interrupt_running()
         worker = WorkerConfig(Path(config.data), config.obs, config.size, config.max_episode_steps)
         recorder = Recorder(worker, store, remote=bool(remote))
-        fleet = Fleet(specs, worker, recorder.record, config.timeout_s, config.start_method)
+        fleet = Fleet(specs, worker, recorder.record, config.timeout_s, config.start_method, ray=config.ray)
         app.state.config, app.state.store, app.state.recorder, app.state.fleet = worker, store, recorder, fleet
         app.state.auth, app.state.tasks, app.state.interrupted = Authenticator(store), TaskRunner(fleet, store, config.runs), interrupted
         app.state.loop = asyncio.get_running_loop()  # for callers in other threads (tests, embedding apps)

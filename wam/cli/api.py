@@ -89,12 +89,14 @@ def serve(
     obs: str = typer.Option("pixels", help="pixels (image + state) or state (no rendering)"),
     max_episode_steps: int = typer.Option(300, callback=at_least(1)),
     public: bool = typer.Option(False, help="allow listening beyond loopback"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="place the simulated robots' workers on this Ray cluster (auto, "
+                                      "local or an address); keys, leases, estop and recording stay on this server"),
 ) -> None:
     """Serve a fleet of robots through the Physical API; every episode is recorded into --data."""
     from wam.api.server import ServerConfig, check_startup, serve as run_server
 
     try:
-        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True, runs=runs)
+        config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True, runs=runs, ray=ray)
         check_startup(config, host, public)
         console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
         run_server(config, host, port, public)
