@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
 
 from wam.config import pretrain_preset
 

@@ -15,7 +15,9 @@ from wam.train import RandomWindowSource, TrainConfig, train
 
 
 class ToyData(torch.utils.data.Dataset):
-    def __init__(self, n: int = 96, seed: int = 0):
+    """y = x W + noise: `n` samples of 8 inputs and 2 outputs, fixed by a seed (also the loop's own tests' data)."""
+
+    def __init__(self, n: int = 128, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(n, 8, generator=g)
         self.y = self.x @ torch.randn(8, 2, generator=g) + 0.05 * torch.randn(n, 2, generator=g)
@@ -24,7 +26,7 @@ class ToyData(torch.utils.data.Dataset):
         return len(self.x)
 
     def __getitem__(self, i: int) -> dict:
-        return {"x": self.x[i], "y": self.y[i]}
+        return {"x": self.x[i], "y": self.y[i], "index": i}
 
 
 class ToyModel(nn.Module):
@@ -56,7 +58,7 @@ class StoppingSource:
 def toy_train(run_dir: Path, steps: int, batch_size: int = 8, resume: bool = False, stop_at: int | None = None):
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-1, warmup_steps=2, log_every=1, checkpoint_every=5,
                          device="cpu")
-    source = StoppingSource(RandomWindowSource(ToyData(), batch_size, seed=3), stop_at)
+    source = StoppingSource(RandomWindowSource(ToyData(96), batch_size, seed=3), stop_at)
     try:
         return train(ToyModel(), source, config, run_dir, model_config={}, kind="toy", resume=resume, progress=False)
     except Stopped:

@@ -102,7 +102,7 @@ def test_next_fields_reach_the_reward_heads_one_frame_later(tmp_path):
     cache = build_frame_cache([data], tmp_path / "cache", 64, 6, 6, progress=False)
     arrays = episode_arrays(0, **{**KINDS["png"], "episodes": 3, "length": 16})
     assert all(e.has_reward for e in cache.episodes)
-    rewards, successes = np.asarray(arrays["next.reward"]).reshape(-1), np.asarray(arrays["next.success"]).reshape(-1)
+    rewards = np.asarray(arrays["next.reward"]).reshape(-1)
     np.testing.assert_allclose(cache.reward[1:15], rewards[:14])
     assert cache.reward[0] == 0.0
     for e in cache.episodes:  # nothing lost: the last transition lands on the last frame

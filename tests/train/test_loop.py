@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.support.ddp_toy import ToyData
 from wam.errors import CheckpointError
 from wam.train import (
     LoaderSource, RandomWindowSource, TrainConfig, TrainError, load_checkpoint, lr_factor, make_source, train,
@@ -29,21 +30,6 @@ from wam.train.schedule import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]  # the subprocess imports this module as tests.train.test_loop from here
 STEPS = 40
-
-
-class ToyData(torch.utils.data.Dataset):
-    """y = x W + noise, 128 samples of 8 inputs and 2 outputs, fixed by a seed."""
-
-    def __init__(self, n: int = 128, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 8, generator=g)
-        self.y = self.x @ torch.randn(8, 2, generator=g) + 0.05 * torch.randn(n, 2, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"x": self.x[i], "y": self.y[i], "index": i}
 
 
 class ToyModel(nn.Module):
