@@ -318,16 +318,20 @@ class JudgeConfig:
 
     train: TrainConfig = field(default_factory=TrainConfig)
     hidden: int = 256
-    val_fraction: float = 0.1  # episodes of the extra data held out for the judge's own rates
+    val_fraction: float = 0.25  # of the extra data's policies (episode sources), held out whole: the calibration's
     # Also train on the extra data's episodes replayed in the world's dream: every predicted frame labelled with the
     # real frame's success flag, so the judge learns what the dream draws when reality failed.
     dreamed: bool = False
     balance: bool = False  # draw every (source, label) group alike, not every frame (JudgeBatches)
     seed: int = 0
+    precision: float = 0.9  # the verdict's threshold is calibrated on held-out policies for this precision
+    hold: int = 1  # model steps the probability must stay above it (the verdict the dream then uses)
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"hidden must be >= 1 and val_fraction in [0, 1), got {self.hidden}, {self.val_fraction}")
+        if not 0.0 < self.precision <= 1.0 or self.hold < 1:
+            raise ValueError(f"precision must be in (0, 1] and hold >= 1, got {self.precision}, {self.hold}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -367,6 +371,9 @@ class DreamSettings:
     success_hold: int = 1  # model steps in a row the verdict must agree before the dream calls the task done
     verdict: str = "any"
     final_window: int = 10
+    # With the judge: its calibrated threshold and hold (judge/calibration.json, chosen on held-out policies for a
+    # precision) replace success_threshold and success_hold, when the judge has a calibration.
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         if self.success_hold < 1:

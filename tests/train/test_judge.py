@@ -51,6 +51,13 @@ def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tm
     assert (world / "judge" / "summary.json").exists()
     held_out = summary["held_out"]
     assert held_out["episodes"] >= 1 and summary["train_positives"] > 0
+    # whole policies held out (one of the two), never episodes of a policy it trained on; the verdict calibrated there
+    assert held_out["split"] == "policies" and held_out["policies"] in (["policy:a"], ["policy:b"])
+    assert held_out["episodes"] == 6 and held_out["precision_target"] == 0.9
+    from wam.train.judge_calibration import load_calibration
+
+    calibration = load_calibration(world / "judge")
+    assert calibration is not None and 0.0 <= calibration.threshold <= 1.0 and calibration.curve and calibration.reliability
     judge = load_judge(world)
     assert summary["params"] == sum(p.numel() for p in judge.parameters())
     from wam.train.finetune import load_wam
@@ -82,9 +89,10 @@ def _sources_for(world: Path, data: list[Path]):
 def test_excluded_sources_are_left_out_of_training(tmp_path_factory, tmp_path):
     world = _world(tmp_path_factory, tmp_path)
     data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 204), "policy:b": range(210, 214)})
-    both = train_judge(world, [data], _config(steps=5), progress=False)["train_frames"]
+    every = replace(_config(steps=5), val_fraction=0.0)  # no policy held out: every episode left is trained on
+    both = train_judge(world, [data], every, progress=False)["train_frames"]
     shutil.rmtree(world / "judge")
-    without_b = train_judge(world, [data], _config(steps=5), exclude_sources=("policy:b",), progress=False)
+    without_b = train_judge(world, [data], every, exclude_sources=("policy:b",), progress=False)
     assert without_b["exclude_sources"] == ["policy:b"]
     assert without_b["train_frames"] < both
 
@@ -131,7 +139,8 @@ def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp
         return torch.full((len(latents),), logit)
 
     monkeypatch.setattr(SuccessJudge, "logit", scripted)
-    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=3, device="cpu", decode_images=False, settings=DreamSettings(judge=True)))
+    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=3, device="cpu", decode_images=False,
+                                     settings=DreamSettings(judge=True, calibrated=False)))
     env.reset(seed=0)
     terminated = np.zeros(3, bool)
     for _ in range(env.stride):
@@ -148,13 +157,10 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
     world = _world(tmp_path_factory, tmp_path)
     data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
     summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False, dream_replay=dreamed_source)
-    from wam.train.pretrain import split_cached_episodes
-
     saved = json.loads((world / "finetune.json").read_text())
     stride = int(saved["stride"])
-    cache = load_frame_cache(world / "cache_judge")
-    trained, _ = split_cached_episodes(cache, 0.1, 0)  # the judge's own split of the extra data (one held out)
-    assert len(trained) == 5
+    trained = load_frame_cache(world / "cache_judge").episodes  # one policy: none to hold out, all six trained on
+    assert len(trained) == 6 and summary["held_out"]["split"].startswith("episodes of the training policies")
     assert summary["dreamed_frames"] == sum((e.length - 1) // stride for e in trained)
 
     cache = build_frame_cache([str(data)], world / "cache_judge", int(saved["image_size"]), 4, 4, False)
@@ -190,3 +196,26 @@ def test_balanced_batches_draw_rare_successes_as_often_as_failures():
     rates = [float(balanced.batch(step)["success"].mean()) for step in range(3)]
     assert all(0.25 < r < 0.42 for r in rates), rates  # three groups (two of source 0, one of source 1): a third each
     torch.testing.assert_close(balanced.batch(7)["success"], balanced.batch(7)["success"])  # a function of the step
+
+
+def test_a_dream_with_the_judge_uses_its_calibrated_threshold_and_hold(tmp_path_factory, tmp_path, monkeypatch):
+    from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
+    from wam.models.judge import SuccessJudge
+    from wam.train.judge_calibration import load_calibration, save_calibration
+
+    world = _world(tmp_path_factory, tmp_path)
+    train_judge(world, [], _config(steps=5), progress=False)
+    calibration = load_calibration(world / "judge")
+    save_calibration(world / "judge", replace(calibration, threshold=0.95, hold=2))
+    monkeypatch.setattr(SuccessJudge, "logit", lambda self, latents, state, text_ids: torch.full((len(latents),), 2.0))
+    settings = DreamSettings(judge=True)  # p = 0.88: a success at the default 0.5, not at the calibrated 0.95
+    env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", decode_images=False, settings=settings))
+    assert (env.threshold, env.hold) == (0.95, 2)
+    env.reset(seed=0)
+    for _ in range(3 * env.stride):
+        _, _, terminated, _, info = env.step(np.zeros((2, 4), np.float32))
+        assert not info["success"].any()
+    uncalibrated = DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", decode_images=False,
+                                              settings=replace(settings, calibrated=False)))
+    assert (uncalibrated.threshold, uncalibrated.hold) == (0.5, 1)
+

@@ -136,6 +136,13 @@ def register(app: typer.Typer) -> None:
                                      "each predicted frame labelled with reality's success flag"),
         balance: bool = typer.Option(False, "--balance", help="draw successes and failures of every source alike "
                                      "(dreamed replays hold few successes)"),
+        hold_out_policy: Optional[list[str]] = typer.Option(None, "--hold-out-policy", help="hold out the --data episodes "
+                                                            "of this policy (a substring of their source), whole, for the "
+                                                            "calibration (default: a quarter of the policies, by seed)"),
+        precision: float = typer.Option(0.9, help="calibrate the verdict's threshold on the held-out policies for this "
+                                        "precision (stored in WORLD/judge/calibration.json; dreams with the judge use it)"),
+        hold: int = typer.Option(1, help="model steps the success probability must stay above the threshold",
+                                 callback=at_least(1)),
         preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
         seed: int = typer.Option(0, callback=at_least(0)),
@@ -155,9 +162,10 @@ def register(app: typer.Typer) -> None:
             config = judge_preset(preset)
             train_cfg = train_config(config.train, seed, steps)
             summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed,
-                                                                   balance=balance),
+                                                                   balance=balance, precision=precision, hold=hold),
                                   exclude_sources=tuple(exclude_source or ()), resume=resume,
-                                  dream_replay=dreamed_source if dreamed else None)
+                                  dream_replay=dreamed_source if dreamed else None,
+                                  hold_out=tuple(hold_out_policy or ()))
         except (ValueError, WamError) as err:
             fail(str(err))
         console.print_json(json.dumps(summary))

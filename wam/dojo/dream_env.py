@@ -137,10 +137,16 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         else:
             self.stepper = self.model  # anything with WorldActionModel.step's signature
         self.judge = None
+        # The verdict: probability above `threshold` for `hold` model steps (the judge's calibration, when it has one)
+        self.threshold, self.hold = config.settings.success_threshold, config.settings.success_hold
         if config.settings.judge:
-            from wam.train.judge import load_judge
+            from wam.train.judge import JUDGE_DIR, load_judge
+            from wam.train.judge_calibration import load_calibration
 
             self.judge = load_judge(config.run).to(self.device)
+            calibration = load_calibration(Path(config.run) / JUDGE_DIR) if config.settings.calibrated else None
+            if calibration is not None:
+                self.threshold, self.hold = calibration.threshold, calibration.hold
         self.stride, self.context = record.stride, record.config.window - 1
         self.task_text = instruction(config.task)
         data = list(config.data) or [Path(p) for p in record.data["robot"]]
@@ -292,10 +298,10 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                 self._reward[i] = float(reward[row, -1])
                 if self.config.settings.verdict == "final":
                     self._recent[i] = (self._recent[i] + [float(probability[row])])[-self.config.settings.final_window:]
-                    self._success[i] = bool(np.mean(self._recent[i]) > self.config.settings.success_threshold)
+                    self._success[i] = bool(np.mean(self._recent[i]) > self.threshold)
                     continue
-                self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.config.settings.success_threshold else 0
-                self._success[i] = bool(self._agreeing[i] >= self.config.settings.success_hold)
+                self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.threshold else 0
+                self._success[i] = bool(self._agreeing[i] >= self.hold)
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:

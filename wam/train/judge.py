@@ -37,7 +37,7 @@ from wam.train.checkpoint import load_checkpoint, resolve
 from wam.runs import load_run
 from wam.train.frame_cache import CachedEpisode, FrameCache, build_frame_cache
 from wam.train.loop import resolve_device
-from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer, split_cached_episodes
+from wam.train.pretrain import SPLIT_FILE, encode_latents, load_tokenizer
 from wam.data.layout import atomic_write_json
 from wam.train import distributed
 from wam.train.stages import train_stage, validation_metrics
@@ -101,26 +101,49 @@ class JudgeBatches:
                 "text_ids": self.text_ids[picked[:, 2]], "success": torch.from_numpy(np.array(success, np.float32))}
 
 
-def _sources_of(episodes: list[CachedEpisode], exclude: tuple[str, ...]) -> list[CachedEpisode]:
-    """Episodes with success flags, less those driven by an excluded source."""
-    if not exclude:
-        return [e for e in episodes if e.has_reward]
+def policies_of(episodes: list[CachedEpisode]) -> dict[tuple[str, int], str]:
+    """Who drove each episode: its `source` (a policy run, the scripted expert, a person), "" when unrecorded."""
     from wam.data import Dataset
 
     opened: dict[str, Dataset] = {}
-    kept = []
+    found = {}
     for e in episodes:
-        if not e.has_reward:
-            continue
         dataset = opened.setdefault(e.dataset, Dataset(e.dataset))
-        source = str(dataset.episodes[e.episode].info.get("source", ""))
-        if not any(name in source for name in exclude):
-            kept.append(e)
-    return kept
+        found[(e.dataset, e.episode)] = str(dataset.episodes[e.episode].info.get("source", ""))
+    return found
+
+
+def _sources_of(episodes: list[CachedEpisode], exclude: tuple[str, ...]) -> list[CachedEpisode]:
+    """Episodes with success flags, less those driven by an excluded source."""
+    flagged = [e for e in episodes if e.has_reward]
+    if not exclude:
+        return flagged
+    policy = policies_of(flagged)
+    return [e for e in flagged if not any(name in policy[(e.dataset, e.episode)] for name in exclude)]
+
+
+def split_by_policy(episodes: list[CachedEpisode], fraction: float, seed: int,
+                    named: tuple[str, ...] = ()) -> tuple[list[CachedEpisode], list[CachedEpisode], list[str]]:
+    """(train, held out, held-out policies): whole policies held out, never episodes of a training policy. `named`
+    policies (substrings of the source) are held out; else `fraction` of them, at least one, chosen by the seed.
+    With a single policy nothing can be held out this way: all train, and the caller says so."""
+    policy = policies_of(episodes)
+    names = sorted(set(policy.values()))
+    if named:
+        held = [n for n in names if any(part in n for part in named)]
+    elif len(names) < 2 or fraction <= 0:
+        held = []
+    else:
+        count = min(len(names) - 1, max(1, round(fraction * len(names))))
+        held = sorted(np.random.default_rng(seed).choice(names, count, replace=False).tolist())
+    train = [e for e in episodes if policy[(e.dataset, e.episode)] not in held]
+    val = [e for e in episodes if policy[(e.dataset, e.episode)] in held]
+    return train, val, held
 
 
 def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, exclude_sources: tuple[str, ...] = (),
-                resume: bool = False, progress: bool = True, dream_replay: DreamReplay | None = None) -> dict:
+                resume: bool = False, progress: bool = True, dream_replay: DreamReplay | None = None,
+                hold_out: tuple[str, ...] = ()) -> dict:
     """Train `world/judge`; returns its summary (also judge/summary.json).
 
     `dream_replay` makes the dreamed frames `config.dreamed` asks for (wam.dojo.judge_replay.dreamed_source):
@@ -140,7 +163,7 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     state_dim, size = int(world_cfg["state_dim"]), record.image_size
     action_dim = int(json.loads((resolve(world / "wam" / "checkpoint") / "config.json").read_text())["config"]["robot_action_dim"])
 
-    sources = []
+    sources, held_policies = [], []
     for name, paths in (("cache", record.data["robot"]), ("cache_play", record.data["play"]), ("cache_judge", list(data))):
         if not paths:
             continue
@@ -150,9 +173,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
         if name == "cache":
             train_eps = [e for e in episodes if (e.dataset, e.episode) not in held_out]
             val_eps = [e for e in episodes if (e.dataset, e.episode) in held_out]
-        elif name == "cache_judge":
-            train_eps, val_eps = split_cached_episodes(FrameCache(cache.root, cache.frames, cache.state, cache.action, episodes,
-                                                                  cache.reward, cache.success), config.val_fraction, config.seed)
+        elif name == "cache_judge":  # whole policies held out: the calibration's episodes
+            train_eps, val_eps, held_policies = split_by_policy(episodes, config.val_fraction, config.seed, hold_out)
         else:
             train_eps, val_eps = episodes, []
         if train_eps or val_eps:
@@ -182,28 +204,41 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
                "train_frames": int(len(batches.rows)), "train_positives": int(sum(
                    s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
                "seconds": None if result is None else round(result.seconds, 1),
-               "held_out": _episode_rates(judge, sources, judge_cfg, device)}
+               "held_out": _held_out(judge, sources, judge_cfg, device, config, held_policies, out)}
     if distributed.current().main:  # under torchrun, rank 0 writes
         atomic_write_json(out / "summary.json", summary)
     return summary
 
 
 @torch.no_grad()
-def _episode_rates(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJudgeConfig, device) -> dict:
-    """The judge's verdict on every held-out episode (success called at any frame after the first)."""
-    real, called = [], []
-    for source in sources:
-        for e in source.val:
-            rows = slice(e.start + 1, e.start + e.length)
-            latents = torch.from_numpy(np.asarray(source.latents[rows], np.float32)).to(device)
-            states = torch.from_numpy(source.cache.state[rows].astype(np.float32)).to(device)
-            text_ids = tokenize([e.task], config.text).to(device).expand(len(states), -1)
-            called.append(bool((judge.logit(latents, states, text_ids) > 0).any()))
-            real.append(bool(source.cache.success[rows].any()))
-    real_arr, called_arr = np.array(real, bool), np.array(called, bool)
-    return {"episodes": len(real), "real_successes": int(real_arr.sum()),
-            "true_positive_rate": float(called_arr[real_arr].mean()) if real_arr.any() else None,
-            "false_positive_rate": float(called_arr[~real_arr].mean()) if (~real_arr).any() else None}
+def episode_probabilities(judge: SuccessJudge, source: JudgeSource, episode: CachedEpisode, text, device) -> np.ndarray:
+    """The judge's success probability at every frame of an episode after its first."""
+    rows = slice(episode.start + 1, episode.start + episode.length)
+    latents = torch.from_numpy(np.asarray(source.latents[rows], np.float32)).to(device)
+    states = torch.from_numpy(source.cache.state[rows].astype(np.float32)).to(device)
+    text_ids = tokenize([episode.task], text).to(device).expand(len(states), -1)
+    return torch.sigmoid(judge.logit(latents, states, text_ids)).float().cpu().numpy()
+
+
+def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJudgeConfig, device, judge_config: JudgeConfig,
+              policies: list[str], out: Path) -> dict:
+    """Rates and calibration on the held-out policies' real episodes (their dreamed replays are the dojo's to judge);
+    without held-out policies, on the world's own held-out episodes, marked as such: those are the training
+    policies' own and overstate the judge."""
+    from wam.train.judge_calibration import calibrate, save_calibration
+
+    on_policies = [(s, e) for s in sources if s.cache.root.name == "cache_judge" for e in s.val]
+    chosen = on_policies or [(s, e) for s in sources if s.cache.root.name != "dreamed" for e in s.val]
+    if not chosen:
+        return {"episodes": 0, "split": "none"}
+    probabilities = [episode_probabilities(judge, s, e, config.text, device) for s, e in chosen]
+    labels = [s.cache.success[e.start + 1: e.start + e.length] for s, e in chosen]
+    calibration = calibrate(probabilities, [bool(y.any()) for y in labels], labels, judge_config.precision,
+                            judge_config.hold, policies if on_policies else [])
+    if distributed.current().main:
+        save_calibration(out, calibration)
+    split = "policies" if on_policies else "episodes of the training policies (no other policy to hold out)"
+    return {"split": split, **{k: v for k, v in calibration.to_dict().items() if k not in ("curve", "reliability")}}
 
 
 def load_judge(world: str | Path) -> SuccessJudge:
