@@ -337,6 +337,33 @@ class JudgeConfig:
         return asdict(self)
 
 
+@dataclass
+class DriftGuardConfig:
+    """How a world's drift guard is trained and calibrated (wam/train/drift_guard.py, wam/models/inverse_dynamics.py)."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hidden: int = 256
+    window: int = 4  # model steps whose mean inverse-dynamics error is compared with the tolerance
+    quantile: float = 0.99  # the tolerance: this quantile of that windowed error on held-out real episodes
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.window < 1 or not 0.0 < self.quantile <= 1.0:
+            raise ValueError(f"hidden and window must be >= 1 and quantile in (0, 1], got {self.hidden}, {self.window}, "
+                             f"{self.quantile}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DRIFT_GUARD_PRESETS = {
+    "tiny": lambda: DriftGuardConfig(TrainConfig(steps=30, batch_size=16, lr=2e-3, warmup_steps=5, log_every=5,
+                                                 checkpoint_every=15), hidden=32),
+    "cpu": lambda: DriftGuardConfig(TrainConfig(steps=2000, batch_size=128, lr=1e-3, weight_decay=1e-4, warmup_steps=100,
+                                                log_every=50, checkpoint_every=500)),
+}
+
+
 JUDGE_PRESETS = {
     "tiny": lambda: JudgeConfig(TrainConfig(steps=30, batch_size=16, lr=2e-3, warmup_steps=5, log_every=5, eval_every=15,
                                             checkpoint_every=15), hidden=32),
@@ -374,6 +401,9 @@ class DreamSettings:
     # With the judge: its calibrated threshold and hold (judge/calibration.json, chosen on held-out policies for a
     # precision) replace success_threshold and success_hold, when the judge has a calibration.
     calibrated: bool = True
+    # End a dream "undecided" (never a success) once its frames stop following the commanded actions: the world's
+    # drift guard (wam drift-guard) reads the actions off the dream's frames and compares them with those commanded.
+    drift_guard: bool = False
 
     def __post_init__(self) -> None:
         if self.success_hold < 1:
@@ -384,3 +414,10 @@ class DreamSettings:
             raise ValueError(f"final_window must be at least 1 model step, got {self.final_window}")
         if not 0.0 < self.success_threshold < 1.0:
             raise ValueError(f"success_threshold must be a probability in (0, 1), got {self.success_threshold}")
+
+
+def drift_guard_preset(name: str) -> DriftGuardConfig:
+    try:
+        return DRIFT_GUARD_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(DRIFT_GUARD_PRESETS)}") from None

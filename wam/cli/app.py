@@ -251,6 +251,8 @@ def eval_policy(
                                      "(wam judge) reading each predicted frame"),
     dream_verdict: str = typer.Option("any", help="any: a dream succeeds as soon as its verdict says so; final: it runs "
                                       "to --max-steps and is judged on its last model steps"),
+    dream_drift_guard: bool = typer.Option(False, "--dream-drift-guard", help="end a dream undecided (never a success, "
+                                           "counted apart) once its frames stop following the actions (wam drift-guard)"),
     execute: Optional[int] = typer.Option(None, help="actions run from each predicted chunk before predicting again "
                                           "(default: the run's)"),
     ensemble: Optional[float] = typer.Option(None, help="temporal ensembling instead: a prediction every frame, "
@@ -273,7 +275,7 @@ def eval_policy(
         config = EvalConfig(policy, names, episodes, workers, seed, max_steps, video_out=video_out, env=env,
                             dream_start=dream_start, execute=execute, ensemble=ensemble, ray=ray,
                             dream=DreamSettings(student=dream_student, success_hold=dream_success_hold, judge=dream_judge,
-                                                verdict=dream_verdict))
+                                                verdict=dream_verdict, drift_guard=dream_drift_guard))
         results = evaluate_policy(config)
     except (ValueError, WamError) as err:
         fail(str(err))

@@ -169,3 +169,31 @@ def register(app: typer.Typer) -> None:
         except (ValueError, WamError) as err:
             fail(str(err))
         console.print_json(json.dumps(summary))
+
+    @app.command("drift-guard")
+    def drift_guard(
+        world: Path = typer.Option(..., help="finetuned WAM run the guard serves (its tokenizer and robot data)"),
+        window: int = typer.Option(4, help="model steps whose mean error is compared with the tolerance", callback=at_least(1)),
+        quantile: float = typer.Option(0.99, help="the tolerance: this quantile of that error on held-out real episodes"),
+        preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
+        steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
+        seed: int = typer.Option(0, callback=at_least(0)),
+        resume: bool = typer.Option(False, "--resume", help="continue the guard in WORLD/drift_guard from its checkpoint"),
+    ) -> None:
+        """Train the world's drift guard (WORLD/drift_guard): an inverse-dynamics model whose disagreement with the
+        commanded actions ends a dream undecided (--dream-drift-guard)."""
+        from dataclasses import replace
+
+        from wam.config import drift_guard_preset
+        from wam.errors import WamError
+        from wam.train.drift_guard import GUARD_DIR, train_drift_guard
+
+        if resume:
+            resumable(world / GUARD_DIR, "a drift guard")
+        try:
+            config = drift_guard_preset(preset)
+            config = replace(config, train=train_config(config.train, seed, steps), seed=seed, window=window, quantile=quantile)
+            summary = train_drift_guard(world, config, resume=resume)
+        except (ValueError, WamError) as err:
+            fail(str(err))
+        console.print_json(json.dumps(summary))

@@ -147,6 +147,12 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             calibration = load_calibration(Path(config.run) / JUDGE_DIR) if config.settings.calibrated else None
             if calibration is not None:
                 self.threshold, self.hold = calibration.threshold, calibration.hold
+        self.guard, self.tolerance = None, None
+        if config.settings.drift_guard:  # the dream checks that its frames still follow the commanded actions
+            from wam.train.drift_guard import load_drift_guard
+
+            self.guard, self.tolerance = load_drift_guard(config.run)
+            self.guard = self.guard.to(self.device)
         self.stride, self.context = record.stride, record.config.window - 1
         self.task_text = instruction(config.task)
         data = list(config.data) or [Path(p) for p in record.data["robot"]]
@@ -177,6 +183,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._state = torch.zeros((self.num_envs, wc.state_dim), device=self.device)
         self._reward = np.zeros(self.num_envs, np.float32)
         self._success = np.zeros(self.num_envs, bool)
+        self._undecided = np.zeros(self.num_envs, bool)  # the drift guard tripped: no verdict, never a success
+        self._guard_errors: list[list[float]] = [[] for _ in range(self.num_envs)]
         self._agreeing = np.zeros(self.num_envs, np.int64)  # model steps in a row the success head has said done
         self._recent: list[list[float]] = [[] for _ in range(self.num_envs)]  # last success probabilities ("final")
         self._steps = np.zeros(self.num_envs, np.int64)
@@ -240,12 +248,13 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             if self._steps[i] == 0:
                 continue
             rewards[i] = self._reward[i]
+            self._success[i] = self._success[i] and not self._undecided[i]
             terminated[i] = bool(self._success[i]) and self.config.terminate_on_success and not final
-            truncated[i] = self._steps[i] >= self.config.max_episode_steps and not terminated[i]
+            truncated[i] = (self._steps[i] >= self.config.max_episode_steps or self._undecided[i]) and not terminated[i]
             self._needs_reset[i] = terminated[i] or truncated[i]
         # A final verdict is given once, on the dream's last step; before it the dream has no verdict.
-        success = self._success & truncated if final else self._success.copy()
-        info = {"success": success, "task": [self.task_text] * self.num_envs}
+        success = self._success & truncated & ~self._undecided if final else self._success.copy()
+        info = {"success": success, "undecided": self._undecided.copy(), "task": [self.task_text] * self.num_envs}
         return self._observation(), rewards, terminated, truncated, info
 
     def render(self) -> np.ndarray:
@@ -265,6 +274,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self._latest[i], self._state[i] = given
         self._history[i].append(given)
         self._reward[i], self._success[i], self._steps[i], self._agreeing[i] = 0.0, False, 0, 0
+        self._undecided[i], self._guard_errors[i] = False, []
         self._recent[i] = []
         self._needs_reset[i] = False
         self._stale[i] = True
@@ -291,6 +301,8 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             if self.judge is not None:  # the judge reads the frame and state the dream arrived at
                 success = self.judge.logit(next_latents[:, -1], next_state[:, -1], self.text_ids[group])[:, None]
             probability = torch.sigmoid(success[:, -1]).cpu().numpy()
+            if self.guard is not None:
+                self._check_drift(group, latents[:, -1], next_latents[:, -1], states[:, -1], next_state[:, -1], actions[:, -1])
             for row, i in enumerate(group):
                 self._latest[i], self._state[i] = next_latents[row, -1], next_state[row, -1]
                 self._stale[i] = True
@@ -301,7 +313,17 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                     self._success[i] = bool(np.mean(self._recent[i]) > self.threshold)
                     continue
                 self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.threshold else 0
-                self._success[i] = bool(self._agreeing[i] >= self.hold)
+                self._success[i] = bool(self._agreeing[i] >= self.hold) and not self._undecided[i]
+
+    def _check_drift(self, group: list[int], latents, next_latents, states, next_states, actions) -> None:
+        """The drift guard: the actions read off the dream's own step against those commanded; a mean error over the
+        guard's window above its tolerance (calibrated on real episodes) leaves the dream undecided."""
+        errors = self.guard.error(self.guard.actions(latents, next_latents, states, next_states), actions).cpu().numpy()
+        window, tolerance = int(self.tolerance["window"]), float(self.tolerance["tolerance"])
+        for row, i in enumerate(group):
+            self._guard_errors[i] = (self._guard_errors[i] + [float(errors[row])])[-window:]
+            if len(self._guard_errors[i]) == window and np.mean(self._guard_errors[i]) > tolerance:
+                self._undecided[i] = True
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
@@ -345,7 +367,7 @@ class DreamEnv(gym.Env):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.dreams.step(np.asarray(action, np.float32)[None])
         return ({k: v[0] for k, v in obs.items()}, float(reward[0]), bool(terminated[0]), bool(truncated[0]),
-                {"success": bool(info["success"][0]), "task": self.task_text})
+                {"success": bool(info["success"][0]), "undecided": bool(info["undecided"][0]), "task": self.task_text})
 
     def render(self) -> np.ndarray:
         return self.dreams.render()[0]

@@ -63,6 +63,7 @@ class EpisodeResult:
     length: int
     policy_seconds: float
     frames: np.ndarray | None = field(default=None, repr=False)
+    undecided: bool = False  # a dream whose drift guard withheld the verdict (counted as no success, reported apart)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -86,23 +87,26 @@ def difference_interval(wins_a: int, n_a: int, wins_b: int, n_b: int) -> tuple[f
 
 
 def run_episode(env, policy, task: str, seed: int, record: bool,
-                options: dict | None = None) -> tuple[bool, int, float, np.ndarray | None]:
+                options: dict | None = None) -> tuple[bool, int, float, np.ndarray | None, bool]:
+    """(success, steps, seconds inside the policy, frames if recorded, undecided: a dream's drift guard withheld the
+    verdict; never a success)."""
     obs, _ = env.reset(seed=seed, options=options)
     policy.reset(task)
     frames = [obs["image"]] if record else None
-    success, steps, policy_seconds = False, 0, 0.0
+    success, steps, policy_seconds, undecided = False, 0, 0.0, False
     while True:
         t0 = time.perf_counter()
         action = policy.act(obs)
         policy_seconds += time.perf_counter() - t0
         obs, _, terminated, truncated, info = env.step(action)
         steps += 1
-        success = success or bool(info["success"])
+        undecided = undecided or bool(info.get("undecided", False))
+        success = (success or bool(info["success"])) and not undecided
         if record:
             frames.append(obs["image"])
         if terminated or truncated:
             break
-    return success, steps, policy_seconds, None if frames is None else np.stack(frames)
+    return success, steps, policy_seconds, None if frames is None else np.stack(frames), undecided
 
 
 def evaluation_seed(seed: int, task: str, number: int) -> int:
@@ -154,8 +158,8 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
     options = None
     if config.env.startswith("dream/") and config.dream_start == "scene" and task in MT50:
         options = scene_start(task, seed, policy.image_size, view_camera(config))
-    success, length, seconds, frames = run_episode(_WORKER[task], policy, task, seed, record, options)
-    return EpisodeResult(task, number, seed, success, length, seconds, frames)
+    success, length, seconds, frames, undecided = run_episode(_WORKER[task], policy, task, seed, record, options)
+    return EpisodeResult(task, number, seed, success, length, seconds, frames, undecided)
 
 
 def view_camera(config: EvalConfig) -> str:
@@ -224,8 +228,10 @@ def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
         wins = sum(e.success for e in mine)
         low, high = wilson_interval(wins, len(mine))
         steps = sum(e.length for e in mine)
+        undecided = sum(e.undecided for e in mine)
         per_task[task] = {
             "episodes": len(mine), "successes": wins, "success_rate": wins / len(mine), "wilson95": [low, high],
+            "undecided": undecided, "success_rate_decided": wins / (len(mine) - undecided) if len(mine) > undecided else None,
             "mean_length": steps / len(mine), "policy_steps_per_s": steps / max(1e-9, sum(e.policy_seconds for e in mine)),
         }
     videos = _write_videos(config, episodes) if config.video_out is not None else []
@@ -240,8 +246,8 @@ def evaluate_policy(config: EvalConfig, progress: bool = True) -> dict:
         "policy_steps_per_s": total_steps / max(1e-9, sum(e.policy_seconds for e in episodes)),
         "env_steps_per_s": total_steps / max(1e-9, seconds),
         "seconds": round(seconds, 1),
-        "episode_results": [{"task": e.task, "number": e.number, "seed": e.seed, "success": e.success, "length": e.length}
-                            for e in episodes],
+        "episode_results": [{"task": e.task, "number": e.number, "seed": e.seed, "success": e.success, "length": e.length,
+                             **({"undecided": True} if e.undecided else {})} for e in episodes],
         "videos": videos,
     }
 
