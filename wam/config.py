@@ -325,13 +325,15 @@ class JudgeConfig:
     balance: bool = False  # draw every (source, label) group alike, not every frame (JudgeBatches)
     seed: int = 0
     precision: float = 0.9  # the verdict's threshold is calibrated on held-out policies for this precision
+    relabel: float = 0.0  # hard negatives: this fraction of frames shown with another task's instruction, as failures
     hold: int = 1  # model steps the probability must stay above it (the verdict the dream then uses)
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"hidden must be >= 1 and val_fraction in [0, 1), got {self.hidden}, {self.val_fraction}")
-        if not 0.0 < self.precision <= 1.0 or self.hold < 1:
-            raise ValueError(f"precision must be in (0, 1] and hold >= 1, got {self.precision}, {self.hold}")
+        if not 0.0 < self.precision <= 1.0 or self.hold < 1 or not 0.0 <= self.relabel < 1.0:
+            raise ValueError(f"precision must be in (0, 1], hold >= 1 and relabel in [0, 1), got {self.precision}, "
+                             f"{self.hold}, {self.relabel}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -219,3 +219,30 @@ def test_a_dream_with_the_judge_uses_its_calibrated_threshold_and_hold(tmp_path_
                                               settings=replace(settings, calibrated=False)))
     assert (uncalibrated.threshold, uncalibrated.hold) == (0.5, 1)
 
+
+
+def test_relabelled_frames_are_hard_negatives_with_another_tasks_instruction():
+    from wam.models.text import TextConfig, tokenize
+    from wam.train.frame_cache import CachedEpisode, FrameCache
+    from wam.train.judge import JudgeSource
+
+    n = 400
+    episodes = [CachedEpisode("d", 0, 0, n // 2, "open the drawer", has_state=True, has_actions=False, has_reward=True),
+                CachedEpisode("d", 1, n // 2, n // 2, "close the window", has_state=True, has_actions=False, has_reward=True)]
+    success = np.ones(n, bool)  # every frame a success of its own task
+    cache = FrameCache(Path("."), np.empty((0,), np.uint8), np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32),
+                       episodes, np.zeros(n, np.float32), success)
+    source = JudgeSource(cache, np.zeros((n, 2, 2, 2), np.float16), episodes, [])
+    text = TextConfig()
+    plain = JudgeBatches([source], text, 500, seed=0).batch(0)
+    assert float(plain["success"].mean()) == 1.0
+    batch = JudgeBatches([source], text, 500, seed=0, relabel=0.3).batch(0)
+    negatives = batch["success"] == 0
+    assert 0.2 < float(negatives.float().mean()) < 0.4
+    drawer, window = tokenize(["open the drawer"], text)[0], tokenize(["close the window"], text)[0]
+    # a relabelled frame carries the other task's words; the others keep their own
+    own = plain["text_ids"]
+    for i in np.flatnonzero(negatives.numpy())[:20]:
+        assert not torch.equal(batch["text_ids"][i], own[i]) and any(torch.equal(batch["text_ids"][i], t) for t in (drawer, window))
+    single = JudgeSource(cache, source.latents, [episodes[0]], [])
+    assert float(JudgeBatches([single], text, 200, seed=0, relabel=0.5).batch(0)["success"].mean()) == 1.0  # one task: none

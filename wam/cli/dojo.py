@@ -143,6 +143,8 @@ def register(app: typer.Typer) -> None:
                                         "precision (stored in WORLD/judge/calibration.json; dreams with the judge use it)"),
         hold: int = typer.Option(1, help="model steps the success probability must stay above the threshold",
                                  callback=at_least(1)),
+        relabel: float = typer.Option(0.0, help="hard negatives: this fraction of frames shown with another task's "
+                                      "instruction and labelled a failure"),
         preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
         seed: int = typer.Option(0, callback=at_least(0)),
@@ -162,7 +164,8 @@ def register(app: typer.Typer) -> None:
             config = judge_preset(preset)
             train_cfg = train_config(config.train, seed, steps)
             summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed,
-                                                                   balance=balance, precision=precision, hold=hold),
+                                                                   balance=balance, precision=precision, hold=hold,
+                                                                   relabel=relabel),
                                   exclude_sources=tuple(exclude_source or ()), resume=resume,
                                   dream_replay=dreamed_source if dreamed else None,
                                   hold_out=tuple(hold_out_policy or ()))

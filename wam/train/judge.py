@@ -63,11 +63,15 @@ class JudgeBatches:
     `balance` draws every (source, label) group equally often instead of every frame: dreamed
     replays hold a few dozen success frames among thousands, and drawn by frame the judge learns
     that a dreamed frame is a failure (benchmarks/results/dream_eval_judge_dreamed.json).
+
+    `relabel` makes hard negatives: that fraction of every batch's frames is shown with the instruction of another
+    task in the data and labelled a failure, whatever its own flag (a drawer opened is no window closed), so the
+    judge must read the task, not only whether the scene looks finished.
     """
 
     def __init__(self, sources: list[JudgeSource], text_config, batch_size: int, seed: int, split: str = "train",
-                 balance: bool = False):
-        self.sources, self.batch_size, self.seed = sources, batch_size, seed
+                 balance: bool = False, relabel: float = 0.0):
+        self.sources, self.batch_size, self.seed, self.relabel = sources, batch_size, seed, relabel
         rows, texts = [], []
         for s, source in enumerate(sources):
             for episode in getattr(source, split):
@@ -78,6 +82,8 @@ class JudgeBatches:
             raise DatasetError(f"no {split} episode with success flags to train the judge on")
         self.rows = np.concatenate(rows)  # (N, 3): source, cache row, text
         self.text_ids = tokenize(texts, text_config)
+        self.task_of_text = np.array([sorted(set(texts)).index(t) for t in texts])  # text index -> task number
+        self.text_of_task = [texts.index(t) for t in sorted(set(texts))]  # task number -> one of its text indices
         self.groups: list[np.ndarray] = []  # row indices per non-empty (source, label) group, when balancing
         if balance:
             labels = np.array([bool(sources[s].cache.success[r]) for s, r, _ in self.rows])
@@ -97,8 +103,16 @@ class JudgeBatches:
             latents.append(np.asarray(source.latents[row], np.float32))
             states.append(source.cache.state[row])
             success.append(source.cache.success[row])
+        texts, success = picked[:, 2].copy(), np.array(success, np.float32)
+        tasks = len(self.text_of_task)
+        if self.relabel > 0 and tasks > 1:  # hard negatives: another task's instruction, so not its success
+            swap = rng.random(len(picked)) < self.relabel
+            own = self.task_of_text[texts[swap]]
+            other = (own + rng.integers(1, tasks, size=len(own))) % tasks  # any task but its own
+            texts[swap] = np.array(self.text_of_task)[other]
+            success[swap] = 0.0
         return {"latents": torch.from_numpy(np.stack(latents)), "state": torch.from_numpy(np.stack(states).astype(np.float32)),
-                "text_ids": self.text_ids[picked[:, 2]], "success": torch.from_numpy(np.array(success, np.float32))}
+                "text_ids": self.text_ids[texts], "success": torch.from_numpy(success)}
 
 
 def policies_of(episodes: list[CachedEpisode]) -> dict[tuple[str, int], str]:
@@ -188,7 +202,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     # The world's text hashing: dreams tokenize the task with it, and the judge must read the same ids.
     judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden,
                                    text=TextConfig(**world_cfg["text"]), views=record.views)
-    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed, balance=config.balance)
+    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed, balance=config.balance,
+                           relabel=config.relabel)
     has_val = any(s.val for s in sources)
     val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]
                    if has_val else [])
