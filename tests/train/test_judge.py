@@ -46,8 +46,10 @@ def _config(steps: int = 40):
 
 def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tmp_path_factory, tmp_path):
     world = _world(tmp_path_factory, tmp_path)
+    from wam.dojo.judge_replay import dreamed_source
+
     data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
-    summary = train_judge(world, [data], _config(steps=60), progress=False)
+    summary = train_judge(world, [data], _config(steps=60), progress=False, dream_replay=dreamed_source)
     assert (world / "judge" / "summary.json").exists()
     held_out = summary["held_out"]
     assert held_out["episodes"] >= 1 and summary["train_positives"] > 0
@@ -58,6 +60,11 @@ def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tm
 
     calibration = load_calibration(world / "judge")
     assert calibration is not None and 0.0 <= calibration.threshold <= 1.0 and calibration.curve and calibration.reliability
+    # the same held-out episodes as the dream draws them, judged at the calibrated threshold
+    in_dreams = held_out["in_dreams"]
+    assert in_dreams["episodes"] == 6 and in_dreams["threshold"] == calibration.threshold
+    assert set(in_dreams) >= {"precision", "true_positive_rate", "false_positive_rate"}
+    assert summary["dreamed_frames"] == 0, "dreamed frames are trained on only with --dreamed"
     judge = load_judge(world)
     assert summary["params"] == sum(p.numel() for p in judge.parameters())
     from wam.train.finetune import load_wam

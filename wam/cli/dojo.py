@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
                                                                    balance=balance, precision=precision, hold=hold,
                                                                    relabel=relabel),
                                   exclude_sources=tuple(exclude_source or ()), resume=resume,
-                                  dream_replay=dreamed_source if dreamed else None,
+                                  dream_replay=dreamed_source,  # also the held-out policies' rates in dreams
                                   hold_out=tuple(hold_out_policy or ()))
         except (ValueError, WamError) as err:
             fail(str(err))

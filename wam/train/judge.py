@@ -165,6 +165,7 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
     world = Path(world)
     if config.dreamed and dream_replay is None:
         raise ValueError("config.dreamed needs dream_replay (wam.dojo.judge_replay.dreamed_source) to dream the frames")
+    # dream_replay, when given, also replays the held-out policies' episodes: the judge's rates in dreams
     record = load_run(world, "finetune")
     out = world / JUDGE_DIR
     if resolve(out / "checkpoint") is not None and not resume:
@@ -219,7 +220,8 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
                "train_frames": int(len(batches.rows)), "train_positives": int(sum(
                    s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
                "seconds": None if result is None else round(result.seconds, 1),
-               "held_out": _held_out(judge, sources, judge_cfg, device, config, held_policies, out)}
+               "held_out": _held_out(judge, sources, judge_cfg, device, config, held_policies, out,
+                                     (lambda src: dream_replay(world, src, device, progress=progress)) if dream_replay else None)}
     if distributed.current().main:  # under torchrun, rank 0 writes
         atomic_write_json(out / "summary.json", summary)
     return summary
@@ -236,11 +238,12 @@ def episode_probabilities(judge: SuccessJudge, source: JudgeSource, episode: Cac
 
 
 def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJudgeConfig, device, judge_config: JudgeConfig,
-              policies: list[str], out: Path) -> dict:
-    """Rates and calibration on the held-out policies' real episodes (their dreamed replays are the dojo's to judge);
-    without held-out policies, on the world's own held-out episodes, marked as such: those are the training
-    policies' own and overstate the judge."""
-    from wam.train.judge_calibration import calibrate, save_calibration
+              policies: list[str], out: Path, dream: Callable | None = None) -> dict:
+    """Rates and calibration on the held-out policies' real episodes, and with `dream` (a source -> its episodes
+    replayed in the world's dream) the rates at that threshold on the same episodes as the dream draws them; without
+    held-out policies, on the world's own held-out episodes, marked as such: those are the training policies' own
+    and overstate the judge."""
+    from wam.train.judge_calibration import calibrate, held_score, rates, save_calibration
 
     on_policies = [(s, e) for s in sources if s.cache.root.name == "cache_judge" for e in s.val]
     chosen = on_policies or [(s, e) for s in sources if s.cache.root.name != "dreamed" for e in s.val]
@@ -253,7 +256,18 @@ def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJu
     if distributed.current().main:
         save_calibration(out, calibration)
     split = "policies" if on_policies else "episodes of the training policies (no other policy to hold out)"
-    return {"split": split, **{k: v for k, v in calibration.to_dict().items() if k not in ("curve", "reliability")}}
+    result = {"split": split, **{k: v for k, v in calibration.to_dict().items() if k not in ("curve", "reliability")}}
+    if dream is not None and on_policies:
+        scores, real = [], []
+        for source in {id(s): s for s, _ in on_policies}.values():
+            dreamed = dream(JudgeSource(source.cache, source.latents, list(source.val), []))
+            for e in dreamed.train:
+                probabilities = episode_probabilities(judge, dreamed, e, config.text, device)
+                scores.append(held_score(probabilities, calibration.hold))
+                real.append(bool(dreamed.cache.success[e.start + 1: e.start + e.length].any()))
+        if scores:
+            result["in_dreams"] = {"episodes": len(scores), **rates(np.array(scores), np.array(real, bool), calibration.threshold)}
+    return result
 
 
 def load_judge(world: str | Path) -> SuccessJudge:
