@@ -15,6 +15,10 @@ Shadow hand in the simulator on scenes no training episode used (`wam eval`'s se
 Experiment `main` trains on K demos of the four tasks touch, push, lift and press-button and evaluates them.
 Experiment `oneshot` trains on one demo of every task, open-drawer included (whose human video is in pretraining),
 and evaluates open-drawer: does one demonstration teach a task that human video showed?
+Experiment `amount` (`--amounts 12,50,200`, human-video episodes a task) is robot success against the amount of
+human video at K = 3: for each amount, the first N episodes a task of the same human video (collected with the same
+seeds, so the sets are nested), its own pretraining run (the same preset), then the `human` method's cells. The
+cells are `amount-human-n{N}-k3-s{seed}`; the largest amount's pretraining is `pre_human` itself when N matches.
 
 Every finished cell goes into the JSON at once and is skipped on rerun; a killed cell's training resumes from its
 checkpoint; `partial` stays true until every planned cell is in. `--table` prints the summary and the targets.
@@ -78,13 +82,35 @@ def train_cell(args, method: str, k: int, seed: int, robot: list[Path], run: Pat
     raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
 
 
+def human_subset(args, episodes: int) -> tuple[Path, Path]:
+    """(human video of `episodes` a task, its pretraining run): collected and pretrained when missing (resumable)."""
+    from wam.config import pretrain_preset
+    from wam.envs.collect import CollectConfig, collect
+    from wam.train.pretrain import pretrain
+
+    data = args.data / f"human_n{episodes}"
+    collect(CollectConfig(("touch", "push", "lift", "press-button", "open-drawer"), episodes, data, actions=False,
+                          workers=args.workers, seed=100, max_steps=args.max_steps, env="hand", embodiment="human"),
+            progress=False)
+    run = args.runs / f"pre_human_n{episodes}"
+    if not (run / "summary.json").exists():
+        pretrain([data], run, pretrain_preset(args.pretrain_preset), resume=(run / "pretrain.json").exists(), progress=False)
+    return data, run
+
+
 def run_cell(args, experiment: str, method: str, k: int, seed: int) -> dict:
     name = f"{experiment}-{method}-k{k}-s{seed}"
     run = args.runs / name
     robot = [args.data / "robot"] + ([args.data / "robot_oneshot"] if experiment == "oneshot" else [])
-    tasks = MAIN_TASKS if experiment == "main" else (ONESHOT_TASK,)
+    tasks = (ONESHOT_TASK,) if experiment == "oneshot" else MAIN_TASKS
     start = time.perf_counter()
-    summary = train_cell(args, method, k, seed, robot, run)
+    if experiment == "amount":  # method "human-n{N}": the human method on N human episodes a task
+        video, pre = human_subset(args, int(method.removeprefix("human-n")))
+        resume = (run / "finetune.json").exists()
+        summary = (json.loads((run / "summary.json").read_text()) if finished(run) else
+                   finetune(pre, robot, run, finetune_config(args, k, seed), video=[video], resume=resume))
+    else:
+        summary = train_cell(args, method, k, seed, robot, run)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     results = evaluate_policy(EvalConfig(run, tasks, args.episodes, args.workers, seed=seed, max_steps=args.max_steps, env="hand"))
@@ -113,7 +139,7 @@ def verdict(cells: dict) -> dict:
 def save(results: dict, planned: list[str], out: Path) -> None:
     cells = results.get("cells", {})
     results.update(planned=planned, partial=any(name not in cells for name in planned),
-                   summary={experiment: aggregate(cells, experiment) for experiment in ("main", "oneshot")},
+                   summary={experiment: aggregate(cells, experiment) for experiment in ("main", "oneshot", "amount")},
                    targets=verdict(cells))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2))
@@ -134,6 +160,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--amounts", default="12,50,200", help="experiment amount: human-video episodes a task")
+    parser.add_argument("--pretrain-preset", default="cpu", help="experiment amount: the pretraining of every amount")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "egoscale.json")
     parser.add_argument("--table", action="store_true", help="print the summary and targets of --out and stop")
@@ -146,6 +174,8 @@ def main() -> None:
     methods, experiments = args.methods.split(","), args.experiments.split(",")
     plan = [("main", m, k, s) for s in seeds for k in ks for m in methods] if "main" in experiments else []
     plan += [("oneshot", m, 1, s) for s in seeds for m in ("scratch", "human")] if "oneshot" in experiments else []
+    plan += ([("amount", f"human-n{n}", 3, s) for s in seeds for n in map(int, args.amounts.split(","))]
+             if "amount" in experiments else [])
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     settings = {"data": str(args.data), "pre_human": str(args.pre_human), "pre_robot_video": str(args.pre_robot_video),
                 "preset": args.preset, "steps": args.steps, "max_steps": args.max_steps, "episodes_per_task": args.episodes}
