@@ -326,11 +326,18 @@ class JudgeConfig:
     seed: int = 0
     precision: float = 0.9  # the verdict's threshold is calibrated on held-out policies for this precision
     relabel: float = 0.0  # hard negatives: this fraction of frames shown with another task's instruction, as failures
+    kind: str = "frame"  # "frame": success from one frame (SuccessJudge); "progress": progress from a clip (ProgressJudge)
+    clip: int = 4  # progress judge: latent frames a clip holds, one model step apart
+    failure_ceiling: float = 0.5  # progress judge: the progress a failed episode's last frame is labelled with
+    reverse: float = 0.0  # progress judge: hard negatives, this fraction of clips played backwards
     hold: int = 1  # model steps the probability must stay above it (the verdict the dream then uses)
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"hidden must be >= 1 and val_fraction in [0, 1), got {self.hidden}, {self.val_fraction}")
+        if self.kind not in ("frame", "progress") or self.clip < 1 or not 0.0 <= self.failure_ceiling <= 1.0:
+            raise ValueError(f"kind must be frame or progress, clip >= 1 and failure_ceiling in [0, 1], got {self.kind!r}, "
+                             f"{self.clip}, {self.failure_ceiling}")
         if not 0.0 < self.precision <= 1.0 or self.hold < 1 or not 0.0 <= self.relabel < 1.0:
             raise ValueError(f"precision must be in (0, 1], hold >= 1 and relabel in [0, 1), got {self.precision}, "
                              f"{self.hold}, {self.relabel}")

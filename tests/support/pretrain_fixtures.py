@@ -180,3 +180,18 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
 def copy_dataset(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".writer.lock"))
     return dst
+
+
+def write_rollouts(root: Path, sources: dict[str, range], length: int = 16) -> Path:
+    """Episodes with rewards and success flags, each driven by a named policy (its `source`): one per seed."""
+    from dataclasses import replace as changed
+
+    from wam.data import DatasetWriter
+
+    with DatasetWriter(root, features=features(rewards=True), fps=20) as writer:
+        for source, seeds in sources.items():
+            for seed in seeds:
+                episode = make_episode(seed, length, rewards=True)
+                writer.add_episode(changed(episode, info={**episode.info, "source": source}))
+    return root
+

@@ -11,12 +11,11 @@ import torch
 
 from wam.config import DreamSettings
 from wam.config import judge_preset
-from wam.data import DatasetWriter
 from wam.errors import CheckpointError, DatasetError
 from wam.train.judge import JudgeBatches, load_judge, train_judge
 
 from tests.support.finetune_fixtures import tiny_dream_run
-from tests.support.pretrain_fixtures import features, make_episode
+from tests.support.pretrain_fixtures import write_rollouts
 
 pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
@@ -30,15 +29,6 @@ def _world(tmp_path_factory, tmp_path) -> Path:
     return world
 
 
-def _rollouts(root: Path, sources: dict[str, range]) -> Path:
-    with DatasetWriter(root, features=features(rewards=True), fps=20) as writer:
-        for source, seeds in sources.items():
-            for seed in seeds:
-                episode = make_episode(seed, 16, rewards=True)
-                writer.add_episode(replace(episode, info={**episode.info, "source": source}))
-    return root
-
-
 def _config(steps: int = 40):
     config = judge_preset("tiny")
     return replace(config, train=replace(config.train, device="cpu", steps=steps, eval_every=steps, checkpoint_every=steps))
@@ -48,7 +38,7 @@ def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tm
     world = _world(tmp_path_factory, tmp_path)
     from wam.dojo.judge_replay import dreamed_source
 
-    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
+    data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
     summary = train_judge(world, [data], _config(steps=60), progress=False, dream_replay=dreamed_source)
     assert (world / "judge" / "summary.json").exists()
     held_out = summary["held_out"]
@@ -95,7 +85,7 @@ def _sources_for(world: Path, data: list[Path]):
 
 def test_excluded_sources_are_left_out_of_training(tmp_path_factory, tmp_path):
     world = _world(tmp_path_factory, tmp_path)
-    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 204), "policy:b": range(210, 214)})
+    data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 204), "policy:b": range(210, 214)})
     every = replace(_config(steps=5), val_fraction=0.0)  # no policy held out: every episode left is trained on
     both = train_judge(world, [data], every, progress=False)["train_frames"]
     shutil.rmtree(world / "judge")
@@ -162,7 +152,7 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
     from wam.train.judge import JudgeSource
 
     world = _world(tmp_path_factory, tmp_path)
-    data = _rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
+    data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
     summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False, dream_replay=dreamed_source)
     saved = json.loads((world / "finetune.json").read_text())
     stride = int(saved["stride"])

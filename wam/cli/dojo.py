@@ -145,6 +145,11 @@ def register(app: typer.Typer) -> None:
                                  callback=at_least(1)),
         relabel: float = typer.Option(0.0, help="hard negatives: this fraction of frames shown with another task's "
                                       "instruction and labelled a failure"),
+        kind: str = typer.Option("frame", help="frame: success from one frame; progress: task progress in [0, 1] from a "
+                                 "clip of --clip model steps (the verdict thresholds progress)"),
+        clip: int = typer.Option(4, help="progress judge: model steps a clip holds", callback=at_least(1)),
+        reverse: float = typer.Option(0.0, help="progress judge: hard negatives, this fraction of clips played backwards"),
+        failure_ceiling: float = typer.Option(0.5, help="progress judge: the progress a failed episode's last frame gets"),
         preset: str = typer.Option("cpu", help="tiny (seconds) or cpu"),
         steps: Optional[int] = typer.Option(None, help="training steps (default: the preset's)"),
         seed: int = typer.Option(0, callback=at_least(0)),
@@ -165,7 +170,8 @@ def register(app: typer.Typer) -> None:
             train_cfg = train_config(config.train, seed, steps)
             summary = train_judge(world, list(data or []), replace(config, train=train_cfg, seed=seed, dreamed=dreamed,
                                                                    balance=balance, precision=precision, hold=hold,
-                                                                   relabel=relabel),
+                                                                   relabel=relabel, kind=kind, clip=clip, reverse=reverse,
+                                                                   failure_ceiling=failure_ceiling),
                                   exclude_sources=tuple(exclude_source or ()), resume=resume,
                                   dream_replay=dreamed_source,  # also the held-out policies' rates in dreams
                                   hold_out=tuple(hold_out_policy or ()))

@@ -298,9 +298,12 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.settings.bf16):
                 next_latents, next_state, reward, success = self.stepper.step(latents, actions, self.text_ids[group], states)
             next_latents, next_state, reward, success = (t.float() for t in (next_latents, next_state, reward, success))
-            if self.judge is not None:  # the judge reads the frame and state the dream arrived at
-                success = self.judge.logit(next_latents[:, -1], next_state[:, -1], self.text_ids[group])[:, None]
-            probability = torch.sigmoid(success[:, -1]).cpu().numpy()
+            if self.judge is not None and self.judge.kind == "progress_judge":  # the verdict thresholds progress
+                probability = self._clip_progress(latents, next_latents[:, -1], states, next_state[:, -1], group)
+            else:
+                if self.judge is not None:  # the judge reads the frame and state the dream arrived at
+                    success = self.judge.logit(next_latents[:, -1], next_state[:, -1], self.text_ids[group])[:, None]
+                probability = torch.sigmoid(success[:, -1]).cpu().numpy()
             if self.guard is not None:
                 self._check_drift(group, latents[:, -1], next_latents[:, -1], states[:, -1], next_state[:, -1], actions[:, -1])
             for row, i in enumerate(group):
@@ -314,6 +317,19 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                     continue
                 self._agreeing[i] = self._agreeing[i] + 1 if probability[row] > self.threshold else 0
                 self._success[i] = bool(self._agreeing[i] >= self.hold) and not self._undecided[i]
+
+    def _clip_progress(self, latents, next_latent, states, next_state, group: list[int]) -> np.ndarray:
+        """The progress judge on the clip ending at the frame the dream arrived at (its last `clip` model steps; a
+        dream younger than that repeats its first frame, as the judge's training clips do)."""
+        clip = self.judge.config.clip
+        frames = torch.cat([latents, next_latent[:, None]], 1)[:, -clip:]
+        state = torch.cat([states, next_state[:, None]], 1)[:, -clip:]
+        if frames.shape[1] < clip:
+            pad = clip - frames.shape[1]
+            frames = torch.cat([frames[:, :1].expand(-1, pad, *frames.shape[2:]), frames], 1)
+            state = torch.cat([state[:, :1].expand(-1, pad, -1), state], 1)
+        progress, _ = self.judge.scores(frames, state, self.text_ids[group])
+        return progress.float().cpu().numpy()
 
     def _check_drift(self, group: list[int], latents, next_latents, states, next_states, actions) -> None:
         """The drift guard: the actions read off the dream's own step against those commanded; a mean error over the

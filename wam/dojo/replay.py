@@ -133,6 +133,9 @@ def judge_real_frames(world: str | Path, datasets: list[str | Path], tasks: list
         from wam.train.judge import load_judge
 
         success_judge = load_judge(world).to(torch_device)
+        if success_judge.kind != "success_judge":
+            raise ValueError(f"{world}: its judge is a {success_judge.kind}, which reads clips; judge real frames with a frame "
+                             "judge (wam judge --kind frame), or replay in dreams (wam eval --dream-judge)")
     stride, context = record.stride, record.config.window - 1
     results = []
     for task in tasks:

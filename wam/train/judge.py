@@ -201,30 +201,57 @@ def train_judge(world: str | Path, data: list[str | Path], config: JudgeConfig, 
         raise DatasetError(f"{world}: none of its data nor {', '.join(map(str, data)) or 'any --data'} has success flags")
 
     # The world's text hashing: dreams tokenize the task with it, and the judge must read the same ids.
-    judge_cfg = SuccessJudgeConfig(int(world_cfg["latent_channels"]), int(world_cfg["latent_size"]), state_dim, config.hidden,
-                                   text=TextConfig(**world_cfg["text"]), views=record.views)
-    batches = JudgeBatches(sources, judge_cfg.text, config.train.batch_size, config.seed, balance=config.balance,
-                           relabel=config.relabel)
+    text = TextConfig(**world_cfg["text"])
+    latent_channels, latent_size = int(world_cfg["latent_channels"]), int(world_cfg["latent_size"])
+    if config.kind == "progress":
+        from wam.models.progress_judge import ProgressJudge, ProgressJudgeConfig
+        from wam.train.progress_judge import ClipBatches
+
+        judge_cfg = ProgressJudgeConfig(latent_channels, latent_size, state_dim, config.hidden, clip=config.clip, text=text,
+                                        views=record.views)
+        model_class, val_key = ProgressJudge, "progress_mse"
+
+        def make_batches(split: str, batch: int, seed: int):
+            train = split == "train"
+            return ClipBatches(sources, text, config.clip, record.stride, batch, seed, split, config.failure_ceiling,
+                               relabel=config.relabel if train else 0.0, reverse=config.reverse if train else 0.0)
+    else:
+        judge_cfg = SuccessJudgeConfig(latent_channels, latent_size, state_dim, config.hidden, text=text, views=record.views)
+        model_class, val_key = SuccessJudge, "success_bce"
+
+        def make_batches(split: str, batch: int, seed: int):
+            return (JudgeBatches(sources, text, batch, seed, balance=config.balance, relabel=config.relabel)
+                    if split == "train" else JudgeBatches(sources, text, batch, seed, "val"))
+    batches = make_batches("train", config.train.batch_size, config.seed)
     has_val = any(s.val for s in sources)
-    val_batches = ([JudgeBatches(sources, judge_cfg.text, 256, config.seed + 1, "val").batch(i) for i in range(4)]
-                   if has_val else [])
+    val_batches = [make_batches("val", 256, config.seed + 1).batch(i) for i in range(4)] if has_val else []
     torch.manual_seed(config.seed)
-    judge = SuccessJudge(judge_cfg)
-    result = train_stage(judge, batches, config.train, out, model_config=judge_cfg.to_dict(), kind=SuccessJudge.kind,
+    judge = model_class(judge_cfg)
+    result = train_stage(judge, batches, config.train, out, model_config=judge_cfg.to_dict(), kind=model_class.kind,
                          resume=resume, progress=progress,
-                         evaluate=(lambda model: validation_metrics(model, val_batches, "success_bce")) if has_val else None)
+                         evaluate=(lambda model: validation_metrics(model, val_batches, val_key)) if has_val else None)
     judge = load_judge(world).to(device)
     summary = {"world": str(world), "data": [str(p) for p in data], "exclude_sources": list(exclude_sources),
                "dreamed_frames": int(sum(len(s.cache.state) for s in sources if s.cache.root.name == "dreamed")),
                "config": config.to_dict(), "params": sum(p.numel() for p in judge.parameters()),
-               "train_frames": int(len(batches.rows)), "train_positives": int(sum(
+               "train_frames": int(sum(e.length for s in sources for e in s.train)), "train_positives": int(sum(
                    s.cache.success[e.start: e.start + e.length].sum() for s in sources for e in s.train)),
                "seconds": None if result is None else round(result.seconds, 1),
-               "held_out": _held_out(judge, sources, judge_cfg, device, config, held_policies, out,
+               "held_out": _held_out(judge, sources, judge_cfg, device, config, held_policies, out, record.stride,
                                      (lambda src: dream_replay(world, src, device, progress=progress)) if dream_replay else None)}
     if distributed.current().main:  # under torchrun, rank 0 writes
         atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def episode_scores(judge, source: JudgeSource, episode: CachedEpisode, stride: int, text, device) -> np.ndarray:
+    """What the verdict thresholds at every frame after the first: a frame judge's success probability, a progress
+    judge's progress (the clip ending at that frame)."""
+    if judge.kind == "progress_judge":
+        from wam.train.progress_judge import episode_progress
+
+        return episode_progress(judge, source, episode, stride, text, device)
+    return episode_probabilities(judge, source, episode, text, device)
 
 
 @torch.no_grad()
@@ -237,8 +264,8 @@ def episode_probabilities(judge: SuccessJudge, source: JudgeSource, episode: Cac
     return torch.sigmoid(judge.logit(latents, states, text_ids)).float().cpu().numpy()
 
 
-def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJudgeConfig, device, judge_config: JudgeConfig,
-              policies: list[str], out: Path, dream: Callable | None = None) -> dict:
+def _held_out(judge, sources: list[JudgeSource], config, device, judge_config: JudgeConfig, policies: list[str], out: Path,
+              stride: int, dream: Callable | None = None) -> dict:
     """Rates and calibration on the held-out policies' real episodes, and with `dream` (a source -> its episodes
     replayed in the world's dream) the rates at that threshold on the same episodes as the dream draws them; without
     held-out policies, on the world's own held-out episodes, marked as such: those are the training policies' own
@@ -249,7 +276,7 @@ def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJu
     chosen = on_policies or [(s, e) for s in sources if s.cache.root.name != "dreamed" for e in s.val]
     if not chosen:
         return {"episodes": 0, "split": "none"}
-    probabilities = [episode_probabilities(judge, s, e, config.text, device) for s, e in chosen]
+    probabilities = [episode_scores(judge, s, e, stride, config.text, device) for s, e in chosen]
     labels = [s.cache.success[e.start + 1: e.start + e.length] for s, e in chosen]
     calibration = calibrate(probabilities, [bool(y.any()) for y in labels], labels, judge_config.precision,
                             judge_config.hold, policies if on_policies else [])
@@ -262,7 +289,7 @@ def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJu
         for source in {id(s): s for s, _ in on_policies}.values():
             dreamed = dream(JudgeSource(source.cache, source.latents, list(source.val), []))
             for e in dreamed.train:
-                probabilities = episode_probabilities(judge, dreamed, e, config.text, device)
+                probabilities = episode_scores(judge, dreamed, e, stride, config.text, device)
                 scores.append(held_score(probabilities, calibration.hold))
                 real.append(bool(dreamed.cache.success[e.start + 1: e.start + e.length].any()))
         if scores:
@@ -270,11 +297,17 @@ def _held_out(judge: SuccessJudge, sources: list[JudgeSource], config: SuccessJu
     return result
 
 
-def load_judge(world: str | Path) -> SuccessJudge:
+def load_judge(world: str | Path):
+    """The world's judge: a frame judge (SuccessJudge) or a progress judge (ProgressJudge), as its checkpoint says."""
     directory = resolve(Path(world) / JUDGE_DIR / "checkpoint")
     if directory is None:
         raise CheckpointError(f"{world}: no success judge; train one first (`wam judge --world {world} --data ROLLOUTS`)")
-    config = json.loads((directory / "config.json").read_text())["config"]
-    judge = SuccessJudge(SuccessJudgeConfig.from_dict(config))
-    load_checkpoint(directory, judge, expected_kind=SuccessJudge.kind)
+    saved = json.loads((directory / "config.json").read_text())
+    if saved.get("kind") == "progress_judge":
+        from wam.models.progress_judge import ProgressJudge, ProgressJudgeConfig
+
+        judge = ProgressJudge(ProgressJudgeConfig.from_dict(saved["config"]))
+    else:
+        judge = SuccessJudge(SuccessJudgeConfig.from_dict(saved["config"]))
+    load_checkpoint(directory, judge, expected_kind=judge.kind)
     return judge.eval()
