@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--success-hold", type=int, default=1,
                         help="a dream's task is done when its success head agrees this many model steps in a row")
     parser.add_argument("--judge", action="store_true", help="the dream's verdict from the world's success judge (wam judge)")
+    parser.add_argument("--drift-guard", action="store_true", help="dreams whose frames stop following their actions end "
+                        "undecided (wam drift-guard); reported apart, never a success")
     parser.add_argument("--verdict", choices=("any", "final"), default="any",
                         help="final: dreams run to --max-steps and are judged on their last model steps (DreamConfig.verdict)")
     parser.add_argument("--real-from", type=Path, default=None,
@@ -79,7 +81,7 @@ def main() -> None:
         results["real_from"] = str(args.real_from)
     results.update(world=str(args.world), tasks=list(tasks), episodes_per_task=args.episodes, max_steps=args.max_steps,
                    dream_start=args.dream_start, student=args.student, success_hold=args.success_hold,
-                   judge=args.judge, verdict=args.verdict,
+                   judge=args.judge, verdict=args.verdict, drift_guard=args.drift_guard,
                    machine={"host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__},
                    command="python benchmarks/dream_eval.py " + " ".join(os.sys.argv[1:]))
     # A finetuning run writes summary.json when its training is over; before that its checkpoint is a moving target.
@@ -94,8 +96,10 @@ def main() -> None:
             r = evaluate_policy(EvalConfig(policy, tasks, args.episodes, args.workers, seed=0, max_steps=args.max_steps, env=env,
                                            dream_start=args.dream_start,
                                            dream=DreamSettings(student=args.student, success_hold=args.success_hold,
-                                                               judge=args.judge, verdict=args.verdict)))
+                                                               judge=args.judge, verdict=args.verdict,
+                                                               drift_guard=args.drift_guard)))
             results["cells"][key] = {"mean_success": r["mean_success"], "seconds": r["seconds"],
+                                     "undecided": sum(v["undecided"] for v in r["tasks"].values()) / r["episodes"],
                                      "tasks": {t: v["success_rate"] for t, v in r["tasks"].items()},
                                      "episodes": compact_episodes(r["episode_results"])}
             args.out.write_text(json.dumps(results, indent=2))
@@ -105,6 +109,8 @@ def main() -> None:
     results["left_out"] = [str(p) for p in missing]
     results["partial"] = bool(missing)
     results.update(summarise(results["cells"], names, tasks, args.max_steps))
+    undecided = [results["cells"][f"{n}|dream"].get("undecided", 0.0) for n in names]
+    results["undecided"] = {"mean": float(np.mean(undecided)) if undecided else None, "per_policy": undecided}
     real = np.array([results["cells"][f"{n}|real"]["mean_success"] for n in names])
     dream = np.array([results["cells"][f"{n}|dream"]["mean_success"] for n in names])
     args.out.write_text(json.dumps(results, indent=2))
