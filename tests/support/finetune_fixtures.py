@@ -42,3 +42,13 @@ def tiny_dream_run(tmp_path_factory) -> Path:
         finetune(pretrained, [data], root / "wam", tiny_finetune_config(steps=60), progress=False)
         _CACHE["dream"] = root / "wam"
     return _CACHE["dream"]
+
+
+def private_dream_world(tmp_path_factory, tmp_path) -> Path:
+    """A private copy of the shared tiny dream world, so what a test trains into it (a judge, a guard) stays there."""
+    import shutil
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
+    return world
+

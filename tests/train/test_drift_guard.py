@@ -2,9 +2,7 @@
 calibrated on its held-out real episodes, and dreams that end undecided (never a success) when it trips."""
 
 import json
-import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from wam.config import DreamSettings, drift_guard_preset
 from wam.errors import CheckpointError
 from wam.train.drift_guard import load_drift_guard, train_drift_guard, window_means
 
-from tests.support.finetune_fixtures import tiny_dream_run
+from tests.support.finetune_fixtures import private_dream_world
 
 TASK = "move the square"
 
@@ -29,15 +27,9 @@ def _config(steps: int = 40):
     return replace(config, train=replace(config.train, device="cpu", steps=steps, checkpoint_every=steps), window=2)
 
 
-def _world(tmp_path_factory, tmp_path) -> Path:
-    world = tmp_path / "world"
-    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
-    return world
-
-
 @pytest.mark.slow
 def test_the_guard_learns_actions_and_calibrates_a_tolerance_on_real_episodes(tmp_path_factory, tmp_path):
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     summary = train_drift_guard(world, _config(steps=60), progress=False)
     guard, tolerance = load_drift_guard(world)
     assert tolerance == summary["calibration"] and tolerance["window"] == 2 and tolerance["windows"] > 0
@@ -53,7 +45,7 @@ def test_a_drifting_dream_ends_undecided_and_never_succeeds(tmp_path_factory, tm
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
     from wam.models.inverse_dynamics import InverseDynamics
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     train_drift_guard(world, _config(steps=10), progress=False)
     settings = DreamSettings(drift_guard=True, success_threshold=1e-9)  # the head calls success at once, unguarded
     env = DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", decode_images=False, settings=settings,
@@ -84,7 +76,7 @@ def test_evaluation_reports_undecided_dreams_apart(tmp_path_factory, tmp_path, m
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
     from wam.models.inverse_dynamics import InverseDynamics
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     train_drift_guard(world, _config(steps=10), progress=False)
     monkeypatch.setattr(InverseDynamics, "error", lambda self, predicted, commanded: torch.full((len(predicted),), 1e6))
     result = evaluate_policy(EvalConfig(world, (TASK,), episodes=2, max_steps=30, env=f"dream/{world}",

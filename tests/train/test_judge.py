@@ -14,19 +14,12 @@ from wam.config import judge_preset
 from wam.errors import CheckpointError, DatasetError
 from wam.train.judge import JudgeBatches, load_judge, train_judge
 
-from tests.support.finetune_fixtures import tiny_dream_run
+from tests.support.finetune_fixtures import private_dream_world
 from tests.support.pretrain_fixtures import write_rollouts
 
 pytestmark = pytest.mark.slow  # the shared tiny pretraining, WAM and dream runs (trained once per session)
 
 TASK = "move the square"
-
-
-def _world(tmp_path_factory, tmp_path) -> Path:
-    """A private copy of the shared tiny dream world, so a judge trained in it stays in this test."""
-    world = tmp_path / "world"
-    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
-    return world
 
 
 def _config(steps: int = 40):
@@ -35,7 +28,7 @@ def _config(steps: int = 40):
 
 
 def test_the_judge_learns_success_from_real_frames_and_reports_held_out_rates(tmp_path_factory, tmp_path):
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     from wam.dojo.judge_replay import dreamed_source
 
     data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
@@ -84,7 +77,7 @@ def _sources_for(world: Path, data: list[Path]):
 
 
 def test_excluded_sources_are_left_out_of_training(tmp_path_factory, tmp_path):
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 204), "policy:b": range(210, 214)})
     every = replace(_config(steps=5), val_fraction=0.0)  # no policy held out: every episode left is trained on
     both = train_judge(world, [data], every, progress=False)["train_frames"]
@@ -95,7 +88,7 @@ def test_excluded_sources_are_left_out_of_training(tmp_path_factory, tmp_path):
 
 
 def test_an_existing_judge_is_not_overwritten_without_resume(tmp_path_factory, tmp_path):
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     train_judge(world, [], _config(steps=5), progress=False)
     before = (world / "judge" / "checkpoint" / "model.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match="a judge already exists"):
@@ -106,7 +99,7 @@ def test_an_existing_judge_is_not_overwritten_without_resume(tmp_path_factory, t
 def test_data_without_success_flags_is_refused(tmp_path_factory, tmp_path):
     from tests.support.pretrain_fixtures import write_dataset
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     unscored = write_dataset(tmp_path / "unscored", range(300, 302))  # no rewards, no success flags
     saved = json.loads((world / "finetune.json").read_text())
     (world / "finetune.json").write_text(json.dumps({**saved, "robot": [str(unscored)], "play": []}))
@@ -117,7 +110,7 @@ def test_data_without_success_flags_is_refused(tmp_path_factory, tmp_path):
 def test_a_dream_asked_for_a_missing_judge_says_how_to_train_one(tmp_path_factory, tmp_path):
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     with pytest.raises(CheckpointError, match="wam judge"):
         DreamVectorEnv(DreamConfig(world, TASK, num_envs=2, device="cpu", settings=DreamSettings(judge=True)))
 
@@ -127,7 +120,7 @@ def test_the_dream_verdict_comes_from_the_judge_when_asked(tmp_path_factory, tmp
     from wam.dojo.dream_env import DreamConfig, DreamVectorEnv
     from wam.models.judge import SuccessJudge
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     train_judge(world, [], _config(steps=5), progress=False)
     seen = []
 
@@ -151,7 +144,7 @@ def test_dreamed_frames_carry_reality_s_flags_for_the_frames_their_actions_reach
     from wam.dojo.judge_replay import dreamed_source
     from wam.train.judge import JudgeSource
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206)})
     summary = train_judge(world, [data], replace(_config(steps=5), dreamed=True), progress=False, dream_replay=dreamed_source)
     saved = json.loads((world / "finetune.json").read_text())
@@ -200,7 +193,7 @@ def test_a_dream_with_the_judge_uses_its_calibrated_threshold_and_hold(tmp_path_
     from wam.models.judge import SuccessJudge
     from wam.train.judge_calibration import load_calibration, save_calibration
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     train_judge(world, [], _config(steps=5), progress=False)
     calibration = load_calibration(world / "judge")
     save_calibration(world / "judge", replace(calibration, threshold=0.95, hold=2))

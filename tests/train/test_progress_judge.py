@@ -1,7 +1,6 @@
 """The progress judge: progress labels from success flags, clips with hard negatives, training beside a world,
 calibration on held-out policies, and a dream whose verdict thresholds the judge's progress."""
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.finetune_fixtures import private_dream_world
 from wam.config import DreamSettings, judge_preset
 from wam.models.text import TextConfig, tokenize
 from wam.train.frame_cache import CachedEpisode, FrameCache
@@ -68,14 +68,6 @@ def test_clip_batches_label_progress_and_make_hard_negatives():
     assert others, "some drawer clips carry the window's instruction, as failures"
 
 
-def _world(tmp_path_factory, tmp_path) -> Path:
-    from tests.support.finetune_fixtures import tiny_dream_run
-
-    world = tmp_path / "world"
-    shutil.copytree(tiny_dream_run(tmp_path_factory), world)
-    return world
-
-
 @pytest.mark.slow
 def test_a_progress_judge_trains_calibrates_and_gives_the_dreams_verdict(tmp_path_factory, tmp_path):
     from tests.support.pretrain_fixtures import write_rollouts
@@ -84,7 +76,7 @@ def test_a_progress_judge_trains_calibrates_and_gives_the_dreams_verdict(tmp_pat
     from wam.train.judge import load_judge, train_judge
     from wam.train.judge_calibration import load_calibration
 
-    world = _world(tmp_path_factory, tmp_path)
+    world = private_dream_world(tmp_path_factory, tmp_path)
     data = write_rollouts(tmp_path / "rollouts", {"policy:a": range(200, 206), "policy:b": range(210, 216)})
     config = judge_preset("tiny")
     config = replace(config, train=replace(config.train, device="cpu", steps=40, eval_every=40, checkpoint_every=40),

@@ -26,15 +26,13 @@ from wam.models.dims import FROM_DATA, require_from_data
 from wam.models.text import TextConfig, TextEncoder
 
 
-@dataclass(frozen=True)
-class SuccessJudgeConfig:
-    latent_channels: int = 16
-    latent_size: int = 8
-    state_dim: int = FROM_DATA  # the robot state size: set from the world run (its data)
-    hidden: int = 256
-    dropout: float = 0.1
-    text: TextConfig = field(default_factory=TextConfig)
-    views: int = 1  # camera views side by side in a latent (the run's data's; judges saved before views had one)
+class JudgeInputs:
+    """What every judge's config shares: the latent grid it reads (the run's views side by side) and its JSON form."""
+
+    latent_channels: int
+    latent_size: int
+    views: int
+    text: TextConfig
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -44,10 +42,21 @@ class SuccessJudgeConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SuccessJudgeConfig":
+    def from_dict(cls, data: dict):
         data = dict(data)
         data["text"] = TextConfig(**data.get("text", {}))
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class SuccessJudgeConfig(JudgeInputs):
+    latent_channels: int = 16
+    latent_size: int = 8
+    state_dim: int = FROM_DATA  # the robot state size: set from the world run (its data)
+    hidden: int = 256
+    dropout: float = 0.1
+    text: TextConfig = field(default_factory=TextConfig)
+    views: int = 1  # camera views side by side in a latent (the run's data's; judges saved before views had one)
 
 
 class SuccessJudge(nn.Module):

@@ -10,18 +10,19 @@ above a threshold calibrated on held-out policies (wam/train/judge_calibration.p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from wam.models.dims import FROM_DATA, require_from_data
+from wam.models.judge import JudgeInputs
 from wam.models.text import TextConfig, TextEncoder
 
 
 @dataclass(frozen=True)
-class ProgressJudgeConfig:
+class ProgressJudgeConfig(JudgeInputs):
     latent_channels: int = 16
     latent_size: int = 8
     state_dim: int = FROM_DATA
@@ -31,19 +32,6 @@ class ProgressJudgeConfig:
     success_weight: float = 0.5  # the success head's share of the loss beside progress
     text: TextConfig = field(default_factory=TextConfig)
     views: int = 1
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        return self.latent_channels, self.latent_size, self.views * self.latent_size
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ProgressJudgeConfig":
-        data = dict(data)
-        data["text"] = TextConfig(**data.get("text", {}))
-        return cls(**data)
 
 
 class ProgressJudge(nn.Module):
