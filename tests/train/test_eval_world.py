@@ -72,8 +72,12 @@ def test_all_methods_and_horizons(evaluated):
     assert results["samples"] == 4 and results["context"] == 2 and results["horizons"] == [1, 4, 8]
     assert results["stride"] == 1
     assert 15 < results["tokenizer_ceiling_psnr"] < 60
-    assert set(results["summary"]) == {"psnr_h8_model_minus_copy_last", "psnr_h8_model_minus_zeroed", "psnr_h8_model_minus_shuffled",
-                                       "psnr_moving_h8_model_minus_zeroed", "psnr_moving_h8_model_minus_shuffled"}
+    margins = {"psnr_h8_model_minus_zeroed", "psnr_h8_model_minus_shuffled", "psnr_moving_h8_model_minus_zeroed",
+               "psnr_moving_h8_model_minus_shuffled"}
+    assert set(results["summary"]) == {"psnr_h8_model_minus_copy_last", *margins, *(f"{m}_95" for m in margins)}
+    for margin in ("psnr_h8_model_minus_zeroed", "psnr_h8_model_minus_shuffled"):  # paired over the same windows
+        low, high = results["summary"][f"{margin}_95"]
+        assert low <= results["summary"][margin] + 1e-3 and results["summary"][margin] - 1e-3 <= high
     # psnr_mean at h1 is psnr_at at h1
     for scores in results["methods"].values():
         assert scores["h1"]["psnr_mean"] == pytest.approx(scores["h1"]["psnr_at"], abs=1e-3)

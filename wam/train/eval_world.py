@@ -88,7 +88,7 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
     target_latents = z[:, k:]
     results: dict = {"run": str(run), "data": [str(p) for p in data], "samples": int(len(z)), "context": k,
                      "stride": pretrain_cfg.stride, "horizons": list(config.horizons), "methods": {}}
-    decoded_all = {}
+    decoded_all, last_psnr, last_moving = {}, {}, {}  # per window at the longest horizon: paired intervals
     for method, dream in dreams.items():
         if method == "copy_last_frame":
             decoded = true_frames[:, k - 1 : k].expand(-1, horizon, -1, -1, -1)  # the real last frame, not its reconstruction
@@ -101,6 +101,7 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
         moving = moving_psnr_per_frame(decoded.flatten(0, 1), target_frames.flatten(0, 1), last_given.flatten(0, 1))
         moving = moving.view(len(z), horizon)
         latent_mse = (dream - target_latents).pow(2).flatten(2).mean(-1)  # (B, H)
+        last_psnr[method], last_moving[method] = psnr[:, horizon - 1], moving[:, horizon - 1]
         results["methods"][method] = {
             f"h{h}": {
                 "psnr_at": round(psnr[:, h - 1].mean().item(), 3),
@@ -125,6 +126,9 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
         f"psnr_moving_h{h}_model_minus_zeroed": _difference(moving["model"], moving["zeroed_actions"]),
         f"psnr_moving_h{h}_model_minus_shuffled": _difference(moving["model"], moving["shuffled_actions"]),
     }
+    for other, name in (("zeroed_actions", "zeroed"), ("shuffled_actions", "shuffled")):  # the same windows, paired
+        results["summary"][f"psnr_h{h}_model_minus_{name}_95"] = _paired_interval(last_psnr["model"], last_psnr[other])
+        results["summary"][f"psnr_moving_h{h}_model_minus_{name}_95"] = _paired_interval(last_moving["model"], last_moving[other])
     out.mkdir(parents=True, exist_ok=True)
     results["videos"] = _write_videos(out, true_frames, decoded_all, k, config.videos)
     (out / "eval_world.json").write_text(json.dumps(results, indent=2))
@@ -134,6 +138,15 @@ def evaluate_world(run: Path, data: list[Path], out: Path, config: EvalWorldConf
 def _finite_mean(values: torch.Tensor) -> float | None:
     finite = values[torch.isfinite(values)]
     return round(finite.mean().item(), 3) if len(finite) else None
+
+
+def _paired_interval(a: torch.Tensor, b: torch.Tensor) -> list[float] | None:
+    """95% interval of the mean of a - b over the windows where both are finite (normal approximation)."""
+    d = (a - b)[torch.isfinite(a) & torch.isfinite(b)].double()
+    if len(d) < 2:
+        return None
+    half = 1.96 * d.std().item() / len(d) ** 0.5
+    return [round(d.mean().item() - half, 3), round(d.mean().item() + half, 3)]
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
