@@ -170,6 +170,10 @@ TABLE = [
     ("distill --world {dataset}", "finetune.json"),
     ("judge --world {finetune} --resume", "--resume"),
     ("judge --world {finetune} --seed -1", "--seed"),
+    ("drift-guard --world {finetune} --resume", "--resume"),
+    ("drift-guard --world {finetune} --window 0", "--window"),
+    ("drift-guard --world {finetune} --quantile 0", "quantile"),
+    ("drift-guard --world {finetune} --preset bogus", "bogus"),
     # demo
     ("demo --out {file}", "--out"),
     ("demo --out {new} --eval-episodes 0", "eval_episodes"),
