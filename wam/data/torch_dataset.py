@@ -6,6 +6,7 @@ frame about T times; datasets from several directories (video and robot data) mi
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -91,6 +92,18 @@ class WindowDataset(torch.utils.data.Dataset):
         return item
 
 
+def loader_context(workers: int):
+    """How DataLoader workers start: from a fork server, never by forking this process.
+
+    A trainer's process holds threads (torch's pools, a Ray client's, a TensorBoard writer's);
+    a child forked while one of them held a lock waits on it forever. The fork server is a
+    clean single-threaded process, and starting from it costs far less than `spawn`.
+    """
+    if workers <= 0:
+        return None
+    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+
+
 def make_loader(dataset: WindowDataset, batch_size: int, shuffle: bool = True, workers: int = 0, seed: int = 0) -> DataLoader:
     """A DataLoader with a seeded shuffle; worker processes each decode their own windows."""
     generator = torch.Generator().manual_seed(seed)
@@ -101,5 +114,6 @@ def make_loader(dataset: WindowDataset, batch_size: int, shuffle: bool = True, w
         num_workers=workers,
         generator=generator,
         persistent_workers=workers > 0,
+        multiprocessing_context=loader_context(workers),
         drop_last=shuffle,
     )

@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterator, Protocol
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
+from wam.data.torch_dataset import loader_context
+
 
 class BatchSource(Protocol):
     def batch(self, step: int) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class LoaderSource:
             self.dataset,
             batch_sampler=_StepSampler(len(self.dataset), self.batch_size, self.seed, start_step),
             num_workers=self.num_workers,
+            multiprocessing_context=loader_context(self.num_workers),
             collate_fn=self.collate,
             # Its own generator: DataLoader otherwise draws worker seeds from the global RNG,
             # which would make training depend on when the workers were started.
