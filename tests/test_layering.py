@@ -22,7 +22,7 @@ LAYERS = [
     {"models"},
     {"config", "runs", "train"},
     {"policy"},
-    {"dojo"},
+    {"dojo", "real2sim"},
     {"api"},
     {"demo"},
     {"cli"},

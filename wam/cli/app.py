@@ -33,16 +33,18 @@ def collect(
     cameras: Optional[str] = typer.Option(None, "--cameras", "--camera",
                                           help="camera names, comma-separated, one video each: Meta-World's e.g. corner2,gripperPOV "
                                                "(gripperPOV: the wrist camera; default corner2), the hand scenes' ego,wrist "
-                                               "(default ego); the first is what a --policy sees as `image`"),
+                                               "(default ego), scanned scenes' front,wrist (default front); the first is what a --policy sees as `image`"),
     noise: float = typer.Option(0.0, help="std of Gaussian noise added to the expert's actions"),
     seed: int = typer.Option(0, help="seed: same seed, same episodes; a rerun skips episodes already recorded for this task, "
                                      "seed and number", callback=at_least(0)),
-    max_steps: Optional[int] = typer.Option(None, help="step limit per episode (default: Meta-World's 500, 100 in hand scenes)"),
+    max_steps: Optional[int] = typer.Option(None, help="step limit per episode (default: Meta-World's 500, 100 in hand scenes, "
+                                                        "150 in scanned scenes)"),
     explore: float = typer.Option(0.0, help="play data: probability that each 16-step segment is one held random action"),
     after_success: int = typer.Option(0, help="keep recording this many steps after the first success"),
     policy: Optional[Path] = typer.Option(None, help="a finetuning run that drives instead of the scripted expert: "
                                                       "its own rollouts, failures included (world-model data)"),
-    env: str = typer.Option("metaworld", help="metaworld; hand (or hand/TASKS): the dexterous hand scenes; or dream/RUN: the "
+    env: str = typer.Option("metaworld", help="metaworld; hand (or hand/TASKS): the dexterous hand scenes; scan/SCENE: a "
+                                              "tabletop scene directory (wam scan build, wam scan cousins); or dream/RUN: the "
                                               "policy acts in that finetuned world's dreams and the dreamed episodes are "
                                               "recorded (needs --policy)"),
     embodiment: str = typer.Option("robot", help="in hand scenes: robot (Shadow-hand demos) or human (egocentric human "
@@ -64,7 +66,7 @@ def collect(
             raise ValueError("give the tasks to collect with --tasks (or --env hand/TASKS)")
         names = tuple(t.strip() for t in tasks.split(",") if t.strip()) if env != "metaworld" else (tasks,)
         views = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else None
-        steps = max_steps if max_steps is not None else (100 if env == "hand" else 500)
+        steps = max_steps if max_steps is not None else (100 if env == "hand" else 150 if env.startswith("scan/") else 500)
         config = CollectConfig(names, episodes, out, not no_actions, workers, size, views, noise, seed, steps,
                                explore=explore, after_success=after_success,
                                policy=None if policy is None else PolicyActors(policy), env=env, embodiment=embodiment,

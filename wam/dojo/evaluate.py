@@ -147,8 +147,7 @@ def _run_job(job: tuple[str, int]) -> EpisodeResult:
         else:
             # a policy trained on several cameras is shown the same cameras (they are named after the simulator's)
             cameras = policy.views if len(policy.views) > 1 else (view_camera(config),)
-            _WORKER[task] = make(f"{config.env}/{task}", obs="pixels", size=policy.image_size, cameras=cameras,
-                                 max_episode_steps=config.max_steps)
+            _WORKER[task] = family_of(config.env).make_env(task, policy.image_size, cameras, config.max_steps)
     env_actions = _WORKER[task].action_space.shape[-1]
     if getattr(policy, "action_dim", env_actions) != env_actions:
         raise ValueError(f"{config.policy} acts with {policy.action_dim}-d actions (its data's), {config.env}/{task} "

@@ -268,7 +268,7 @@ def _resolve(config: CollectConfig) -> CollectConfig:
             except ValueError:
                 tasks.append(task)
     else:
-        raise ValueError(f"env must be 'metaworld', 'hand' or 'dream/<RUN>', got {config.env!r}")
+        raise ValueError(f"env must be 'metaworld', 'hand', 'scan/<SCENE>' or 'dream/<RUN>', got {config.env!r}")
     if not tasks:
         raise ValueError(f"no tasks to collect in {config.env}, got {config.tasks!r}")
     cameras = config.cameras

@@ -94,6 +94,53 @@ class HandFamily:
         return 200
 
 
+@dataclass(frozen=True)
+class ScanFamily:
+    """A tabletop scene directory (a scanned scene, its twin or a cousin): `scan/<SCENE>`, tasks reach, push, pick-place."""
+
+    scene: str
+    fps: int = 20
+    robot_type: str = "parallel_gripper"
+    default_cameras: tuple[str, ...] = ("front",)
+    lone_camera_as_main: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"scan/{self.scene}"
+
+    def tasks(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        from wam.envs.tabletop.env import TASKS
+
+        wanted = [t for name in names for t in (TASKS if name in ("all", "") else name.split(","))]
+        unknown = [t for t in wanted if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown tabletop task(s) {unknown} for scan/{self.scene}; tasks: {', '.join(TASKS)}")
+        return tuple(dict.fromkeys(wanted))
+
+    def cameras(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        from wam.envs.tabletop.env import CAMERAS
+
+        return CAMERAS
+
+    def names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        from wam.envs.tabletop.env import ACTION_NAMES, STATE_NAMES
+
+        return STATE_NAMES, ACTION_NAMES
+
+    def make_env(self, task: str, size: int, cameras: tuple[str, ...], max_steps: int):
+        from wam.envs.tabletop.env import make_scan_env
+
+        return make_scan_env(self.scene, task=task, size=size, cameras=cameras, max_episode_steps=max_steps)
+
+    def make_expert(self, task: str, env, noise: float, explore: float):
+        from wam.envs.tabletop.experts import TabletopExpert
+
+        return TabletopExpert(task, env.target.extents, env.scene.table.top, noise=noise, explore=explore)
+
+    def max_steps(self) -> int:
+        return 150
+
+
 @functools.lru_cache(maxsize=None)
 def _hand_names(embodiment: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     from wam.envs.hands.env import make_hand_env
@@ -106,7 +153,7 @@ def _hand_names(embodiment: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def family_of(env: str, embodiment: str = "robot"):
-    """The family behind a collector's `env` ("metaworld" or "hand"); None for a dream (its own path)."""
+    """The family behind a collector's `env` ("metaworld", "hand" or "scan/<SCENE>"); None for a dream (its own path)."""
     if env == "metaworld":
         if embodiment != "robot":
             raise ValueError(f"metaworld has one embodiment, the Sawyer arm; --embodiment {embodiment} is for hand scenes")
@@ -115,4 +162,8 @@ def family_of(env: str, embodiment: str = "robot"):
         if embodiment not in ("robot", "human"):
             raise ValueError(f"embodiment must be robot or human, got {embodiment!r}")
         return HandFamily(embodiment)
+    if env.startswith("scan/"):
+        if embodiment != "robot":
+            raise ValueError(f"{env} has one embodiment, the parallel gripper; --embodiment {embodiment} is for hand scenes")
+        return ScanFamily(env.removeprefix("scan/"))
     return None

@@ -14,7 +14,8 @@ import gymnasium as gym
 EnvFactory = Callable[..., gym.Env]
 # A factory, or "module:function" for families defined by later stages (imported only when used,
 # so this package never imports from a stage that comes after it).
-REGISTRY: dict[str, EnvFactory | str] = {"dream": "wam.dojo.dream_env:make_dream", "hand": "wam.envs.hands.env:make_hand_env"}
+REGISTRY: dict[str, EnvFactory | str] = {"dream": "wam.dojo.dream_env:make_dream", "hand": "wam.envs.hands.env:make_hand_env",
+                                         "scan": "wam.envs.tabletop.env:make_scan_env"}
 # What a family checks before any env of it is made (a clear error up front, not one per worker), e.g. that a
 # dream's run can dream at the asked image size. Same form as REGISTRY.
 PREFLIGHT: dict[str, Callable[..., None] | str] = {"dream": "wam.dojo.dream_env:preflight"}
