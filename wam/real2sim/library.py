@@ -88,6 +88,14 @@ def write_object(mesh, directory: Path, name: str, kind: str, position, yaw: flo
     meshes.mkdir(parents=True, exist_ok=True)
     if len(mesh.faces) == 0:
         raise ValueError(f"object {name!r}: the mesh is empty")
+    # The object's frame sits under its volume's centroid, not its box's centre: a mug is grasped by its body,
+    # not half-way to its handle. The world geometry stays put (the position moves by the same offset).
+    centroid = mesh.center_mass if mesh.is_watertight else mesh.vertices.mean(0)
+    offset = np.array([centroid[0], centroid[1], 0.0])
+    mesh = mesh.copy()
+    mesh.vertices = mesh.vertices - offset
+    c, s = np.cos(yaw), np.sin(yaw)
+    position = np.asarray(position, float) + np.array([c * offset[0] - s * offset[1], s * offset[0] + c * offset[1], 0.0])
     mesh.export(meshes / f"{name}.obj")
     pieces = shapes.convex_pieces(mesh)
     hulls = []

@@ -58,9 +58,9 @@ class TabletopScene:
     objects: tuple[SceneObject, ...]
     target: str = ""
     robot_start: tuple[float, float, float] = (0.0, -0.2, 0.15)  # gripper's start (world, m)
-    camera_eye: tuple[float, float, float] = (0.0, -0.55, 0.45)
-    camera_lookat: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    camera_fovy: float = 50.0
+    camera_eye: tuple[float, float, float] = (0.0, -0.4, 0.34)
+    camera_lookat: tuple[float, float, float] = (0.0, -0.02, 0.0)
+    camera_fovy: float = 45.0
     source: dict = field(default_factory=dict)  # where it came from (scan, cousin of, seed): provenance only
 
     def object(self, name: str) -> SceneObject:
