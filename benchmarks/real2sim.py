@@ -2,6 +2,7 @@
 
     python benchmarks/real2sim.py reconstruction [--scenes 5]
     python benchmarks/real2sim.py policy [--seeds 0,1,2] [--demos 40] [--episodes 50] [--sources twin,cousins,real]
+    python benchmarks/real2sim.py figure    # phone frame | real | twin | cousins, one camera
 
 The "real world" is a tabletop of held-out objects (kinds the cousin library does not have), scanned by the
 synthetic phone scanner (wam.real2sim.scanner) and written in Record3D's or Polycam's own format, then run
@@ -68,9 +69,16 @@ def scan_through_files(scene: Path, noise: float, seed: int, fmt: str):
 
     scan, truth = scan_scene(scene, ScannerConfig(depth_noise=noise, seed=seed))
     path = WORK / "scans" / f"{scene.name}-{noise}-{seed}" / ("scan.r3d" if fmt == "record3d" else "polycam")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.exists():
+        import shutil
+
+        shutil.rmtree(path.parent)  # a rerun rescans: the writers refuse to write over a scan
+    path.parent.mkdir(parents=True)
     (write_r3d if fmt == "record3d" else write_polycam)(scan, path)
-    return import_scan(path), truth
+    start = time.perf_counter()
+    imported = import_scan(path)
+    truth.import_seconds = time.perf_counter() - start
+    return imported, truth
 
 
 def reconstruction_cell(seed: int, noise: float) -> dict:
@@ -85,7 +93,8 @@ def reconstruction_cell(seed: int, noise: float) -> dict:
     built = build_scene(scan, WORK / "twins" / f"{scene.name}-{noise}")
     return {"scene": scene.name, "noise_per_m": noise, "format": fmt, **quality,
             "max_drift_m": max(built["drift_m"].values()), "unstable": built["unstable"],
-            "scan_to_scene_s": built["seconds"]["total"], "seconds": built["seconds"]}
+            "scan_to_scene_s": truth.import_seconds + built["seconds"]["total"],
+            "seconds": {"import": truth.import_seconds, **built["seconds"]}}
 
 
 def plot_reconstruction(cells: list[dict], path: Path) -> None:
@@ -251,9 +260,36 @@ def headline(reconstruction: dict, policy: dict) -> None:
     write_result(RESULTS / "headline" / "real2sim.json", result)
 
 
+def figure(args) -> None:
+    """The real scene, its scan, its twin and three cousins from the same camera: what the pipeline makes."""
+    import imageio.v2 as imageio
+
+    from wam.envs.tabletop.env import make_scan_env
+
+    real = real_scene(0)
+    twin, cousins = WORK / "policy" / "twin", WORK / "policy" / "cousins"
+    if not (cousins / "cousin2" / "scene.json").exists():
+        raise SystemExit("run the policy part first (it builds the twin and the cousins)")
+    scan, _ = scan_through_files(real, 0.005, 0, "record3d")
+    frames = []
+    for scene in (real, twin, cousins / "cousin0", cousins / "cousin1", cousins / "cousin2"):
+        env = make_scan_env(str(scene), task="push", size=160, jitter=0.0)
+        frames.append(env.reset(seed=0)[0]["image"])
+        env.close()
+    phone = scan.rgb[len(scan.rgb) // 2]
+    from PIL import Image
+
+    square = phone[:, (phone.shape[1] - phone.shape[0]) // 2:][:, : phone.shape[0]]
+    phone = np.asarray(Image.fromarray(np.ascontiguousarray(square)).resize((160, 160)))
+    out = RESULTS / "media" / "real2sim_cousins.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.imwrite(out, np.concatenate([phone, *frames], axis=1))
+    print(f"wrote {out.relative_to(ROOT)}: phone frame | real | twin | cousins 0-2")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("reconstruction", "policy"))
+    parser.add_argument("part", choices=("reconstruction", "policy", "figure"))
     parser.add_argument("--scenes", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sources", default="twin,cousins,real")
@@ -268,6 +304,8 @@ def main() -> None:
     args.sources = [s for s in args.sources.split(",") if s]
     if args.part == "reconstruction":
         run_reconstruction(args)
+    elif args.part == "figure":
+        figure(args)
     else:
         run_policy(args)
 

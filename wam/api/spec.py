@@ -30,7 +30,12 @@ class RobotSpec:
 
     def task_error(self, task: str | None) -> str | None:
         """Why `task` cannot be set on this robot, or None. A Meta-World robot takes only Meta-World task names;
-        a remote robot (and any other env) takes any instruction, which is recorded as the episode's task."""
+        a scanned scene takes its tabletop tasks; a remote robot (and any other env) takes any instruction, which is
+        recorded as the episode's task."""
+        if task is not None and self.env_id.startswith("scan/"):
+            from wam.envs.tabletop.env import TASKS
+
+            return None if task in TASKS else f"task {task!r} is not a tabletop task ({', '.join(TASKS)})"
         if task is None or not self.env_id.startswith("metaworld/"):
             return None
         from wam.envs.tasks import MT50

@@ -144,6 +144,9 @@ class Robot:
                 raise ValueError(f"task {task!r} is not a Meta-World task name (e.g. reach-v3)")
             self.env = make(f"metaworld/{task}", obs=self.config.obs, size=self.config.size,
                             max_episode_steps=self.config.max_episode_steps)
+        elif family == "scan":  # a scanned scene, its twin or a cousin: the task is one of the tabletop tasks
+            self.env = make(self.spec.env_id, task=task, obs=self.config.obs, size=self.config.size,
+                            max_episode_steps=self.config.max_episode_steps)
         else:
             self.env = make(self.spec.env_id, task=task, decode_images=self.config.obs == "pixels",
                             max_episode_steps=self.config.max_episode_steps)

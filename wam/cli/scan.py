@@ -94,6 +94,8 @@ def build(
     target: Optional[int] = typer.Option(None, help="the object the tasks act on, by index (default: the one nearest "
                                                     "the table's centre)"),
     voxel: float = typer.Option(0.005, help="fusion grid (m)"),
+    decomposition: str = typer.Option("clusters", help="convex pieces for contact: clusters (k-means hulls, tens of ms) "
+                                                       "or coacd (CoACD, seconds an object)"),
     report: Optional[Path] = typer.Option(None, help="write what was found, the stability check and timings here",
                                           callback=file_out),
 ) -> None:
@@ -105,7 +107,9 @@ def build(
 
         if not 0.001 <= voxel <= 0.05:
             raise ValueError(f"--voxel must be between 0.001 and 0.05 m, got {voxel}")
-        result = build_scene(load_scan(scan), out, config=BuildConfig(target=target),
+        if decomposition not in ("clusters", "coacd"):
+            raise ValueError(f"--decomposition must be clusters or coacd, got {decomposition!r}")
+        result = build_scene(load_scan(scan), out, config=BuildConfig(target=target, decomposition=decomposition),
                              reconstruction=ReconstructionConfig(voxel=voxel))
     except _errors() as err:
         fail(str(err))

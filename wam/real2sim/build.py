@@ -28,6 +28,7 @@ class BuildConfig:
     friction: float = 1.0
     settle_seconds: float = 2.0
     stability_m: float = 0.005
+    decomposition: str = "clusters"  # convex pieces for contact: "clusters" (fast) or "coacd"
 
 
 def scene_from_reconstruction(reconstruction: Reconstruction, directory: str | Path, name: str,
@@ -47,11 +48,12 @@ def scene_from_reconstruction(reconstruction: Reconstruction, directory: str | P
     for i, item in enumerate(reconstruction.objects):
         volume = abs(item.mesh.volume) if item.mesh.is_watertight else item.mesh.convex_hull.volume
         objects.append(write_object(item.mesh, directory, f"object{i}", "scanned", item.position, item.yaw, item.rgba,
-                                    config.friction, mass=float(np.clip(volume * config.density, 0.02, 2.0))))
+                                    config.friction, mass=float(np.clip(volume * config.density, 0.02, 2.0)),
+                                    decomposition=config.decomposition))
     near = (support.center[0], support.center[1] - min(0.2, support.size[1] / 2 - 0.05), support.top + 0.15)
     scene = TabletopScene(name=name, table=table, objects=tuple(objects), target=f"object{target}", robot_start=near,
-                          camera_eye=(support.center[0], support.center[1] - 0.4, support.top + 0.34),
-                          camera_lookat=(support.center[0], support.center[1] - 0.02, support.top), source=source or {})
+                          camera_eye=(support.center[0] + 0.28, support.center[1] - 0.42, support.top + 0.42),
+                          camera_lookat=(support.center[0], support.center[1] - 0.03, support.top), source=source or {})
     save_scene(scene, directory)
     return scene
 

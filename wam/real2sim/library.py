@@ -82,7 +82,8 @@ def library(count_per_kind: int = 8, seed: int = 0) -> list[Asset]:
 
 
 def write_object(mesh, directory: Path, name: str, kind: str, position, yaw: float = 0.0,
-                 rgba=(0.8, 0.3, 0.2, 1.0), friction: float = 1.0, mass: float | None = None) -> SceneObject:
+                 rgba=(0.8, 0.3, 0.2, 1.0), friction: float = 1.0, mass: float | None = None,
+                 decomposition: str = "clusters") -> SceneObject:
     """Write `mesh` (in the object's frame) and its convex pieces under `directory/meshes`; the scene entry."""
     meshes = Path(directory) / "meshes"
     meshes.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def write_object(mesh, directory: Path, name: str, kind: str, position, yaw: flo
     c, s = np.cos(yaw), np.sin(yaw)
     position = np.asarray(position, float) + np.array([c * offset[0] - s * offset[1], s * offset[0] + c * offset[1], 0.0])
     mesh.export(meshes / f"{name}.obj")
-    pieces = shapes.convex_pieces(mesh)
+    pieces = shapes.convex_pieces(mesh, method=decomposition)
     hulls = []
     for i, hull in enumerate(pieces.hulls):
         hull.export(meshes / f"{name}_hull{i}.obj")

@@ -157,13 +157,18 @@ class Pieces:
     overfill: float  # sum of hull volumes / the solid's volume
 
 
-def convex_pieces(mesh, overfill: float = 1.15, most: int = 32, seed: int = 0) -> Pieces:
+def convex_pieces(mesh, overfill: float = 1.15, most: int = 32, seed: int = 0, method: str = "clusters") -> Pieces:
     """Convex hulls of k-means clusters of the surface's vertices, k doubling from 1 until the hulls overfill
-    the solid by less than `overfill` (or k reaches `most`)."""
+    the solid by less than `overfill` (or k reaches `most`); or, with method="coacd", CoACD's decomposition
+    (slower, better on deep concavities; its own concavity threshold)."""
     from scipy.cluster.vq import kmeans2
 
     trimesh = _trimesh()
     volume = abs(mesh.volume) if mesh.is_watertight else mesh.convex_hull.volume
+    if method == "coacd":
+        return _coacd_pieces(mesh, volume, most, seed)
+    if method != "clusters":
+        raise ValueError(f"decomposition must be 'clusters' or 'coacd', got {method!r}")
     vertices = np.asarray(mesh.vertices)
     best = None
     k = 1
@@ -185,3 +190,17 @@ def convex_pieces(mesh, overfill: float = 1.15, most: int = 32, seed: int = 0) -
         if best.overfill <= overfill or k >= most:
             return best
         k = min(2 * k, most)
+
+
+def _coacd_pieces(mesh, volume: float, most: int, seed: int) -> Pieces:
+    try:
+        import coacd
+    except ImportError:
+        raise ImportError("the coacd decomposition needs CoACD: pip install 'wam[real2sim]'") from None
+    trimesh = _trimesh()
+    coacd.set_log_level("off")
+    parts = coacd.run_coacd(coacd.Mesh(np.asarray(mesh.vertices), np.asarray(mesh.faces)), threshold=0.08,
+                            max_convex_hull=most, preprocess_mode="off", mcts_iterations=40, mcts_max_depth=2,
+                            resolution=800, seed=seed)
+    hulls = [trimesh.Trimesh(vertices, faces).convex_hull for vertices, faces in parts]
+    return Pieces(hulls, sum(h.volume for h in hulls) / max(volume, 1e-12))

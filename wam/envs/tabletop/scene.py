@@ -58,8 +58,8 @@ class TabletopScene:
     objects: tuple[SceneObject, ...]
     target: str = ""
     robot_start: tuple[float, float, float] = (0.0, -0.2, 0.15)  # gripper's start (world, m)
-    camera_eye: tuple[float, float, float] = (0.0, -0.4, 0.34)
-    camera_lookat: tuple[float, float, float] = (0.0, -0.02, 0.0)
+    camera_eye: tuple[float, float, float] = (0.28, -0.42, 0.42)  # front right, above: the gripper hides little
+    camera_lookat: tuple[float, float, float] = (0.0, -0.03, 0.0)
     camera_fovy: float = 45.0
     source: dict = field(default_factory=dict)  # where it came from (scan, cousin of, seed): provenance only
 
