@@ -2,6 +2,7 @@
 
     python benchmarks/real2sim.py reconstruction [--scenes 5]
     python benchmarks/real2sim.py policy [--seeds 0,1,2] [--demos 40] [--episodes 50] [--sources twin,cousins,real]
+                                         [--methods scratch,wam]
     python benchmarks/real2sim.py figure    # phone frame | real | twin | cousins, one camera
 
 The "real world" is a tabletop of held-out objects (kinds the cousin library does not have), scanned by the
@@ -15,7 +16,8 @@ scan-to-scene time (on this machine; the issue's bar is under a minute on two co
 `policy`: demos of the push task collected (a) in the reconstructed twin, (b) spread over K cousins of it, and
 (c) in the real scene itself (the upper bound); the same number of demos each; a from-scratch policy (wam
 finetune without pretraining, the cpu preset) trained on each, and evaluated in the real scene (`wam eval --env
-scan/REAL`), 50 episodes a seed. ACDC's bar: cousins at least twice the twin.
+scan/REAL`), 50 episodes a seed. ACDC's bar: cousins at least twice the twin. With `--methods scratch,wam`, a WAM
+too: pretrained on action-free play video collected across the cousins, finetuned on the same demos.
 
 Cells are written to benchmarks/results/real2sim_*.json as they finish; a rerun skips finished ones.
 """
@@ -174,43 +176,75 @@ def sources(args, seed: int) -> dict[str, list[Path]]:
     return made
 
 
-def policy_cell(args, source: str, seed: int, datasets: list[Path]) -> dict:
+def cousin_video(args) -> Path:
+    """Action-free play video over every cousin (the WAM's pretraining data): scenes a phone scan buys for free."""
+    from wam.envs.collect import CollectConfig, collect
+
+    cousins = WORK / "policy" / "cousins"
+    video = WORK / "policy" / "data" / "cousin-video"
+    for j in range(args.k):
+        collect(CollectConfig(("push", "pick-place"), args.video_episodes // (2 * args.k), video, actions=False, size=64,
+                              cameras=("front",), max_steps=150, noise=0.1, explore=0.3, seed=500 + j,
+                              env=f"scan/{cousins / f'cousin{j}'}"), progress=False)
+    return video
+
+
+def pretrained_world(args) -> Path:
+    from wam.config import pretrain_preset
+    from wam.train.pretrain import pretrain
+
+    run = WORK / "policy" / "pretrain"
+    if not (run / "summary.json").exists():
+        pretrain([cousin_video(args)], run, pretrain_preset(args.preset), resume=(run / "pretrain.json").exists(),
+                 progress=False)
+    return run
+
+
+def policy_cell(args, source: str, method: str, seed: int, datasets: list[Path]) -> dict:
     from wam.config import finetune_preset
     from wam.dojo.evaluate import EvalConfig, evaluate_policy
     from wam.train.finetune import finetune
 
-    run = WORK / "policy" / "runs" / f"{source}-s{seed}"
+    run = WORK / "policy" / "runs" / cell_name(source, method, seed)
     config = finetune_preset(args.preset)
     config = replace(config, train=replace(config.train, seed=seed), seed=seed, subset_seed=seed)
     start = time.perf_counter()
     if not (run / "summary.json").exists():
-        finetune(None, datasets, run, config, resume=(run / "finetune.json").exists())
+        pretrained = pretrained_world(args) if method == "wam" else None
+        video = [WORK / "policy" / "data" / "cousin-video"] if method == "wam" else []
+        finetune(pretrained, datasets, run, config, video=video, resume=(run / "finetune.json").exists(), progress=False)
     trained = time.perf_counter() - start
     real = real_scene(0)
     results = evaluate_policy(EvalConfig(run, (args.task,), args.episodes, args.workers, seed=seed, max_steps=150,
                                          env=f"scan/{real}"), progress=False)
     task = results["tasks"][args.task]
-    return {"source": source, "seed": seed, "success_rate": task["success_rate"], "wilson95": task["wilson95"],
-            "episodes": task["episodes"], "successes": task["successes"], "train_seconds": round(trained, 1),
+    return {"source": source, "method": method, "seed": seed, "success_rate": task["success_rate"],
+            "wilson95": task["wilson95"], "episodes": task["episodes"], "successes": task["successes"],
+            "train_seconds": round(trained, 1),
             "demos": sum(json.loads((d / "meta" / "info.json").read_text())["total_episodes"] for d in datasets)}
+
+
+def cell_name(source: str, method: str, seed: int) -> str:
+    return f"{source}-s{seed}" if method == "scratch" else f"{source}-{method}-s{seed}"
 
 
 def run_policy(args) -> None:
     out = RESULTS / "real2sim_policy.json"
     results = load(out)
-    planned = [f"{source}-s{seed}" for seed in args.seeds for source in args.sources]
-    results["planned"] = sorted(set(results.get("planned", [])) | set(planned))
-    for seed in args.seeds:
-        todo = [s for s in args.sources if f"{s}-s{seed}" not in results["cells"]]
-        if not todo:
-            continue
-        made = sources(argparse.Namespace(**{**vars(args), "sources": todo}), seed)
-        for source in todo:
-            cell = policy_cell(args, source, seed, made[source])
-            results["cells"][f"{source}-s{seed}"] = cell
-            results["partial"] = any(n not in results["cells"] for n in results["planned"])
-            save(out, results)
-            print(f"{source} seed {seed}: {cell['successes']}/{cell['episodes']} in the real scene")
+    planned = [cell_name(source, method, seed) for method in args.methods for seed in args.seeds for source in args.sources]
+    results["planned"] = [*results.get("planned", []), *(n for n in planned if n not in results.get("planned", []))]
+    for method in args.methods:
+        for seed in args.seeds:
+            todo = [s for s in args.sources if cell_name(s, method, seed) not in results["cells"]]
+            if not todo:
+                continue
+            made = sources(argparse.Namespace(**{**vars(args), "sources": todo}), seed)
+            for source in todo:
+                cell = policy_cell(args, source, method, seed, made[source])
+                results["cells"][cell_name(source, method, seed)] = cell
+                results["partial"] = any(n not in results["cells"] for n in results["planned"])
+                save(out, results)
+                print(f"{source} {method} seed {seed}: {cell['successes']}/{cell['episodes']} in the real scene")
     headline(load(RESULTS / "real2sim_reconstruction.json"), results)
 
 
@@ -235,12 +269,14 @@ def headline(reconstruction: dict, policy: dict) -> None:
         ]
     rates = {}
     for cell in policy.get("cells", {}).values():
-        rates.setdefault(cell["source"], []).append(cell)
+        if cell.get("method", "scratch") == "scratch":
+            rates.setdefault(cell["source"], []).append(cell)
     if "twin" in rates and "cousins" in rates:
         twin = sum(c["successes"] for c in rates["twin"]) / sum(c["episodes"] for c in rates["twin"])
         cousins = sum(c["successes"] for c in rates["cousins"]) / sum(c["episodes"] for c in rates["cousins"])
         done = not policy.get("partial", True)
-        claims.append(Claim("policies trained on digital cousins vs on the twin, success in the real scene", round(cousins, 3),
+        claims.append(Claim("from-scratch policies trained on digital cousins vs on the twin, success in the real scene",
+                            round(cousins, 3),
                             "", f">= 2 x twin ({twin:.3f})", (cousins >= 2 * twin) if done else None,
                             note=f"seeds {sorted({c['seed'] for c in rates['cousins']})}, 50 episodes each"))
     rows = [[c["scene"], f"{c['noise_per_m'] * 1000:g}", c["format"], f"{c['f_scores']['1cm']['f_score']:.3f}",
@@ -299,9 +335,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--methods", default="scratch", help="scratch, and wam: pretrained on play video of the cousins")
+    parser.add_argument("--video-episodes", type=int, default=400, help="the cousins' play video for the WAM")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.sources = [s for s in args.sources.split(",") if s]
+    args.methods = [m for m in args.methods.split(",") if m]
     if args.part == "reconstruction":
         run_reconstruction(args)
     elif args.part == "figure":
