@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# torch first, on its own: the CPU build is enough everywhere (the GPU is optional)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[test,ray,real2sim]"
+	$(PY) -m pip install -e ".[test,ray,real2sim,research]"
 	touch $(STAMP)
 
 install: $(STAMP)

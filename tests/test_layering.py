@@ -24,6 +24,7 @@ LAYERS = [
     {"policy"},
     {"dojo", "real2sim"},
     {"api"},
+    {"research"},
     {"demo"},
     {"cli"},
 ]

@@ -17,11 +17,13 @@ from wam.cli.common import BF16_HELP, RAY_HELP, console, distributed_rank, fail,
 from wam.cli.data import data_app
 from wam.cli.dojo import register as register_dojo_commands
 from wam.cli.hands import register as register_hand_commands
+from wam.cli.research import research_app
 from wam.cli.scan import scan_app
 
 app = typer.Typer(help="World Action Models for robot learning.", no_args_is_help=True, add_completion=False)
 app.add_typer(data_app, name="data")
 app.add_typer(scan_app, name="scan")
+app.add_typer(research_app, name="research")
 register_api_commands(app)
 @app.command()
 def collect(
