@@ -106,11 +106,15 @@ class RecipeRunner:
         return out
 
     def run(self, config: dict, seed: int, out: Path) -> dict:
+        options = self.evaluator.options
+        if options.get("fleet"):  # the server loads policies from its own runs directory only
+            out = Path(options["fleet_runs"]) / f"{Path(out).parent.parent.name}-{Path(out).name}"
         run = self.train(config, seed, out)
         main = self.evaluate(run, self.evaluator.tasks, self.evaluator.seeds)
         holdout = self.evaluate(run, self.evaluator.holdout_tasks or self.evaluator.tasks, self.evaluator.holdout_seeds)
         return {"metric": main["success_rate"], "holdout": holdout["success_rate"],
-                "secondary": {"per_task": main["per_task"]}, "links": {"run": str(run), **main["links"]}}
+                "secondary": {"per_task": main["per_task"]},
+                "links": {"run": str(run), "task_runs": main["links"].get("task_runs", []) + holdout["links"].get("task_runs", [])}}
 
     def evaluate(self, run: Path, tasks, seeds) -> dict:
         if self.evaluator.options.get("fleet"):
