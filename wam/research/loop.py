@@ -136,7 +136,7 @@ def least_noise(study: Study) -> float:
     """The smallest noise floor a success rate can have: half a binomial standard error at p = 0.5 over the episodes
     one evaluation runs. Three baseline runs that all score 0 (or all 1) measure no spread, not no noise."""
     evaluator = study.evaluator
-    if evaluator.metric != "success_rate":
+    if evaluator.kind != "recipe" or evaluator.metric != "success_rate":
         return 0.0
     episodes = evaluator.episodes * max(len(evaluator.tasks), 1) * max(len(evaluator.seeds), 1)
     return 0.5 / np.sqrt(episodes)

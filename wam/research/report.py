@@ -50,6 +50,9 @@ def progress_plot(state: State) -> bytes:
             xs.append(number)
             ys.append(best)
         ax.step(xs, ys, where="post", color="#1f77b4", lw=1.2, label="incumbent")
+        scores = other_y + kept_y
+        if scores:  # far-off failures would squash the part that matters: show down to twice the gain below
+            ax.set_ylim(bottom=max(min(scores), baseline.mean - 2 * max(best - baseline.mean, 1e-6)) - 0.02)
     ax.set(xlabel="trial", ylabel="metric")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
