@@ -25,6 +25,7 @@ LAYERS = [
     {"dojo", "real2sim"},
     {"api"},
     {"research"},
+    {"console"},
     {"demo"},
     {"cli"},
 ]

@@ -29,7 +29,7 @@ class Live:
 
 
 def start_live(tmp: Path, robots: str, obs: str = "pixels", max_episode_steps: int = 30, db: str | None = None,
-               timeout_s: float = 30.0, ray: str | None = None):
+               timeout_s: float = 30.0, ray: str | None = None, extend=None):
     import uvicorn
 
     from wam.api.auth import create_key
@@ -44,6 +44,8 @@ def start_live(tmp: Path, robots: str, obs: str = "pixels", max_episode_steps: i
     keys["control_other"] = create_key(store, "control")[1]
     store.close()
     app = create_app(config)
+    if extend is not None:  # what `wam serve` adds beside the API (the console)
+        extend(app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

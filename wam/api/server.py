@@ -209,13 +209,17 @@ def check_startup(config: ServerConfig, host: str = "127.0.0.1", public: bool = 
         raise ValueError(f"database {shown}: cannot open it ({str(error).strip().splitlines()[0]})") from None
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, public: bool = False) -> None:
-    """Run the server until interrupted; refuses a non-loopback address unless `public`."""
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, public: bool = False, extend=None) -> None:
+    """Run the server until interrupted; refuses a non-loopback address unless `public`. `extend(app)` adds to the
+    app what later stages serve beside the API (the command line adds the web console)."""
     import uvicorn
 
     _check_host(host, public)
+    app = create_app(config)
+    if extend is not None:
+        extend(app)
     try:
-        uvicorn.Server(uvicorn_config(create_app(config), config.limits, host=host, port=port, log_level="warning")).run()
+        uvicorn.Server(uvicorn_config(app, config.limits, host=host, port=port, log_level="warning")).run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown, which has recorded every episode
         pass
 

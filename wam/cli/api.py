@@ -98,8 +98,11 @@ def serve(
     try:
         config = ServerConfig(robots, data, db, obs, max_episode_steps=max_episode_steps, progress=True, runs=runs, ray=ray)
         check_startup(config, host, public)
-        console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), recording into {data}")
-        run_server(config, host, port, public)
+        console.print(f"wam serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), the console at http://{host}:{port}/, "
+                      f"recording into {data}")
+        from wam.console.fleet import mount_console
+
+        run_server(config, host, port, public, extend=mount_console)
     except ValueError as error:
         fail(str(error))
 
