@@ -237,6 +237,10 @@ TABLE = [
     ("scan cousins {dataset} --out {new} --k 0", "--k"),
     ("scan arrange --out {new} --kinds teapot", "teapot"),
     ("scan arrange --out {file}", "--out"),
+    # the console on disk
+    ("view {missing}", "no such dataset or run"),
+    ("view {file}", "neither a dataset"),
+    ("view {dataset} --port 0", "--port"),
     # auto-research
     ("research init {new} --kind alchemy", "--kind"),
     ("research init {new}", "--robot"),

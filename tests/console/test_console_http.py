@@ -98,3 +98,31 @@ def test_a_revoked_key_is_sent_back_to_sign_in(live, tmp_path):
         api.delete(f"/v1/keys/{info.id}").raise_for_status()
     page = client.get("/console/fleet")
     assert page.status_code == 401 and "revoked" in page.text and 'name="key"' in page.text
+
+
+def test_recorded_episodes_are_browsed_within_the_key_s_robot_pattern(live):
+    import time
+
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.keys['control']}"}, timeout=60) as api:
+        for robot in ("reach-v3-0", "drawer-open-v3-0"):
+            lease = api.post(f"/v1/robots/{robot}/lease", json={"ttl_s": 60}).json()["lease_id"]
+            api.post(f"/v1/robots/{robot}/reset", json={"seed": 2}).raise_for_status()
+            api.post(f"/v1/robots/{robot}/step", json={"lease_id": lease, "actions": [[0.3, 0, 0, 0]] * 6}).raise_for_status()
+            api.post(f"/v1/robots/{robot}/reset", json={"seed": 3}).raise_for_status()  # ends and records the episode
+            api.delete(f"/v1/leases/{lease}")
+        deadline = time.monotonic() + 30
+        while len(api.get("/v1/episodes").json()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        episodes = {e["robot"]: e["id"] for e in api.get("/v1/episodes").json()}
+    everyone, drawer_only = browser(live, "control"), browser(live, "control_drawer")
+    assert everyone.get("/console/episodes").text.count("/console/episodes/") >= 2
+    listed = drawer_only.get("/console/episodes").text
+    assert "drawer-open-v3-0" in listed and "reach-v3-0" not in listed
+    reach = episodes["reach-v3-0"]
+    assert drawer_only.get(f"/console/episodes/{reach}").status_code == 404
+    page = everyone.get(f"/console/episodes/{reach}")
+    assert page.status_code == 200 and "video" in page.text
+    video = everyone.get(f"/console/episodes/{reach}/video/observation.images.main.mp4")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
+    series = everyone.get(f"/console/episodes/{reach}/data.json").json()["series"]
+    assert len(series["action"]["values"]) == 7 and series["observation.state"]["names"]

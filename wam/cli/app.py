@@ -24,6 +24,27 @@ app = typer.Typer(help="World Action Models for robot learning.", no_args_is_hel
 app.add_typer(data_app, name="data")
 app.add_typer(scan_app, name="scan")
 app.add_typer(research_app, name="research")
+
+
+@app.command()
+def view(
+    path: Path = typer.Argument(..., help="a dataset (any `wam data check` accepts, lerobot's own included) or a run directory"),
+    port: int = typer.Option(8770, help="loopback port to serve on", callback=in_range(1, 65535)),
+) -> None:
+    """Browse a dataset's episodes (videos beside state, action and reward plots) or a run's training curves in the
+    web console, locally, without a server or a key."""
+    from wam.errors import WamError
+
+    try:
+        from wam.console.view import view_app
+
+        viewer = view_app(path)
+    except (ValueError, WamError) as err:
+        fail(str(err))
+    import uvicorn
+
+    console.print(f"wam view: http://127.0.0.1:{port}/ ({path}); Ctrl-C to stop")
+    uvicorn.run(viewer, host="127.0.0.1", port=port, log_level="warning")
 register_api_commands(app)
 @app.command()
 def collect(
