@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from wam.api.auth import can_use
-from wam.console.fleet import page
+from wam.console.layout import page
 from wam.console.session import signed_in
 from wam.data.reader import Dataset
 from wam.errors import DatasetError
@@ -32,7 +32,7 @@ VIEW_NAV = (("episodes", "/console/episodes"), ("dataset", "/console/data"))
 
 
 def _nav(request: Request):
-    from wam.console.fleet import NAV
+    from wam.console.layout import NAV
 
     return VIEW_NAV if getattr(request.app.state, "console_open", False) else NAV
 

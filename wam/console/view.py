@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from wam.console.fleet import STATIC, html_errors, page
+from wam.console.layout import STATIC, html_errors, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 RUN_NAV = (("run", "/console/run"),)
