@@ -126,3 +126,19 @@ def test_recorded_episodes_are_browsed_within_the_key_s_robot_pattern(live):
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
     series = everyone.get(f"/console/episodes/{reach}/data.json").json()["series"]
     assert len(series["action"]["values"]) == 7 and series["observation.state"]["names"]
+
+
+def test_task_runs_show_their_progress_and_their_episodes(live):
+    import time
+
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.keys['control']}"}, timeout=60) as api:
+        run = api.post("/v1/tasks", json={"task": "reach-v3", "policy": "expert", "robots": ["reach-v3-0"], "episodes": 2,
+                                          "seed": 4}).json()
+        deadline = time.monotonic() + 120
+        while api.get(f"/v1/tasks/{run['id']}").json()["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    client = browser(live, "control")
+    page = client.get("/console/tasks").text
+    assert run["id"] in page and "2/2" in page
+    listed = client.get("/console/episodes", params={"run": run["id"]}).text
+    assert listed.count('href="/console/episodes/') == 2

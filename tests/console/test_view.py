@@ -113,3 +113,23 @@ def test_what_is_neither_a_dataset_nor_a_run_is_refused(tmp_path):
         view_app(tmp_path / "meta")
     with pytest.raises(ValueError, match="no such dataset or run"):
         view_app(tmp_path / "absent")
+
+
+def test_an_episode_downloads_as_a_one_episode_dataset(lerobot_view, tmp_path):
+    import io
+    import zipfile
+
+    import httpx
+    import numpy as np
+
+    from wam.data.reader import Dataset
+
+    url, root = lerobot_view
+    answer = httpx.get(url + "/console/episodes/1/download", timeout=60)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+    zipfile.ZipFile(io.BytesIO(answer.content)).extractall(tmp_path)
+    copy, original = Dataset(tmp_path / "episode_000001"), Dataset(root)
+    assert copy.num_episodes == 1 and copy.episodes[0].length == original.episodes[1].length
+    assert copy.episodes[0].task == original.episodes[1].task
+    np.testing.assert_allclose(copy.low_dim(0)["observation.state"], original.low_dim(1)["observation.state"], rtol=1e-6)
+    assert sorted(copy.camera_keys) == sorted(original.camera_keys)

@@ -111,13 +111,15 @@ def _short(value) -> str:
 
 
 @router.get("/episodes")
-def episodes_page(request: Request, task: str = "", success: str = "", robot: str = ""):
+def episodes_page(request: Request, task: str = "", success: str = "", robot: str = "", run: str = ""):
     key, who = _viewer(request)
     dataset = _dataset(request)
     shown = []
     for episode in dataset.episodes:
         row_robot = str(episode.row.get("info/robot", ""))
         if not _allowed(key, episode) or (task and task not in episode.task) or (robot and robot != row_robot):
+            continue
+        if run and str(episode.row.get("info/run", "")) != run:
             continue
         if success in ("yes", "no") and episode.success is not (success == "yes"):
             continue
@@ -145,6 +147,7 @@ def episode_page(index: int, request: Request):
     body = (f'<p class="task">{html.escape(episode.task)}</p><p>{episode.length} frames · success '
             f"<b>{'-' if episode.success is None else 'yes' if episode.success else 'no'}</b> · "
             + " · ".join(f"{html.escape(k)} <code>{html.escape(str(v))}</code>" for k, v in facts.items())
+            + f' · <a class="download" href="/console/episodes/{index}/download">download (LeRobot v3, one episode)</a>'
             + f'</p><section class="episode"><div class="videos">{videos or "<p>no cameras</p>"}</div>'
             f'<div class="plots" data-source="/console/episodes/{index}/data.json"></div></section>')
     return page(f"Episode {index}", body, who=who, nav=_nav(request))
@@ -185,3 +188,40 @@ def _mp4(root: str, index: int, camera: str, fps: float) -> bytes:
         path = Path(directory) / "episode.mp4"
         write_video(frames, path, max(1, int(round(fps))))
         return path.read_bytes()
+
+
+@router.get("/episodes/{index}/download")
+def episode_download(index: int, request: Request):
+    """The episode as a one-episode dataset in the same format (LeRobot v3), zipped: `wam data check` reads it."""
+    import io
+    import zipfile
+
+    dataset, episode, _ = _episode(request, index)
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory) / f"episode_{index:06d}"
+        _write_one(dataset, index, root)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(root.parent))
+    return Response(buffer.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="episode_{index:06d}.zip"'})
+
+
+def _write_one(dataset: Dataset, index: int, root: Path) -> None:
+    from wam.data.episode import Episode
+    from wam.data.writer import DatasetWriter
+
+    meta = dataset.episodes[index]
+    low = dataset.low_dim(index)
+    data = {k: v for k, v in low.items() if k in dataset.data_keys and (k != "action" or meta.has_actions)}
+    images = {c: dataset.frames(index, c) for c in dataset.camera_keys}
+    info = {k.removeprefix("info/"): v for k, v in meta.row.items() if k.startswith("info/") and v is not None}
+    features = {k: f for k, f in dataset.features.items() if k in data or k in images}
+    writer = DatasetWriter(root, features=features, fps=int(dataset.info.get("fps") or 10),
+                           robot_type=dataset.info.get("robot_type") or "unknown")
+    try:
+        writer.add_episode(Episode(meta.task, images, data, meta.success, info))
+    finally:
+        writer.close()

@@ -89,6 +89,27 @@ robots <code>{html.escape(key.robots)}</code>)</p>{fleet_button}<section class="
     return page("Fleet", body, csrf_token(request, secret), f"{key.name or key.id} ({key.scope})")
 
 
+def _run_row(run) -> str:
+    rate = f"{run.successes / run.episodes_done:.2f}" if run.episodes_done else "-"
+    cells = (f"<code>{html.escape(run.id)}</code>", html.escape(run.task), html.escape(run.policy), html.escape(run.robots),
+             f"{run.episodes_done}/{run.episodes}", str(run.successes), rate, html.escape(run.status),
+             f'<a href="/console/episodes?run={html.escape(run.id)}">episodes</a>')
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+@router.get("/tasks")
+def tasks_page(request: Request):
+    """Task runs (a policy on N robots for M episodes) this key may see, with their progress and success so far."""
+    from wam.api.auth import can_see_run
+
+    key, secret = signed_in(request)
+    runs = request.app.state.store.list_runs(200, visible=None if key.robots == "*" else lambda run: can_see_run(key, run))
+    head = "".join(f"<th>{h}</th>" for h in ("run", "task", "policy", "robots", "episodes", "successes", "success so far",
+                                             "status", ""))
+    table = f"<table><tr>{head}</tr>{''.join(_run_row(r) for r in runs)}</table>" if runs else "<p>No task runs yet.</p>"
+    return page("Tasks", table, csrf_token(request, secret), f"{key.name or key.id} ({key.scope})")
+
+
 @router.get("/fleet.json")
 def fleet_state(request: Request):
     key, _ = signed_in(request)

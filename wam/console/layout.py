@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 STATIC = Path(__file__).parent / "static"
 
 
-NAV = (("fleet", "/console/fleet"), ("episodes", "/console/episodes"), ("dataset", "/console/data"))
+NAV = (("fleet", "/console/fleet"), ("tasks", "/console/tasks"), ("episodes", "/console/episodes"), ("dataset", "/console/data"))
 
 
 def page(title: str, body: str, csrf: str = "", who: str = "", nav=NAV) -> HTMLResponse:
