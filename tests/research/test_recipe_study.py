@@ -48,11 +48,11 @@ def test_trials_are_evaluated_by_task_runs_on_the_fleet_and_their_episodes_linke
                    "--episodes", 2, "--trials", 1, "--baseline-repeats", 2, "--max-steps", 40, "--fleet", live.url,
                    "--fleet-key", live.keys["control"], "--fleet-runs", tmp_path / "server" / "runs")
         assert made.exit_code == 0, made.output
-        ran = wam("research", "run", tmp_path / "study", "--max-trials", 1)
+        ran = wam("research", "run", tmp_path / "study", "--proposer", "queue")  # nothing queued: the baseline alone
         assert ran.exit_code == 0, ran.output
         events = [json.loads(line) for line in (tmp_path / "study" / "ledger.jsonl").read_text().splitlines()]
         finished = [e for e in events if e["event"] == "finished"]
-        assert len(finished) == 3
+        assert len(finished) == 2
         with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.keys['read']}"}) as client:
             for event in finished:
                 runs = event["links"]["task_runs"]
