@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from tests.support.browser import chromium_driver
+from tests.support.browser import wait_for
 from tests.support.live_server import start_live
 from wam.console.fleet import mount_console
 
@@ -21,13 +19,6 @@ def live(tmp_path_factory):
     yield state
     server.should_exit = True
     thread.join(60)
-
-
-@pytest.fixture(scope="module")
-def chrome():
-    driver = chromium_driver()
-    yield driver
-    driver.quit()
 
 
 def api(live, key="control"):
@@ -44,14 +35,6 @@ def sign_in(chrome, live, key: str) -> None:
     wait_for(lambda: chrome.current_url.endswith("/console/fleet"))
 
 
-def wait_for(condition, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 CHECKSUM = """const img = document.querySelector('img.frame[data-robot="' + arguments[0] + '"]');

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.browser import chromium_driver
+from tests.support.browser import wait_for
 from tests.support.live_server import free_port
 from wam.console.view import view_app
 
@@ -39,21 +39,6 @@ def lerobot_view(tmp_path_factory):
     thread.join(30)
 
 
-@pytest.fixture(scope="module")
-def chrome():
-    driver = chromium_driver()
-    yield driver
-    driver.quit()
-
-
-def wait_for(condition, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def test_a_lerobot_dataset_opens_and_an_episode_plays_with_its_cursor(lerobot_view, chrome):

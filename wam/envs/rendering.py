@@ -72,6 +72,29 @@ def forget_at_exit(env) -> None:
     _OPEN_ENVS.discard(env)
 
 
+class CameraFrames:
+    """Square frames of a model's named cameras for one env: the GL context is made at the first frame (an env that
+    is never rendered never opens one) and closed with the env, or at exit before EGL shuts down."""
+
+    def __init__(self, env, size: int):
+        self.env, self.size, self.renderer = env, size, None
+
+    def frame(self, model, data, camera: str) -> np.ndarray:
+        if self.renderer is None:
+            import mujoco
+
+            self.renderer = mujoco.Renderer(model, self.size, self.size)
+            close_at_exit(self.env)
+        self.renderer.update_scene(data, camera=camera)
+        return self.renderer.render()
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+        forget_at_exit(self.env)
+
+
 def _close_open_envs() -> None:
     for env in list(_OPEN_ENVS):
         env.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from wam.envs.rendering import close_at_exit, configure_headless_rendering, disable_costly_effects, forget_at_exit
+from wam.envs.rendering import CameraFrames, configure_headless_rendering, disable_costly_effects
 
 configure_headless_rendering()
 
@@ -152,7 +152,7 @@ class HandEnv(gym.Env):
         self.state_names = POSE_NAMES + tuple(j.removeprefix("robot0:") for j in self.hand.joints)
         self.action_names = ("dx", "dy", "dz", "rx", "ry", "rz") + tuple(
             a.removeprefix("robot0:A_").removeprefix("A_") for a in self.hand.actuators)
-        self._renderer: mujoco.Renderer | None = None
+        self._frames = CameraFrames(self, config.size)
         self._steps = 0
         spaces = {"state": gym.spaces.Box(-np.inf, np.inf, (len(self.state_names),), np.float32),
                   "sim_state": gym.spaces.Box(-np.inf, np.inf, (SIM_STATE_DIM,), np.float32)}
@@ -189,11 +189,7 @@ class HandEnv(gym.Env):
         return self._render(self.config.cameras[0])
 
     def _render(self, camera: str) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.config.size, self.config.size)
-            close_at_exit(self)
-        self._renderer.update_scene(self.data, camera=camera)
-        return self._renderer.render()
+        return self._frames.frame(self.model, self.data, camera)
 
     # -- control ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -243,10 +239,7 @@ class HandEnv(gym.Env):
         return self._observation(), float(success), terminated, truncated, {"success": success, "task": self.task_text}
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        forget_at_exit(self)
+        self._frames.close()
 
 
 def make_hand_env(name: str, embodiment: str = "robot", obs: str = "pixels", size: int = 64,

@@ -23,7 +23,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from wam.envs.rendering import close_at_exit, configure_headless_rendering, disable_costly_effects, forget_at_exit
+from wam.envs.rendering import CameraFrames, configure_headless_rendering, disable_costly_effects
 
 configure_headless_rendering()
 
@@ -138,7 +138,7 @@ class TabletopEnv(gym.Env):
         high = np.array([table.center[0] + table.size[0] / 2, table.center[1] + table.size[1] / 2, table.top + 0.35])
         self.workspace = np.stack([low, high])
         self.goal = np.zeros(3)
-        self._renderer: mujoco.Renderer | None = None
+        self._frames = CameraFrames(self, config.size)
         self._steps = 0
         spaces = {"state": gym.spaces.Box(-np.inf, np.inf, (len(STATE_NAMES),), np.float32),
                   "sim_state": gym.spaces.Box(-np.inf, np.inf, (SIM_STATE_DIM,), np.float32)}
@@ -203,11 +203,7 @@ class TabletopEnv(gym.Env):
         return self._render(self.config.cameras[0])
 
     def _render(self, camera: str) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.config.size, self.config.size)
-            close_at_exit(self)
-        self._renderer.update_scene(self.data, camera=camera)
-        return self._renderer.render()
+        return self._frames.frame(self.model, self.data, camera)
 
     # -- control ------------------------------------------------------------------------------
     def _draw_goal(self, rng: np.random.Generator) -> np.ndarray:
@@ -273,10 +269,7 @@ class TabletopEnv(gym.Env):
         return self._observation(), float(success), terminated, truncated, {"success": success, "task": self.task_text}
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        forget_at_exit(self)
+        self._frames.close()
 
 
 def make_scan_env(name: str, task: str = "push", obs: str = "pixels", size: int = 64, cameras: tuple[str, ...] | None = None,
