@@ -16,7 +16,8 @@ scan-to-scene time (on this machine; the issue's bar is under a minute on two co
 `policy`: demos of the push task collected (a) in the reconstructed twin, (b) spread over K cousins of it, and
 (c) in the real scene itself (the upper bound); the same number of demos each; a from-scratch policy (wam
 finetune without pretraining, the cpu preset) trained on each, and evaluated in the real scene (`wam eval --env
-scan/REAL`), 50 episodes a seed. ACDC's bar: cousins at least twice the twin. With `--methods scratch,wam`, a WAM
+scan/REAL`), 50 episodes a seed; every source trains on the same number of successful demos (failed expert episodes
+are dropped with `wam data filter --success`'s copy). ACDC's bar: cousins at least twice the twin. With `--methods scratch,wam`, a WAM
 too: pretrained on action-free play video collected across the cousins, finetuned on the same demos.
 
 Cells are written to benchmarks/results/real2sim_*.json as they finish; a rerun skips finished ones.
@@ -143,7 +144,6 @@ def run_reconstruction(args) -> None:
 # -- policies: twin vs cousins vs real ---------------------------------------------------------------------------
 def sources(args, seed: int) -> dict[str, list[Path]]:
     """The demonstration datasets of each source for one seed (collected once, resumable)."""
-    from wam.envs.collect import CollectConfig, collect
     from wam.envs.tabletop.scene import load_scene
     from wam.real2sim.build import BuildConfig, build_scene
     from wam.real2sim.cousins import CousinConfig, make_cousins
@@ -167,13 +167,33 @@ def sources(args, seed: int) -> dict[str, list[Path]]:
     made = {}
     for source in args.sources:
         datasets = []
-        for scene, episodes in plans[source]:
-            data = WORK / "policy" / "data" / f"{source}-{scene.name}-s{seed}"
-            collect(CollectConfig((args.task,), episodes, data, size=64, cameras=("front",), max_steps=150,
-                                  noise=0.1, seed=1000 * seed + 1, env=f"scan/{scene}"), progress=False)
-            datasets.append(data)
+        for scene, wanted in plans[source]:
+            datasets.append(successful_demos(args, source, scene, wanted, seed))
         made[source] = datasets
     return made
+
+
+def successful_demos(args, source: str, scene: Path, wanted: int, seed: int) -> Path:
+    """`wanted` successful expert demos in `scene`: the expert fails on some cousins' objects (a mug's handle), and
+    behaviour cloning would copy its failures, so every source trains on the same number of successes."""
+    from wam.data.reader import Dataset
+    from wam.data.subset import copy_episodes
+    from wam.envs.collect import CollectConfig, collect
+
+    kept = WORK / "policy" / "data" / f"{source}-{scene.name}-s{seed}-successes"
+    if (kept / "meta" / "info.json").exists():
+        return kept
+    raw = WORK / "policy" / "data" / f"{source}-{scene.name}-s{seed}"
+    episodes = wanted
+    for _ in range(6):
+        collect(CollectConfig((args.task,), episodes, raw, size=64, cameras=("front",), max_steps=150, noise=0.1,
+                              seed=1000 * seed + 1, env=f"scan/{scene}"), progress=False)
+        wins = [e.index for e in Dataset(raw).episodes if e.success]
+        if len(wins) >= wanted:
+            break
+        episodes *= 2  # the same seeds again first, then new ones: a rerun adds only what is missing
+    copy_episodes(Dataset(raw), wins[:wanted], kept)
+    return kept
 
 
 def cousin_video(args) -> Path:

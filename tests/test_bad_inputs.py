@@ -94,6 +94,9 @@ TABLE = [
     ("retarget --data {dataset} --out {new} --hand allegro", "allegro"),
     ("retarget --data {dataset} --out {new} --iterations 0", "--iterations"),
     # data
+    ("data filter {missing} --out {new} --success", "missing"),
+    ("data filter {dataset} --out {file} --success", "--out"),
+    ("data filter {dataset} --out {new} --task nothing-like-it", "no episode matches"),
     ("data info {file}", "info.json"),
     ("data info {pretrain}", "info.json"),
     ("data check {file}", "info.json"),

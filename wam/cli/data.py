@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from wam.cli.checks import at_least, file_out, in_range
+from wam.cli.checks import at_least, dataset_out, file_out, in_range
 from wam.cli.common import console, errors, fail
 
 data_app = typer.Typer(help="Inspect, check and export datasets (LeRobot v3 layout).", no_args_is_help=True)
@@ -94,6 +94,28 @@ def data_export(
     except DatasetError as err:
         fail(str(err))
     console.print(f"wrote {out}")
+
+
+@data_app.command("filter")
+def data_filter(
+    path: Path,
+    out: Path = typer.Option(..., help="the new dataset to write", callback=dataset_out),
+    success: bool = typer.Option(False, "--success", help="keep only the episodes that reached their task"),
+    task: Optional[str] = typer.Option(None, help="keep only the episodes of this task (its text)"),
+) -> None:
+    """Copy some episodes into a new dataset in the same format: the successful ones, or one task's."""
+    from wam.data.subset import copy_episodes
+    from wam.errors import DatasetError
+
+    try:
+        dataset = _open(path)
+        kept = [e.index for e in dataset.episodes if (not success or e.success) and (task is None or e.task == task)]
+        if not kept:
+            raise DatasetError(f"{path}: no episode matches (success={success}, task={task!r}); nothing written")
+        copy_episodes(dataset, kept, out)
+    except DatasetError as err:
+        fail(str(err))
+    console.print(f"kept {len(kept)} of {dataset.num_episodes} episodes in {out}")
 
 
 EGO_SIZE_HELP = "egodex, dexycb, arctic, hot3d: frame height in pixels (width keeps the aspect ratio; default 128)"

@@ -198,8 +198,9 @@ def episode_download(index: int, request: Request):
 
     dataset, episode, _ = _episode(request, index)
     with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory) / f"episode_{index:06d}"
-        _write_one(dataset, index, root)
+        from wam.data.subset import copy_episodes
+
+        root = copy_episodes(dataset, [index], Path(directory) / f"episode_{index:06d}")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(root.rglob("*")):
@@ -207,21 +208,3 @@ def episode_download(index: int, request: Request):
                     archive.write(path, path.relative_to(root.parent))
     return Response(buffer.getvalue(), media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="episode_{index:06d}.zip"'})
-
-
-def _write_one(dataset: Dataset, index: int, root: Path) -> None:
-    from wam.data.episode import Episode
-    from wam.data.writer import DatasetWriter
-
-    meta = dataset.episodes[index]
-    low = dataset.low_dim(index)
-    data = {k: v for k, v in low.items() if k in dataset.data_keys and (k != "action" or meta.has_actions)}
-    images = {c: dataset.frames(index, c) for c in dataset.camera_keys}
-    info = {k.removeprefix("info/"): v for k, v in meta.row.items() if k.startswith("info/") and v is not None}
-    features = {k: f for k, f in dataset.features.items() if k in data or k in images}
-    writer = DatasetWriter(root, features=features, fps=int(dataset.info.get("fps") or 10),
-                           robot_type=dataset.info.get("robot_type") or "unknown")
-    try:
-        writer.add_episode(Episode(meta.task, images, data, meta.success, info))
-    finally:
-        writer.close()
