@@ -308,7 +308,8 @@ def headline(reconstruction: dict, policy: dict) -> None:
                     {"columns": ["scene", "noise (mm/m)", "format", "F@1cm", "worst centroid (mm)", "found", "drift (mm)",
                                  "scan to scene (s)"], "rows": rows},
                     "benchmarks/results/real2sim_reconstruction.png", planned=planned, finished=finished,
-                    sources=["benchmarks/results/real2sim_reconstruction.json", "benchmarks/results/real2sim_policy.json"],
+                    sources=[f"benchmarks/results/{name}.json" for name in ("real2sim_reconstruction", "real2sim_policy")
+                             if (RESULTS / f"{name}.json").exists()],
                     summary=("Tabletops of held-out objects scanned by the synthetic phone scanner (24 frames, 256x192 "
                              "LiDAR-like depth, noise, dropout, pose jitter), written as Record3D or Polycam files, "
                              "imported, fused at 5 mm, segmented and built into MuJoCo scenes."),

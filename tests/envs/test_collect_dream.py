@@ -79,7 +79,7 @@ def test_what_cannot_dream_is_refused_before_anything_is_written(tmp_path_factor
         _collect(tmp_path / "b", pretrained, world)
     with pytest.raises(ValueError, match="--size 64"):
         _collect(tmp_path / "c", world, world, size=32)
-    with pytest.raises(ValueError, match="'metaworld', 'hand' or 'dream/<RUN>'"):
+    with pytest.raises(ValueError, match="'metaworld', 'hand', 'scan/<SCENE>' or 'dream/<RUN>'"):
         collect(CollectConfig((TASK,), 1, tmp_path / "d", policy=PolicyActors(world), env="robosuite"), progress=False)
     with pytest.raises(ValueError, match="no tasks"):
         _collect(tmp_path / "e", world, world, tasks=())
