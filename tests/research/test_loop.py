@@ -20,7 +20,8 @@ from wam.research.spec import EvaluatorSpec, StudyError, init_study, load_study
 
 
 def toy_study(path, trials=30, repeats=1, baseline_repeats=4, **options):
-    return init_study(path, EvaluatorSpec("toy", budget={"trials": trials}, repeats=repeats,
+    """Evaluation seeds fixed here (a study draws them from the OS): the noise, and so each test, is the same every run."""
+    return init_study(path, EvaluatorSpec("toy", budget={"trials": trials}, repeats=repeats, seeds=(5,), holdout_seeds=(6,),
                                           baseline_repeats=baseline_repeats, options=options), toy_knobs())
 
 

@@ -16,7 +16,8 @@ TOOLS = {"propose_experiment", "run_experiment", "experiment_status", "leaderboa
 
 @pytest.fixture
 def study(tmp_path):
-    return init_study(tmp_path / "study", EvaluatorSpec("toy", budget={"trials": 10}, baseline_repeats=3), toy_knobs())
+    return init_study(tmp_path / "study", EvaluatorSpec("toy", budget={"trials": 10}, baseline_repeats=3, seeds=(5,),
+                                                        holdout_seeds=(6,)), toy_knobs())
 
 
 def test_a_scripted_agent_proposes_runs_keeps_and_reverts(study):
