@@ -118,3 +118,24 @@ def test_an_episode_downloads_as_a_one_episode_dataset(lerobot_view, tmp_path):
     assert copy.episodes[0].task == original.episodes[1].task
     np.testing.assert_allclose(copy.low_dim(0)["observation.state"], original.low_dim(1)["observation.state"], rtol=1e-6)
     assert sorted(copy.camera_keys) == sorted(original.camera_keys)
+
+
+def test_the_benchmarks_results_are_browsed_as_recorded(chrome):
+    from pathlib import Path
+
+    from selenium.webdriver.common.by import By
+
+    headline = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "headline"
+    url, server, thread = serve(view_app(headline))
+    try:
+        chrome.get(url + "/")
+        rows = chrome.find_elements(By.CSS_SELECTOR, "table tr")
+        assert len(rows) > 10 and "F-score at 1 cm" in chrome.page_source
+        chrome.get(url + "/console/results/real2sim")
+        assert "python benchmarks/real2sim.py" in chrome.page_source
+        wait_for(lambda: chrome.execute_script("const i = document.querySelector('img.media'); return i && i.naturalWidth > 0;"))
+        chrome.get(url + "/console/results/nothing")
+        assert len(chrome.find_elements(By.CSS_SELECTOR, ".error")) == 1
+    finally:
+        server.should_exit = True
+        thread.join(30)

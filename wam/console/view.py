@@ -1,4 +1,4 @@
-"""`wam view DATA|RUN`: the console's pages for one dataset or one run on disk, served on loopback with no key.
+"""`wam view DATA|RUN|RESULTS`: the console's pages for a dataset, a run or the benchmarks' results, on loopback, no key.
 
 A dataset opens on its overview and episodes (the same pages `wam serve` shows for its recordings). A run opens
 on its training curves (every `metrics.jsonl` the run's stages wrote, loss and the rest against step), its summary,
@@ -85,6 +85,9 @@ def run_file(path: str, request: Request):
 def view_app(path: str | Path) -> FastAPI:
     """An app for one dataset (meta/info.json) or one run directory; a clear error for anything else."""
     from wam.console.data_pages import router as data_router
+    from wam.console.results_pages import NAV as RESULTS_NAV
+    from wam.console.results_pages import result_files
+    from wam.console.results_pages import router as results_router
     from wam.data.reader import Dataset
     from wam.errors import DatasetError
     from wam.runs import run_kind
@@ -104,12 +107,17 @@ def view_app(path: str | Path) -> FastAPI:
         app.state.console_data, app.state.console_nav = path, (("episodes", "/console/episodes"), ("dataset", "/console/data"))
         app.include_router(data_router)
         start = "/console/data"
+    elif path.is_dir() and result_files(path):
+        app.state.console_results, app.state.console_nav = path.resolve(), RESULTS_NAV
+        app.include_router(results_router)
+        start = "/console/results"
     elif run_kind(path) is not None or any(path.rglob("metrics.jsonl")):
         app.state.console_run, app.state.console_nav = path.resolve(), RUN_NAV
         app.include_router(router)
         start = "/console/run"
     else:
-        raise ValueError(f"{path}: neither a dataset (meta/info.json) nor a run (metrics.jsonl, finetune.json, ...)")
+        raise ValueError(f"{path}: neither a dataset (meta/info.json), a run (metrics.jsonl, finetune.json, ...) nor a "
+                         "folder of benchmark results (benchmarks/results/headline)")
 
     @app.get("/", include_in_schema=False)
     @app.get("/console/", include_in_schema=False)
