@@ -142,3 +142,17 @@ def test_task_runs_show_their_progress_and_their_episodes(live):
     assert run["id"] in page and "2/2" in page
     listed = client.get("/console/episodes", params={"run": run["id"]}).text
     assert listed.count('href="/console/episodes/') == 2
+
+
+def test_a_stop_is_released_by_the_key_that_pressed_it_not_by_another(live):
+    presser, other = browser(live, "control"), browser(live, "control_other")
+    token = csrf(presser.get("/console/fleet").text)
+    assert presser.post("/console/robots/drawer-open-v3-0/estop", headers={"X-CSRF-Token": token}).json()["estopped"]
+    page = presser.get("/console/fleet").text
+    assert 'class="release" data-robot="drawer-open-v3-0">' in page  # shown for a stopped robot
+    refused = other.post("/console/robots/drawer-open-v3-0/estop/release",
+                         headers={"X-CSRF-Token": csrf(other.get("/console/fleet").text)})
+    assert refused.status_code == 403 and "another key" in refused.text
+    released = presser.post("/console/robots/drawer-open-v3-0/estop/release", headers={"X-CSRF-Token": token})
+    assert released.status_code == 200 and not released.json()["estopped"]
+    assert presser.post("/console/robots/drawer-open-v3-0/estop/release").status_code == 403  # no CSRF token

@@ -64,14 +64,21 @@ def _robot_state(handle) -> dict:
     return robot
 
 
+def _lease(robot: dict) -> str:
+    if not robot["lease_holder"]:
+        return "free"
+    return f'{robot["lease_holder"]} ({robot["lease_left_s"]:.0f} s left)'
+
+
 def _card(robot: dict, control: bool) -> str:
     rid = html.escape(robot["id"])
+    hidden = "" if robot["estopped"] else " hidden"
     button = (f'<button class="estop" data-robot="{rid}" data-env="{html.escape(robot["env"])}">emergency stop</button>'
-              if control else "")
+              f'<button class="release" data-robot="{rid}"{hidden}>release stop</button>' if control else "")
     return f"""<article class="robot" data-robot="{rid}"><img class="frame" alt="camera of {rid}" data-robot="{rid}"
 src="/console/robots/{rid}/frame.png"><div class="facts"><h2>{rid}</h2><p class="env">{html.escape(robot["env"])}</p>
 <p>status <b class="status">{html.escape(robot["status"])}</b> · task <span class="task">{html.escape(str(robot["task"] or "-"))}</span></p>
-<p>lease <span class="lease">{html.escape(str(robot["lease_holder"] or "free"))}</span> · stop
+<p>lease <span class="lease">{html.escape(_lease(robot))}</span> · stop
 <span class="estopped">{"STOPPED" if robot["estopped"] else "no"}</span> · steps <span class="steps">{robot["steps"]}</span></p>
 {button}</div></article>"""
 
@@ -137,6 +144,19 @@ async def estop_robot(robot_id: str, request: Request):
     fleet = request.app.state.fleet
     check_robot(key, robot_id, fleet.robots)
     await fleet.estop(robot_id, key.id)
+    return JSONResponse(_robot_state(fleet.get(robot_id)))
+
+
+@router.post("/robots/{robot_id}/estop/release")
+async def release_estop(robot_id: str, request: Request):
+    """As the API: a key releases its own stop; an admin releases every stop on the robot."""
+    key, secret = signed_in(request)
+    check_csrf(request, secret)
+    if not may_control(key):
+        raise HTTPException(403, f"this key has scope {key.scope!r}; releasing a stop needs 'control'")
+    fleet = request.app.state.fleet
+    check_robot(key, robot_id, fleet.robots)
+    fleet.release_estop(robot_id, None if key.scope == "admin" else key.id)
     return JSONResponse(_robot_state(fleet.get(robot_id)))
 
 

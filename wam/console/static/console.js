@@ -17,7 +17,10 @@
     if (!card) return;
     card.querySelector(".status").textContent = robot.status;
     card.querySelector(".task").textContent = robot.task || "-";
-    card.querySelector(".lease").textContent = robot.lease_holder || "free";
+    card.querySelector(".lease").textContent = robot.lease_holder ?
+      robot.lease_holder + " (" + Math.round(robot.lease_left_s) + " s left)" : "free";
+    const release = card.querySelector("button.release");
+    if (release) release.hidden = !robot.estopped;
     card.querySelector(".estopped").textContent = robot.estopped ? "STOPPED" : "no";
     card.querySelector(".steps").textContent = robot.steps;
     card.classList.toggle("stopped", robot.estopped);
@@ -47,6 +50,13 @@
       if (!confirm("Emergency stop " + robot + " (" + button.dataset.env + ")? It stops before its next action; " +
                    "a task running on it is cut.")) return;
       const answer = await post("/console/robots/" + encodeURIComponent(robot) + "/estop");
+      if (answer.ok) show(await answer.json());
+    });
+  });
+  document.querySelectorAll("button.release").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      if (!confirm("Release your emergency stop on " + button.dataset.robot + "? It may move again.")) return;
+      const answer = await post("/console/robots/" + encodeURIComponent(button.dataset.robot) + "/estop/release");
       if (answer.ok) show(await answer.json());
     });
   });
