@@ -135,14 +135,22 @@ def robot_frame(robot_id: str, request: Request):
     return Response(convert.png(latest["image"]), media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.post("/robots/{robot_id}/estop")
-async def estop_robot(robot_id: str, request: Request):
+def controller(request: Request, what: str, robot_id: str | None = None):
+    """The signed-in key of a request that changes something: its CSRF token checked, its scope at least control,
+    the robot (if any) within its pattern. Returns (key, fleet)."""
     key, secret = signed_in(request)
     check_csrf(request, secret)
     if not may_control(key):
-        raise HTTPException(403, f"this key has scope {key.scope!r}; an emergency stop needs 'control'")
+        raise HTTPException(403, f"this key has scope {key.scope!r}; {what} needs 'control'")
     fleet = request.app.state.fleet
-    check_robot(key, robot_id, fleet.robots)
+    if robot_id is not None:
+        check_robot(key, robot_id, fleet.robots)
+    return key, fleet
+
+
+@router.post("/robots/{robot_id}/estop")
+async def estop_robot(robot_id: str, request: Request):
+    key, fleet = controller(request, "an emergency stop", robot_id)
     await fleet.estop(robot_id, key.id)
     return JSONResponse(_robot_state(fleet.get(robot_id)))
 
@@ -150,23 +158,14 @@ async def estop_robot(robot_id: str, request: Request):
 @router.post("/robots/{robot_id}/estop/release")
 async def release_estop(robot_id: str, request: Request):
     """As the API: a key releases its own stop; an admin releases every stop on the robot."""
-    key, secret = signed_in(request)
-    check_csrf(request, secret)
-    if not may_control(key):
-        raise HTTPException(403, f"this key has scope {key.scope!r}; releasing a stop needs 'control'")
-    fleet = request.app.state.fleet
-    check_robot(key, robot_id, fleet.robots)
+    key, fleet = controller(request, "releasing a stop", robot_id)
     fleet.release_estop(robot_id, None if key.scope == "admin" else key.id)
     return JSONResponse(_robot_state(fleet.get(robot_id)))
 
 
 @router.post("/fleet/estop")
 async def estop_fleet(request: Request):
-    key, secret = signed_in(request)
-    check_csrf(request, secret)
-    if not may_control(key):
-        raise HTTPException(403, f"this key has scope {key.scope!r}; an emergency stop needs 'control'")
-    fleet = request.app.state.fleet
+    key, fleet = controller(request, "an emergency stop")
     robots = visible(key, fleet.robots)
     await fleet.estop_fleet(robots, key.id)
     return JSONResponse([_robot_state(fleet.get(r)) for r in robots])
