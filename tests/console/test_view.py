@@ -139,3 +139,24 @@ def test_the_benchmarks_results_are_browsed_as_recorded(chrome):
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_study_shows_its_live_report(tmp_path):
+    import httpx
+
+    from wam.research.loop import run_study
+    from wam.research.proposers import ScriptedProposer
+    from wam.research.runners import toy_knobs
+    from wam.research.spec import EvaluatorSpec, init_study
+
+    study = init_study(tmp_path / "study", EvaluatorSpec("toy", budget={"trials": 2}, baseline_repeats=3, seeds=(5,),
+                                                         holdout_seeds=(6,)), toy_knobs())
+    run_study(study, ScriptedProposer([{"x": 0.7, "lr": 0.001}, {"seed": 3}]))
+    url, server, thread = serve(view_app(study))
+    try:
+        page = httpx.get(url + "/", follow_redirects=True).text
+        assert 'http-equiv="refresh"' in page and "data:image/png;base64," in page
+        assert "1 kept" in page and "belongs to the evaluator" in page  # the kept change and the rejected proposal
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -29,11 +29,11 @@ app.add_typer(research_app, name="research")
 @app.command()
 def view(
     path: Path = typer.Argument(..., help="a dataset (any `wam data check` accepts, lerobot's own included), a run directory, "
-                                          "or a folder of benchmark results (benchmarks/results/headline)"),
+                                          "an auto-research study, or a folder of benchmark results (benchmarks/results/headline)"),
     port: int = typer.Option(8770, help="loopback port to serve on", callback=in_range(1, 65535)),
 ) -> None:
-    """Browse a dataset's episodes (videos beside state, action and reward plots), a run's training curves or the
-    benchmarks' results in the web console, locally, without a server or a key."""
+    """Browse a dataset's episodes (videos beside state, action and reward plots), a run's training curves, a study's
+    live report or the benchmarks' results in the web console, locally, without a server or a key."""
     from wam.errors import WamError
 
     try:

@@ -1,4 +1,5 @@
-"""`wam view DATA|RUN|RESULTS`: the console's pages for a dataset, a run or the benchmarks' results, on loopback, no key.
+"""`wam view DATA|RUN|STUDY|RESULTS`: the console's pages for a dataset, a run, an auto-research study or the
+benchmarks' results, on loopback, no key.
 
 A dataset opens on its overview and episodes (the same pages `wam serve` shows for its recordings). A run opens
 on its training curves (every `metrics.jsonl` the run's stages wrote, loss and the rest against step), its summary,
@@ -20,6 +21,7 @@ from wam.console.layout import STATIC, html_errors, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 RUN_NAV = (("run", "/console/run"),)
+STUDY_NAV = (("study", "/console/study"),)
 MEDIA = (".mp4", ".gif", ".png")
 
 
@@ -82,6 +84,18 @@ def run_file(path: str, request: Request):
     return FileResponse(target)
 
 
+@router.get("/study")
+def study_page(request: Request):
+    """An auto-research study's live report (wam research), rewritten from its ledger at every visit; the page
+    reloads itself every 10 s while the study runs."""
+    from fastapi.responses import HTMLResponse
+
+    from wam.research.report import write_report
+
+    report = write_report(request.app.state.console_study).read_text()
+    return HTMLResponse(report.replace("<head>", '<head><meta http-equiv="refresh" content="10">', 1))
+
+
 def view_app(path: str | Path) -> FastAPI:
     """An app for one dataset (meta/info.json) or one run directory; a clear error for anything else."""
     from wam.console.data_pages import router as data_router
@@ -107,6 +121,10 @@ def view_app(path: str | Path) -> FastAPI:
         app.state.console_data, app.state.console_nav = path, (("episodes", "/console/episodes"), ("dataset", "/console/data"))
         app.include_router(data_router)
         start = "/console/data"
+    elif (path / "study.json").is_file():
+        app.state.console_study, app.state.console_nav = path.resolve(), STUDY_NAV
+        app.include_router(router)
+        start = "/console/study"
     elif path.is_dir() and result_files(path):
         app.state.console_results, app.state.console_nav = path.resolve(), RESULTS_NAV
         app.include_router(results_router)
@@ -116,8 +134,8 @@ def view_app(path: str | Path) -> FastAPI:
         app.include_router(router)
         start = "/console/run"
     else:
-        raise ValueError(f"{path}: neither a dataset (meta/info.json), a run (metrics.jsonl, finetune.json, ...) nor a "
-                         "folder of benchmark results (benchmarks/results/headline)")
+        raise ValueError(f"{path}: neither a dataset (meta/info.json), a run (metrics.jsonl, finetune.json, ...), a study "
+                         "(study.json) nor a folder of benchmark results (benchmarks/results/headline)")
 
     @app.get("/", include_in_schema=False)
     @app.get("/console/", include_in_schema=False)
