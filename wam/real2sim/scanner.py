@@ -21,7 +21,7 @@ configure_headless_rendering()
 
 import mujoco  # noqa: E402
 
-from wam.envs.tabletop.scene import TabletopScene, load_scene, objects_xml, table_xml  # noqa: E402
+from wam.envs.tabletop.scene import TabletopScene, load_scene, objects_xml, room_xml  # noqa: E402
 from wam.real2sim.scan import Scan, pinhole  # noqa: E402
 
 
@@ -59,9 +59,7 @@ def scan_xml(scene: TabletopScene, directory: Path) -> str:
             '<option timestep="0.002"/><visual><global offwidth="640" offheight="640"/>'
             '<map znear="0.01" zfar="10"/></visual>'
             f'<asset>{assets}</asset><worldbody>'
-            '<light directional="true" pos="0 0 2" dir="0.2 0.3 -1" diffuse="0.7 0.7 0.7" ambient="0.35 0.35 0.35"/>'
-            f'<geom name="floor" type="plane" size="4 4 0.1" pos="0 0 {scene.table.top - 0.75:.4f}" rgba="0.35 0.33 0.3 1"/>'
-            f'{table_xml(scene.table)}<camera name="phone" pos="0 0 1"/>{bodies}</worldbody></mujoco>')
+            f'{room_xml(scene)}<camera name="phone" pos="0 0 1"/>{bodies}</worldbody></mujoco>')
 
 
 def _rotation_matrix(axis: np.ndarray, angle: float) -> np.ndarray:

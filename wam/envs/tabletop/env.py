@@ -29,7 +29,7 @@ configure_headless_rendering()
 
 import mujoco  # noqa: E402  (after the rendering set-up)
 
-from wam.envs.tabletop.scene import TabletopScene, camera_xml, load_scene, objects_xml, table_xml  # noqa: E402
+from wam.envs.tabletop.scene import TabletopScene, camera_xml, load_scene, objects_xml, room_xml  # noqa: E402
 
 CONTROL_FPS = 20
 SUBSTEPS = 25  # of 2 ms
@@ -87,9 +87,7 @@ def scene_xml(scene: TabletopScene, directory: Path) -> str:
             '<option timestep="0.002" iterations="30" cone="elliptic" impratio="5"/>'
             '<visual><global offwidth="640" offheight="640"/></visual>'
             f'<asset>{assets}</asset><worldbody>'
-            '<light directional="true" pos="0 0 2" dir="0.2 0.3 -1" diffuse="0.7 0.7 0.7" ambient="0.35 0.35 0.35"/>'
-            f'<geom name="floor" type="plane" size="3 3 0.1" pos="0 0 {scene.table.top - 0.75:.4f}" rgba="0.3 0.32 0.35 1"/>'
-            f'{table_xml(scene.table)}{camera_xml(scene)}'
+            f'{room_xml(scene)}{camera_xml(scene)}'
             '<body name="goal" mocap="true"><geom name="goal_mark" type="sphere" size="0.015" rgba="0.1 0.8 0.2 0.6" '
             'contype="0" conaffinity="0"/></body>'
             f'{gripper_xml()}{bodies}</worldbody>{WELD}{ACTUATORS}</mujoco>')

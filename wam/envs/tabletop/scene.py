@@ -181,6 +181,13 @@ def table_xml(table: Table) -> str:
             f'friction="{table.friction} 0.005 0.0001"/>')
 
 
+def room_xml(scene: TabletopScene) -> str:
+    """The light, the floor 75 cm below the top and the table: what the env and the synthetic scanner both render."""
+    return ('<light directional="true" pos="0 0 2" dir="0.2 0.3 -1" diffuse="0.7 0.7 0.7" ambient="0.35 0.35 0.35"/>'
+            f'<geom name="floor" type="plane" size="3 3 0.1" pos="0 0 {scene.table.top - 0.75:.4f}" rgba="0.3 0.32 0.35 1"/>'
+            f'{table_xml(scene.table)}')
+
+
 def camera_xml(scene: TabletopScene) -> str:
     return (f'<camera name="front" pos="{_vector(scene.camera_eye)}" '
             f'xyaxes="{_look_at_axes(scene.camera_eye, scene.camera_lookat)}" fovy="{scene.camera_fovy:.6g}"/>')
